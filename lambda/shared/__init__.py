@@ -1,0 +1,1 @@
+"""Code shared by every Lambda function of aws-drs-orchestration (bundled into each package)."""

@@ -1,0 +1,159 @@
+"""One client factory per run: hub credentials, one AssumeRole per target account, shared Config.
+
+boto3 clients are thread-safe once built, but building them from a session is not, so
+every client is built under one lock and cached by (service, account, region). Endpoints
+come from boto3's standard configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DRS`, ...),
+so the same code talks to AWS, to moto and to the local DRS simulator.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.exceptions import AssumeRoleError
+
+DEFAULT_MAX_ATTEMPTS = 5
+
+
+def make_config(max_pool_connections: int = 10, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
+    """The botocore Config every client shares: standard retries with backoff, bounded timeouts."""
+    return Config(
+        retries={"mode": "standard", "max_attempts": max_attempts},
+        connect_timeout=5,
+        read_timeout=30,
+        max_pool_connections=max_pool_connections,
+        tcp_keepalive=True,
+    )
+
+
+@dataclass(frozen=True)
+class AccountAccess:
+    """How to reach one account: the hub's own credentials (role_arn None) or an assumed role."""
+
+    account_id: str
+    role_arn: str | None = None
+    external_id: str | None = None
+
+
+class ClientFactory:
+    """Builds and caches boto3 clients per (service, account, region) for one run.
+
+    `session` defaults to a new boto3 Session (hub credentials from the environment).
+    Each target account's role is assumed at most once per factory; a failed assume is
+    remembered and raised again as AssumeRoleError, never replaced by hub credentials.
+    """
+
+    def __init__(
+        self,
+        session: boto3.Session | None = None,
+        *,
+        config: Config | None = None,
+        role_session_name: str = "drs-inventory-sync",
+        sts_region: str | None = None,
+    ) -> None:
+        self._session = session or boto3.Session()
+        self._config = config or make_config()
+        self._role_session_name = role_session_name
+        self._sts_region = sts_region or self._session.region_name or "us-east-1"
+        self._lock = threading.Lock()
+        self._account_locks: dict[str, threading.Lock] = {}
+        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._credentials: dict[str, dict[str, str]] = {}
+        self._assume_failures: dict[str, AssumeRoleError] = {}
+        self._access: dict[str, AccountAccess] = {}
+        self._hub_account_id: str | None = None
+        self.assume_role_calls = 0
+
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    def hub_account_id(self) -> str:
+        """The account the function runs in (STS GetCallerIdentity, asked once)."""
+        if self._hub_account_id is None:
+            identity = self._hub_client("sts", self._sts_region).get_caller_identity()
+            self._hub_account_id = str(identity["Account"])
+        return self._hub_account_id
+
+    def register(self, access: AccountAccess) -> None:
+        """Declare how an account is reached; the hub account needs no role."""
+        self._access[access.account_id] = access
+
+    def client(self, service: str, region: str, account_id: str | None = None) -> Any:
+        """A client for `service` in `region`, acting in `account_id` (default: the hub).
+
+        Raises AssumeRoleError when the account's role cannot be assumed, and KeyError
+        when a non-hub account was never registered.
+        """
+        account = account_id or self.hub_account_id()
+        key = (service, account, region)
+        cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        if account == self.hub_account_id() and self._access.get(account, AccountAccess(account)).role_arn is None:
+            client = self._hub_client(service, region)
+        else:
+            credentials = self._assumed_credentials(account)
+            with self._lock:
+                client = self._clients.get(key) or self._session.client(
+                    service,
+                    region_name=region,
+                    config=self._config,
+                    aws_access_key_id=credentials["AccessKeyId"],
+                    aws_secret_access_key=credentials["SecretAccessKey"],
+                    aws_session_token=credentials["SessionToken"],
+                )
+                self._clients[key] = client
+        return client
+
+    def _hub_client(self, service: str, region: str) -> Any:
+        key = (service, "hub", region)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                client = self._session.client(service, region_name=region, config=self._config)
+                self._clients[key] = client
+        return client
+
+    def _assumed_credentials(self, account_id: str) -> dict[str, str]:
+        with self._lock:
+            account_lock = self._account_locks.setdefault(account_id, threading.Lock())
+        # Concurrent scopes of one account wait for a single AssumeRole instead of racing.
+        with account_lock:
+            if account_id in self._credentials:
+                return self._credentials[account_id]
+            if account_id in self._assume_failures:
+                raise self._assume_failures[account_id]
+            access = self._access[account_id]
+            if access.role_arn is None:
+                error = AssumeRoleError(account_id, "(none)", "NoRoleArn", "no roleArn is registered")
+                self._assume_failures[account_id] = error
+                raise error
+            params: dict[str, Any] = {
+                "RoleArn": access.role_arn,
+                "RoleSessionName": self._role_session_name,
+            }
+            if access.external_id:
+                params["ExternalId"] = access.external_id
+            sts = self._hub_client("sts", self._sts_region)
+            self.assume_role_calls += 1
+            try:
+                credentials = sts.assume_role(**params)["Credentials"]
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "Unknown")
+                message = exc.response.get("Error", {}).get("Message", str(exc))
+                error = AssumeRoleError(account_id, access.role_arn, code, message)
+                self._assume_failures[account_id] = error
+                raise error from exc
+            except BotoCoreError as exc:
+                error = AssumeRoleError(account_id, access.role_arn, type(exc).__name__, str(exc))
+                self._assume_failures[account_id] = error
+                raise error from exc
+            self._credentials[account_id] = credentials
+            return credentials

@@ -1,0 +1,70 @@
+"""Typed errors shared by both handlers.
+
+Every error the handlers raise on purpose derives from `OrchestrationError`, so a caller
+can tell "the request was wrong" from "AWS failed" without reading message text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class OrchestrationError(Exception):
+    """Base class of every deliberate error raised by the handlers."""
+
+    error_code = "OrchestrationError"
+
+
+class InvalidRequestError(OrchestrationError):
+    """The event itself is malformed (not a JSON object, no operation name)."""
+
+    error_code = "InvalidRequest"
+
+
+class UnknownOperationError(OrchestrationError):
+    """The event names an operation the handler does not have."""
+
+    error_code = "UnknownOperation"
+
+    def __init__(self, operation: object, valid: Iterable[str]) -> None:
+        self.operation = operation
+        self.valid_operations = sorted(valid)
+        super().__init__(
+            f"unknown operation {operation!r}; valid operations: {', '.join(self.valid_operations)}"
+        )
+
+
+class InvalidParameterError(OrchestrationError):
+    """A parameter is missing, unknown, of the wrong type or out of range."""
+
+    error_code = "InvalidParameter"
+
+
+class NotFoundError(OrchestrationError):
+    """The item the request names does not exist."""
+
+    error_code = "NotFound"
+
+
+class ConflictError(OrchestrationError):
+    """The request conflicts with what is stored (e.g. the item already exists)."""
+
+    error_code = "Conflict"
+
+
+class ConfigurationError(OrchestrationError):
+    """The function's environment is incomplete (a table name or region list is missing)."""
+
+    error_code = "Configuration"
+
+
+class AssumeRoleError(OrchestrationError):
+    """A target account's role could not be assumed; its scopes must not be read at all."""
+
+    error_code = "AssumeRoleFailed"
+
+    def __init__(self, account_id: str, role_arn: str, aws_error_code: str, message: str) -> None:
+        self.account_id = account_id
+        self.role_arn = role_arn
+        self.aws_error_code = aws_error_code
+        super().__init__(f"cannot assume {role_arn} for account {account_id}: {message}")
