@@ -74,6 +74,11 @@ class ClientFactory:
     def config(self) -> Config:
         return self._config
 
+    @property
+    def home_region(self) -> str:
+        """The region the function runs in (its tables and STS live there)."""
+        return self._sts_region
+
     def hub_account_id(self) -> str:
         """The account the function runs in (STS GetCallerIdentity, asked once)."""
         if self._hub_account_id is None:
@@ -96,12 +101,15 @@ class ClientFactory:
         cached = self._clients.get(key)
         if cached is not None:
             return cached
-        if account == self.hub_account_id() and self._access.get(account, AccountAccess(account)).role_arn is None:
+        if (
+            account == self.hub_account_id()
+            and self._access.get(account, AccountAccess(account)).role_arn is None
+        ):
             client = self._hub_client(service, region)
         else:
             credentials = self._assumed_credentials(account)
             with self._lock:
-                client = self._clients.get(key) or self._session.client(
+                client = self._clients.get(key) or self._session.client(  # type: ignore[call-overload]
                     service,
                     region_name=region,
                     config=self._config,
@@ -117,7 +125,9 @@ class ClientFactory:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._session.client(service, region_name=region, config=self._config)
+                client = self._session.client(  # type: ignore[call-overload]
+                    service, region_name=region, config=self._config
+                )
                 self._clients[key] = client
         return client
 
@@ -132,7 +142,9 @@ class ClientFactory:
                 raise self._assume_failures[account_id]
             access = self._access[account_id]
             if access.role_arn is None:
-                error = AssumeRoleError(account_id, "(none)", "NoRoleArn", "no roleArn is registered")
+                error = AssumeRoleError(
+                    account_id, "(none)", "NoRoleArn", "no roleArn is registered"
+                )
                 self._assume_failures[account_id] = error
                 raise error
             params: dict[str, Any] = {

@@ -1,0 +1,39 @@
+"""data-management-handler: the write side. Routing only; logic lives in the modules it maps to.
+
+Direct invocations and the EventBridge schedule both send
+`{"operation": NAME, ...parameters}`; OPERATIONS is the one map of what exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import target_accounts
+from inventory_sync import sync_source_server_inventory
+from shared.observability import get_logger
+from shared.operations import Operation, dispatch
+
+logger = get_logger("data-management-handler")
+
+OPERATIONS: dict[str, Operation] = {
+    "sync_source_server_inventory": sync_source_server_inventory,
+    "add_target_account": target_accounts.add_target_account,
+    "get_target_account": target_accounts.get_target_account,
+    "list_target_accounts": target_accounts.list_target_accounts,
+    "update_target_account": target_accounts.update_target_account,
+    "delete_target_account": target_accounts.delete_target_account,
+}
+
+
+def handle_direct_invocation(event: Any, context: Any) -> dict[str, Any]:
+    """Run the operation the event names and return its JSON-serialisable result.
+
+    Raises UnknownOperationError / InvalidParameterError (typed, listing valid choices);
+    the invocation then fails visibly instead of returning a 200 that hides it.
+    """
+    return dispatch(OPERATIONS, event, context)
+
+
+@logger.inject_lambda_context(clear_state=True)
+def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    return handle_direct_invocation(event, context)

@@ -1,0 +1,94 @@
+"""EC2 details for EC2-origin servers, read from each server's origin account and region.
+
+Instances are looked up in batches with the `instance-id` filter (not the InstanceIds
+parameter, which fails the whole call when one instance is gone), so a terminated
+instance is simply absent from the answer and counted as not found.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from inventory_sync.records import ec2_origin, ec2_summary
+from shared.exceptions import AssumeRoleError
+
+Ec2ClientFor = Callable[[str, str], Any]  # (account, region) -> EC2 client
+
+
+@dataclass
+class Enrichment:
+    """EC2 summaries by (origin account, origin region, instance id), and what could not
+    be looked up."""
+
+    instances: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
+    # (account, region, instance id) whose origin could not be read (no access, error)
+    unavailable: set[tuple[str, str, str]] = field(default_factory=set)
+    calls: int = 0
+    errors: list[tuple[str, str, str, str]] = field(default_factory=list)  # acct, region, code, msg
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def enrich(
+    servers: Iterable[dict[str, Any]], ec2_client_for: Ec2ClientFor, batch_size: int
+) -> Enrichment:
+    """Look up every EC2-origin server's instance in its origin account and region.
+
+    Never raises for an AWS failure: an origin that cannot be read marks its instances
+    unavailable (the caller keeps what it knew before) and is listed in `errors`.
+    """
+    by_origin: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for server in servers:
+        origin = ec2_origin(server)
+        if origin is not None:
+            account, region, instance_id = origin
+            by_origin[(account, region)].add(instance_id)
+
+    result = Enrichment()
+    for (account, region), instance_ids in sorted(by_origin.items()):
+        wanted = sorted(instance_ids)
+        try:
+            client = ec2_client_for(account, region)
+            for batch in _batches(wanted, batch_size):
+                token: str | None = None
+                while True:
+                    request: dict[str, Any] = {
+                        "Filters": [{"Name": "instance-id", "Values": batch}],
+                        "MaxResults": 1000,
+                    }
+                    if token:
+                        request["NextToken"] = token
+                    response = client.describe_instances(**request)
+                    result.calls += 1
+                    for reservation in response.get("Reservations", []):
+                        for instance in reservation.get("Instances", []):
+                            key = (account, region, instance["InstanceId"])
+                            result.instances[key] = ec2_summary(instance)
+                    token = response.get("NextToken")
+                    if not token:
+                        break
+        except (AssumeRoleError, KeyError, ClientError, BotoCoreError) as exc:
+            code = _code(exc)
+            result.errors.append((account, region, code, str(exc)))
+            result.unavailable.update(
+                (account, region, i) for i in wanted if (account, region, i) not in result.instances
+            )
+    return result
+
+
+def _code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+    if isinstance(exc, AssumeRoleError):
+        return exc.error_code
+    if isinstance(exc, KeyError):
+        return "OriginAccountNotRegistered"
+    return type(exc).__name__

@@ -1,0 +1,84 @@
+"""List one scope's DRS source servers, fully paginated, and classify failures by error code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from inventory_sync.models import Scope, ScopeListing, ScopeStatus
+from shared.exceptions import AssumeRoleError
+
+# Error codes -> scope status. Codes, never message text, decide.
+_STATUS_BY_CODE = {
+    "UninitializedAccountException": ScopeStatus.NOT_INITIALIZED,
+    "AccessDeniedException": ScopeStatus.ACCESS_DENIED,
+    "AccessDenied": ScopeStatus.ACCESS_DENIED,
+    "UnauthorizedOperation": ScopeStatus.ACCESS_DENIED,
+    # What an opt-in region answers when the account has not enabled it.
+    "UnrecognizedClientException": ScopeStatus.REGION_NOT_ENABLED,
+    "InvalidClientTokenId": ScopeStatus.REGION_NOT_ENABLED,
+    "OptInRequired": ScopeStatus.REGION_NOT_ENABLED,
+    "ThrottlingException": ScopeStatus.THROTTLED,
+    "Throttling": ScopeStatus.THROTTLED,
+    "TooManyRequestsException": ScopeStatus.THROTTLED,
+    "RequestLimitExceeded": ScopeStatus.THROTTLED,
+}
+
+
+def status_for_error_code(code: str) -> ScopeStatus:
+    """The scope status an AWS error code means; ERROR for any code not known here."""
+    return _STATUS_BY_CODE.get(code, ScopeStatus.ERROR)
+
+
+def error_code_of(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+
+
+def list_scope(
+    scope: Scope, drs_client: Callable[[Scope], Any], page_size: int
+) -> tuple[ScopeListing, int]:
+    """Read every page of DescribeSourceServers for `scope`.
+
+    `drs_client(scope)` returns the DRS client for the scope (it may raise AssumeRoleError).
+    Returns (listing, number of DescribeSourceServers calls answered). Never raises for an
+    AWS failure: the failure becomes the listing's status, error code and message.
+    """
+    pages = 0
+    servers: list[dict[str, Any]] = []
+    try:
+        client = drs_client(scope)
+        token: str | None = None
+        while True:
+            request: dict[str, Any] = {"maxResults": page_size, "filters": {}}
+            if token:
+                request["nextToken"] = token
+            response = client.describe_source_servers(**request)
+            pages += 1
+            servers.extend(response.get("items", []))
+            token = response.get("nextToken")
+            if not token:
+                break
+    except AssumeRoleError as exc:
+        status = status_for_error_code(exc.aws_error_code)
+        if status is ScopeStatus.REGION_NOT_ENABLED:
+            status = ScopeStatus.ERROR  # STS is global; a token error there is not a region's
+        return ScopeListing(
+            scope, status, pages=pages, error_code=exc.error_code, error_message=str(exc)
+        ), pages
+    except ClientError as exc:
+        code = error_code_of(exc)
+        message = str(exc.response.get("Error", {}).get("Message") or exc)
+        return ScopeListing(
+            scope, status_for_error_code(code), pages=pages, error_code=code, error_message=message
+        ), pages
+    except BotoCoreError as exc:
+        return ScopeListing(
+            scope,
+            ScopeStatus.ERROR,
+            pages=pages,
+            error_code=type(exc).__name__,
+            error_message=str(exc),
+        ), pages
+    return ScopeListing(scope, ScopeStatus.ACTIVE, servers=tuple(servers), pages=pages), pages

@@ -1,0 +1,124 @@
+"""Pure transforms: a DRS source server (+ its EC2 instance) -> one inventory item."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from inventory_sync.models import Scope
+
+# DynamoDB's item limit is 400 KB; stay clear of it with room for attribute names.
+MAX_ITEM_BYTES = 350_000
+NEVER_LAUNCHED = "NEVER_LAUNCHED"
+
+
+def dynamodb_safe(value: Any) -> Any:
+    """Return `value` with floats as Decimal and datetimes as ISO-8601 strings, recursively."""
+    if isinstance(value, dict):
+        return {str(k): dynamodb_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [dynamodb_safe(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str | int | Decimal):
+        return value
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def tags_map(tags: Any) -> dict[str, str]:
+    """DRS tags are already a map; EC2's are [{"Key", "Value"}]. Both become key -> value."""
+    if isinstance(tags, dict):
+        return {str(k): str(v) for k, v in tags.items()}
+    if isinstance(tags, list):
+        return {str(t["Key"]): str(t.get("Value", "")) for t in tags if "Key" in t}
+    return {}
+
+
+def ec2_origin(server: dict[str, Any]) -> tuple[str, str, str] | None:
+    """(origin account, origin region, instance id) of an EC2-origin server, else None."""
+    cloud = server.get("sourceCloudProperties") or {}
+    hints = (server.get("sourceProperties") or {}).get("identificationHints") or {}
+    instance_id = hints.get("awsInstanceID")
+    account = cloud.get("originAccountID")
+    region = cloud.get("originRegion")
+    if instance_id and account and region:
+        return str(account), str(region), str(instance_id)
+    return None
+
+
+def ec2_summary(instance: dict[str, Any]) -> dict[str, Any]:
+    """The `ec2` map of an inventory item from one DescribeInstances instance."""
+    summary: dict[str, Any] = {
+        "instanceId": instance["InstanceId"],
+        "instanceState": (instance.get("State") or {}).get("Name"),
+        "vpcId": instance.get("VpcId"),
+        "subnetId": instance.get("SubnetId"),
+        "privateIp": instance.get("PrivateIpAddress"),
+        "securityGroupIds": [g["GroupId"] for g in instance.get("SecurityGroups", [])],
+        "instanceProfileArn": (instance.get("IamInstanceProfile") or {}).get("Arn"),
+        "tags": tags_map(instance.get("Tags", [])),
+    }
+    return {key: value for key, value in summary.items() if value is not None}
+
+
+def life_cycle_state(server: dict[str, Any]) -> str:
+    """DRS has no life-cycle state field: this is the last launch's status
+    (PENDING|IN_PROGRESS|LAUNCHED|FAILED|TERMINATED), or NEVER_LAUNCHED."""
+    last_launch = (server.get("lifeCycle") or {}).get("lastLaunch") or {}
+    return str(last_launch.get("status") or NEVER_LAUNCHED)
+
+
+def inventory_item(
+    server: dict[str, Any], scope: Scope, sync_time: str, ec2: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The inventory item for `server`, listed in `scope` at `sync_time` (ISO-8601 UTC).
+
+    `ec2` is the instance summary or None (not EC2-origin, or not found). The result holds
+    only DynamoDB-safe values and is kept under MAX_ITEM_BYTES by trimming the raw `drs`
+    copy (flagged `drsTruncated`), never the contract attributes.
+    """
+    hints = (server.get("sourceProperties") or {}).get("identificationHints") or {}
+    cloud = server.get("sourceCloudProperties") or {}
+    staging = server.get("stagingArea") or {}
+    replication = server.get("dataReplicationInfo") or {}
+    item: dict[str, Any] = {
+        "sourceServerArn": server["arn"],
+        "sourceServerID": server["sourceServerID"],
+        "accountId": scope.account_id,
+        "region": scope.region,
+        "lastSyncTime": sync_time,
+        "hostname": hints.get("hostname") or hints.get("fqdn"),
+        "replicationState": replication.get("dataReplicationState"),
+        "lifeCycleState": life_cycle_state(server),
+        "stagingAccountId": staging.get("stagingAccountID"),
+        "sourceAccountId": cloud.get("originAccountID"),
+        "sourceRegion": cloud.get("originRegion"),
+        "sourceInstanceId": hints.get("awsInstanceID"),
+        "tags": tags_map(server.get("tags") or {}),
+        "drs": server,
+    }
+    if ec2 is not None:
+        item["ec2"] = ec2
+    item = {key: value for key, value in item.items() if value is not None}
+    return _within_size(dynamodb_safe(item))
+
+
+def _within_size(item: dict[str, Any]) -> dict[str, Any]:
+    if _size(item) <= MAX_ITEM_BYTES:
+        return item
+    # The bulkiest, least-used parts of the raw record go first; contract fields stay.
+    drs = dict(item["drs"])
+    for bulky in ("sourceProperties", "dataReplicationInfo", "lifeCycle"):
+        drs.pop(bulky, None)
+        trimmed = {**item, "drs": drs, "drsTruncated": True}
+        if _size(trimmed) <= MAX_ITEM_BYTES:
+            return trimmed
+    return {**{k: v for k, v in item.items() if k != "drs"}, "drsTruncated": True}
+
+
+def _size(item: dict[str, Any]) -> int:
+    return len(json.dumps(item, default=str, separators=(",", ":")).encode())
