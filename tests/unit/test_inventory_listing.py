@@ -1,0 +1,69 @@
+"""Scope statuses come from error codes, never from message text."""
+
+from __future__ import annotations
+
+import pytest
+from botocore.exceptions import ClientError, EndpointConnectionError
+
+from inventory_sync.listing import list_scope, status_for_error_code
+from inventory_sync.models import Scope, ScopeStatus
+from shared.exceptions import AssumeRoleError
+
+SCOPE = Scope("111122223333", "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("UninitializedAccountException", ScopeStatus.NOT_INITIALIZED),
+        ("AccessDeniedException", ScopeStatus.ACCESS_DENIED),
+        ("UnrecognizedClientException", ScopeStatus.REGION_NOT_ENABLED),
+        ("ThrottlingException", ScopeStatus.THROTTLED),
+        ("InternalServerException", ScopeStatus.ERROR),
+        ("SomethingNew", ScopeStatus.ERROR),
+    ],
+)
+def test_status_by_code(code, status) -> None:
+    assert status_for_error_code(code) is status
+
+
+class _FailingDrs:
+    """A DRS client stand-in that raises one error: the only behaviour these tests need."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def describe_source_servers(self, **_: object) -> dict:
+        raise self.error
+
+
+def _client_error(code: str, message: str) -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": message}}, "DescribeSourceServers")
+
+
+def test_message_text_does_not_decide_status() -> None:
+    error = _client_error("InternalServerException", "Account not initialized; access denied")
+    listing, pages = list_scope(SCOPE, lambda scope: _FailingDrs(error), 1000)
+    assert listing.status is ScopeStatus.ERROR
+    assert listing.error_code == "InternalServerException"
+    assert not listing.complete
+    assert pages == 0
+
+
+def test_connection_failure_is_an_error_scope() -> None:
+    error = EndpointConnectionError(endpoint_url="https://drs.eu-west-1.amazonaws.com")
+    listing, _ = list_scope(SCOPE, lambda scope: _FailingDrs(error), 1000)
+    assert listing.status is ScopeStatus.ERROR
+    assert listing.error_code == "EndpointConnectionError"
+
+
+def test_assume_role_failure_marks_the_scope_and_reads_nothing() -> None:
+    def no_client(scope: Scope):
+        raise AssumeRoleError(scope.account_id, "arn:aws:iam::111122223333:role/r",
+                              "AccessDenied", "not authorized to perform sts:AssumeRole")
+
+    listing, pages = list_scope(SCOPE, no_client, 1000)
+    assert listing.status is ScopeStatus.ACCESS_DENIED
+    assert listing.error_code == "AssumeRoleFailed"
+    assert "sts:AssumeRole" in (listing.error_message or "")
+    assert pages == 0 and listing.servers == ()
