@@ -13,10 +13,12 @@ and serves until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
@@ -24,25 +26,44 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 LOOPBACK = "127.0.0.1"
+# SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request
+_SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 
 class _SerialisedApp:
-    """WSGI middleware: one request inside moto at a time; the body is drained under the lock."""
+    """WSGI middleware: one request inside moto at a time; the body is drained under the lock.
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    `latency_ms` maps a SigV4 service name (e.g. "ec2") to added latency, slept outside
+    the lock so simulated network time overlaps as it would against AWS.
+    """
+
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], latency_ms: Mapping[str, float] | None = None
+    ) -> None:
         self._app = app
         self._lock = threading.Lock()
+        self._latency_ms = dict(latency_ms or {})
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if self._latency_ms:
+            match = _SERVICE_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
+            delay = self._latency_ms.get(match.group(1), 0.0) if match else 0.0
+            if delay:
+                time.sleep(delay / 1000.0)
         with self._lock:
             return list(self._app(environ, start_response))
+
+
+def _app(latency_ms: Mapping[str, float] | None = None) -> _SerialisedApp:
+    return _SerialisedApp(DomainDispatcherApplication(create_backend_app), latency_ms)
 
 
 class LocalMotoServer:
     """A moto server bound to 127.0.0.1 on a free port (or `port`), stopped by `stop()`."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, latency_ms: Mapping[str, float] | None = None) -> None:
         self._port = port
+        self._latency_ms = latency_ms
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -53,8 +74,7 @@ class LocalMotoServer:
         return f"http://{LOOPBACK}:{self._server.server_port}"
 
     def start(self) -> str:
-        app = _SerialisedApp(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(LOOPBACK, self._port, app, threaded=True)
+        self._server = make_server(LOOPBACK, self._port, _app(self._latency_ms), threaded=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="moto-server", daemon=True
         )
@@ -81,13 +101,21 @@ class LocalMotoServer:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve moto on 127.0.0.1 until stopped.")
     parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
-    args = parser.parse_args(argv)
-    server = make_server(
-        LOOPBACK,
-        args.port,
-        _SerialisedApp(DomainDispatcherApplication(create_backend_app)),
-        threaded=True,
+    parser.add_argument(
+        "--latency",
+        action="append",
+        default=[],
+        metavar="SERVICE=MS",
+        help="added latency per request of a service, e.g. ec2=50 (repeatable)",
     )
+    args = parser.parse_args(argv)
+    latency: dict[str, float] = {}
+    for spec in args.latency:
+        service, _, millis = spec.partition("=")
+        if not service or not millis:
+            parser.error(f"--latency takes SERVICE=MS, got {spec!r}")
+        latency[service] = float(millis)
+    server = make_server(LOOPBACK, args.port, _app(latency), threaded=True)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
