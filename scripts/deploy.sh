@@ -1,0 +1,349 @@
+#!/usr/bin/env bash
+# Package and deploy aws-drs-orchestration to one environment: DynamoDB -> Lambda ->
+# EventBridge -> monitoring stacks, to AWS or to the embedded local AWS (--endpoint-url).
+set -euo pipefail
+
+usage() {
+  cat <<'EOF'
+Usage: scripts/deploy.sh ENV [--validate-only | --lambda-only] [--region R] [--profile P]
+                             [--endpoint-url URL]
+
+Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|staging|prod).
+
+  (default)          package both functions (deterministic zips), upload them to the
+                     deployment bucket (created versioned and public-access-blocked when
+                     missing), deploy the stacks dynamodb -> lambda -> eventbridge ->
+                     monitoring with `aws cloudformation deploy` (a no-op when nothing
+                     changed) and print their outputs
+  --validate-only    cfn-lint every template, compile the Lambda code, run the unit tests;
+                     touches no AWS
+  --lambda-only      package and update both functions' code only, waiting until active
+  --region R         AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's)
+  --profile P        AWS CLI profile
+  --endpoint-url URL send every AWS call to URL (e.g. the local moto server); same as
+                     setting AWS_ENDPOINT_URL
+  -h, --help         print this help
+
+Optional environment:
+  PROJECT_NAME                      stack/resource name prefix (default aws-drs-orchestration)
+  DEPLOY_BUCKET                     deployment bucket (default PROJECT_NAME-deploy-ACCOUNT-REGION)
+  ALARM_EMAIL                       address subscribed to the alarm topic
+  ENABLE_INVENTORY_SYNC             true|false: schedule ENABLED or DISABLED
+  TARGET_ACCOUNT_ROLE_NAME_PATTERN  role names the sync may assume (default drs-orchestration-*)
+  DRS_REGIONS                       comma-separated regions the sync covers (default: all)
+Unset variables keep the value the stack already has (or the template default).
+EOF
+}
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly ROOT
+readonly ENVIRONMENTS="dev test qa uat staging prod"
+readonly FUNCTIONS="data-management-handler query-handler"
+PROJECT_NAME="${PROJECT_NAME:-aws-drs-orchestration}"
+export AWS_PAGER=""
+
+die() { echo "deploy.sh: error: $*" >&2; exit 1; }
+usage_error() { echo "deploy.sh: $* (see scripts/deploy.sh --help)" >&2; exit 2; }
+stage() { echo "==> $*"; }
+info() { echo "    $*"; }
+
+# ------------------------------------------------------------------------ arguments
+ENV_NAME=""
+MODE="deploy"
+REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
+PROFILE=""
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --validate-only|--lambda-only)
+      [ "$MODE" = "deploy" ] || usage_error "--validate-only and --lambda-only exclude each other"
+      MODE="${1#--}" ;;
+    --region|--profile|--endpoint-url)
+      if [ "$#" -lt 2 ] || [ -z "$2" ] || [ "${2#-}" != "$2" ]; then
+        usage_error "$1 needs a value"
+      fi
+      case "$1" in
+        --region) REGION="$2" ;;
+        --profile) PROFILE="$2" ;;
+        --endpoint-url) export AWS_ENDPOINT_URL="$2" ;;
+      esac
+      shift ;;
+    -*) usage_error "unknown option: $1" ;;
+    *)
+      [ -z "$ENV_NAME" ] || usage_error "one environment only, got '$ENV_NAME' and '$1'"
+      case " $ENVIRONMENTS " in
+        *" $1 "*) ENV_NAME="$1" ;;
+        *) usage_error "unknown environment '$1' (one of: $ENVIRONMENTS)" ;;
+      esac ;;
+  esac
+  shift
+done
+[ -n "$ENV_NAME" ] || usage_error "missing environment (one of: $ENVIRONMENTS)"
+[[ "$PROJECT_NAME" =~ ^[a-z0-9][a-z0-9-]{1,40}$ ]] \
+  || usage_error "PROJECT_NAME '$PROJECT_NAME' must match ^[a-z0-9][a-z0-9-]{1,40}\$"
+
+# ------------------------------------------------------------------------ tools
+# The project's venv (make venv) when present, else PATH.
+tool() {
+  if [ -x "$ROOT/.venv/bin/$1" ]; then
+    echo "$ROOT/.venv/bin/$1"
+  elif command -v "$1" >/dev/null 2>&1; then
+    command -v "$1"
+  else
+    return 1
+  fi
+}
+PYTHON="$(tool python || tool python3)" || die "python3 not found (run: make venv)"
+
+# ------------------------------------------------------------------------ --validate-only
+validate() {
+  local cfn_lint
+  cfn_lint="$(tool cfn-lint)" || die "cfn-lint not found (run: make venv)"
+  stage "validate: cfn-lint cfn/*.yaml"
+  "$cfn_lint" "$ROOT"/cfn/*.yaml || die "cfn-lint rejected the templates (see above)"
+  stage "validate: compile lambda/"
+  # compile() in memory: checks syntax without writing __pycache__ into the tree.
+  "$PYTHON" - "$ROOT/lambda" <<'PY' || die "Lambda code does not compile (see above)"
+import pathlib, sys
+failed = 0
+for path in sorted(pathlib.Path(sys.argv[1]).rglob("*.py")):
+    try:
+        compile(path.read_bytes(), str(path), "exec")
+    except SyntaxError as exc:
+        failed += 1
+        print(f"{path}:{exc.lineno}: {exc.msg}", file=sys.stderr)
+sys.exit(1 if failed else 0)
+PY
+  stage "validate: unit tests"
+  (cd "$ROOT" && "$PYTHON" -m pytest tests/unit -q) || die "unit tests failed (see above)"
+  stage "validate: OK"
+}
+
+if [ "$MODE" = "validate-only" ]; then
+  validate
+  exit 0
+fi
+
+# ------------------------------------------------------------------------ AWS access
+AWS="$(tool aws)" || die "aws CLI not found (run: make venv, or install the AWS CLI)"
+if [ -z "$REGION" ]; then
+  REGION="$("$AWS" configure get region ${PROFILE:+--profile "$PROFILE"} 2>/dev/null || true)"
+fi
+[ -n "$REGION" ] || die "no AWS region: pass --region or set AWS_REGION"
+
+aws_cli() {
+  "$AWS" --region "$REGION" ${PROFILE:+--profile "$PROFILE"} "$@"
+}
+
+stage "check credentials (region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL})"
+if ! identity="$(aws_cli sts get-caller-identity --query '[Account, Arn]' --output text 2>&1)"
+then
+  die "no usable AWS credentials: $(echo "$identity" | grep -v '^$' | tail -n 1)"
+fi
+read -r ACCOUNT_ID CALLER_ARN <<<"$identity"
+info "account $ACCOUNT_ID as $CALLER_ARN"
+BUCKET="${DEPLOY_BUCKET:-$PROJECT_NAME-deploy-$ACCOUNT_ID-$REGION}"
+
+function_name() { echo "$PROJECT_NAME-$1-$ENV_NAME"; }
+
+# ------------------------------------------------------------------------ packaging
+# Sets PACKAGE_KEY_<function> (S3 key) for each function; keys are content-addressed, so
+# an unchanged package is an unchanged stack parameter.
+package_functions() {
+  local listing fn path sha code_sha var
+  stage "package: $FUNCTIONS (python3.12, manylinux2014_x86_64)"
+  # shellcheck disable=SC2086  # FUNCTIONS is a list of words
+  listing="$("$PYTHON" "$ROOT/scripts/package_lambda.py" $FUNCTIONS)" \
+    || die "packaging failed (see above)"
+  while read -r fn path sha code_sha; do
+    var="PACKAGE_KEY_${fn//-/_}"
+    printf -v "$var" '%s' "lambda/$fn/$sha.zip"
+    printf -v "PACKAGE_PATH_${fn//-/_}" '%s' "$path"
+    info "$fn: $(basename "$path") sha256 $sha (CodeSha256 $code_sha)"
+  done <<<"$listing"
+}
+package_key() { local var="PACKAGE_KEY_${1//-/_}"; echo "${!var}"; }
+package_path() { local var="PACKAGE_PATH_${1//-/_}"; echo "${!var}"; }
+
+ensure_bucket() {
+  local output
+  stage "deployment bucket s3://$BUCKET"
+  if aws_cli s3api head-bucket --bucket "$BUCKET" --expected-bucket-owner "$ACCOUNT_ID" \
+      >/dev/null 2>&1; then
+    info "exists"
+    return
+  fi
+  if [ "$REGION" = "us-east-1" ]; then
+    output="$(aws_cli s3api create-bucket --bucket "$BUCKET" 2>&1)" \
+      || die "cannot create bucket $BUCKET: $(echo "$output" | tail -n 1)"
+  else
+    output="$(aws_cli s3api create-bucket --bucket "$BUCKET" \
+      --create-bucket-configuration "LocationConstraint=$REGION" 2>&1)" \
+      || die "cannot create bucket $BUCKET: $(echo "$output" | tail -n 1)"
+  fi
+  aws_cli s3api put-public-access-block --bucket "$BUCKET" --public-access-block-configuration \
+    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
+  aws_cli s3api put-bucket-versioning --bucket "$BUCKET" \
+    --versioning-configuration Status=Enabled
+  aws_cli s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
+    '{"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}'
+  info "created (versioned, public access blocked, encrypted)"
+}
+
+upload_packages() {
+  local fn key
+  stage "upload packages"
+  for fn in $FUNCTIONS; do
+    key="$(package_key "$fn")"
+    if aws_cli s3api head-object --bucket "$BUCKET" --key "$key" >/dev/null 2>&1; then
+      info "s3://$BUCKET/$key (already there)"
+    else
+      aws_cli s3api put-object --bucket "$BUCKET" --key "$key" \
+        --body "$(package_path "$fn")" >/dev/null || die "upload of $key failed"
+      info "s3://$BUCKET/$key"
+    fi
+  done
+}
+
+# ------------------------------------------------------------------------ stacks
+stack_name() { echo "$PROJECT_NAME-$ENV_NAME-$1"; }
+
+stack_status() {
+  aws_cli cloudformation describe-stacks --stack-name "$1" \
+    --query 'Stacks[0].StackStatus' --output text 2>/dev/null || echo "NONE"
+}
+
+show_failed_events() {
+  aws_cli cloudformation describe-stack-events --stack-name "$1" --max-items 20 --output text \
+    --query "StackEvents[?ends_with(ResourceStatus, 'FAILED')].[LogicalResourceId, ResourceStatusReason]" \
+    >&2 2>/dev/null || true
+}
+
+# deploy_stack SHORT_NAME TEMPLATE KEY=VALUE...: create or update one stack.
+deploy_stack() {
+  local short="$1" template="$2" stack status output
+  shift 2
+  stack="$(stack_name "$short")"
+  stage "stack $stack (cfn/$template)"
+  status="$(stack_status "$stack")"
+  if [ "$status" = "ROLLBACK_COMPLETE" ]; then
+    die "$stack is ROLLBACK_COMPLETE (its first create failed); delete it, then deploy again:" \
+      "aws cloudformation delete-stack --stack-name $stack"
+  fi
+  if output="$(aws_cli cloudformation deploy --stack-name "$stack" \
+      --template-file "$ROOT/cfn/$template" --capabilities CAPABILITY_IAM \
+      --no-fail-on-empty-changeset \
+      --tags "Project=$PROJECT_NAME" "Environment=$ENV_NAME" \
+      --parameter-overrides "ProjectName=$PROJECT_NAME" "Environment=$ENV_NAME" "$@" 2>&1)"
+  then
+    if [[ "$output" == *"No changes to deploy"* ]]; then
+      info "no changes"
+    elif [ "$status" = "NONE" ]; then
+      info "created"
+    else
+      info "updated"
+    fi
+  elif [[ "$output" == *"No updates are to be performed"* ]]; then
+    # The same outcome, reported as an error by some CloudFormation implementations (moto
+    # rejects the change set up front instead of creating an empty one).
+    info "no changes"
+  else
+    echo "$output" >&2
+    show_failed_events "$stack"
+    die "deploying $stack failed (status $(stack_status "$stack"))"
+  fi
+}
+
+# optional_param ENV_VAR PARAMETER: append "PARAMETER=value" to the caller's `params` when
+# ENV_VAR is set (even empty); unset keeps the stack's current value.
+optional_param() {
+  if [ -n "${!1+set}" ]; then params+=("$2=${!1}"); fi
+}
+
+function_arn() {
+  aws_cli lambda get-function-configuration --function-name "$(function_name "$1")" \
+    --query FunctionArn --output text
+}
+
+print_outputs() {
+  local short stack outputs
+  stage "stack outputs"
+  for short in dynamodb lambda eventbridge monitoring; do
+    stack="$(stack_name "$short")"
+    outputs="$(aws_cli cloudformation describe-stacks --stack-name "$stack" --output text \
+      --query 'Stacks[0].Outputs[].[OutputKey, OutputValue]')"
+    echo "  $stack"
+    if [ -z "$outputs" ] || [ "$outputs" = "None" ]; then
+      info "(no outputs reported by this endpoint)"
+    else
+      echo "$outputs" | while IFS=$'\t' read -r key value; do info "$key = $value"; done
+    fi
+  done
+}
+
+deploy_all() {
+  local params=() dmh_arn
+  package_functions
+  ensure_bucket
+  upload_packages
+
+  deploy_stack dynamodb dynamodb-stack.yaml
+
+  params=("DeploymentBucket=$BUCKET"
+          "DataManagementHandlerCodeKey=$(package_key data-management-handler)"
+          "QueryHandlerCodeKey=$(package_key query-handler)")
+  optional_param TARGET_ACCOUNT_ROLE_NAME_PATTERN TargetAccountRoleNamePattern
+  optional_param DRS_REGIONS DrsRegions
+  deploy_stack lambda lambda-stack.yaml "${params[@]}"
+
+  # Read from Lambda rather than the lambda stack's outputs: the local AWS reports no
+  # outputs for stacks created through change sets.
+  dmh_arn="$(function_arn data-management-handler)" \
+    || die "cannot read the data-management-handler's ARN"
+  params=("DataManagementHandlerFunctionArn=$dmh_arn")
+  optional_param ENABLE_INVENTORY_SYNC EnableInventorySync
+  deploy_stack eventbridge eventbridge-stack.yaml "${params[@]}"
+
+  params=()
+  optional_param ALARM_EMAIL AlarmEmail
+  deploy_stack monitoring monitoring-stack.yaml ${params[@]+"${params[@]}"}
+
+  print_outputs
+  stage "deployed $PROJECT_NAME $ENV_NAME to $ACCOUNT_ID/$REGION"
+}
+
+update_code() {
+  local fn name var after before
+  for fn in $FUNCTIONS; do
+    name="$(function_name "$fn")"
+    before="$(aws_cli lambda get-function-configuration --function-name "$name" \
+      --query CodeSha256 --output text 2>/dev/null)" \
+      || die "function $name not found: run a full deploy first (scripts/deploy.sh $ENV_NAME)"
+    printf -v "CODE_SHA_BEFORE_${fn//-/_}" '%s' "$before"
+  done
+  package_functions
+  ensure_bucket
+  upload_packages
+  for fn in $FUNCTIONS; do
+    name="$(function_name "$fn")"
+    var="CODE_SHA_BEFORE_${fn//-/_}"
+    before="${!var}"
+    stage "update code of $name"
+    after="$(aws_cli lambda update-function-code --function-name "$name" --s3-bucket "$BUCKET" \
+      --s3-key "$(package_key "$fn")" --query CodeSha256 --output text)" \
+      || die "update of $name failed"
+    aws_cli lambda wait function-updated-v2 --function-name "$name" \
+      || die "$name did not become active after the update"
+    if [ "$before" = "$after" ]; then
+      info "code unchanged (CodeSha256 $after)"
+    else
+      info "CodeSha256 $before -> $after"
+    fi
+  done
+  stage "updated the code of $PROJECT_NAME $ENV_NAME in $ACCOUNT_ID/$REGION"
+}
+
+case "$MODE" in
+  deploy) deploy_all ;;
+  lambda-only) update_code ;;
+esac
