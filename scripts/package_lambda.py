@@ -78,6 +78,12 @@ def _files_under(base: Path, excluded_top: frozenset[str] = frozenset()) -> Iter
                 yield rel_dir / name
 
 
+def requirements_cache_key(requirements_content: bytes) -> str:
+    """The cache folder name for one requirements file content and target platform."""
+    digest = hashlib.sha256(requirements_content + " ".join(PIP_TARGET_ARGS).encode())
+    return digest.hexdigest()[:16]
+
+
 def requirements_dir(
     requirements: Path = DEFAULT_REQUIREMENTS,
     cache_dir: Path = DEFAULT_CACHE_DIR,
@@ -91,7 +97,7 @@ def requirements_dir(
     lines = [line.split("#", 1)[0].strip() for line in content.decode().splitlines()]
     if not any(lines):
         return None
-    key = hashlib.sha256(content + " ".join(PIP_TARGET_ARGS).encode()).hexdigest()[:16]
+    key = requirements_cache_key(content)
     target = cache_dir / key
     if target.is_dir():
         return target
@@ -117,9 +123,14 @@ def requirements_dir(
     return target
 
 
-def package_entries(function: str, deps: Path | None) -> dict[str, Path]:
-    """Zip entry name -> source file for `function`. Raises PackagingError on a name clash."""
-    function_dir = LAMBDA_DIR / function
+def package_entries(
+    function: str, deps: Path | None, lambda_dir: Path = LAMBDA_DIR
+) -> dict[str, Path]:
+    """Zip entry name -> source file for `function` (a folder of `lambda_dir`).
+
+    Raises PackagingError for an unknown function or when two sources give one entry name.
+    """
+    function_dir = lambda_dir / function
     if function == SHARED_PACKAGE or not (function_dir / "index.py").is_file():
         raise PackagingError(f"no function {function!r}: {function_dir}/index.py does not exist")
     sources: list[tuple[str, Path]] = []
@@ -127,7 +138,7 @@ def package_entries(function: str, deps: Path | None) -> dict[str, Path]:
         sources += [
             (rel.as_posix(), deps / rel) for rel in _files_under(deps, EXCLUDED_REQUIREMENT_DIRS)
         ]
-    shared_dir = LAMBDA_DIR / SHARED_PACKAGE
+    shared_dir = lambda_dir / SHARED_PACKAGE
     sources += [
         (f"{SHARED_PACKAGE}/{rel.as_posix()}", shared_dir / rel) for rel in _files_under(shared_dir)
     ]
@@ -165,10 +176,14 @@ def build_package(
     function: str,
     output_dir: Path = DEFAULT_OUTPUT_DIR,
     deps: Path | None = None,
+    lambda_dir: Path = LAMBDA_DIR,
 ) -> Package:
-    """Build `output_dir/<function>.zip` from the sources and `deps` (installed requirements)."""
+    """Build `output_dir/<function>.zip` from the sources and `deps` (installed requirements).
+
+    Raises PackagingError (see package_entries) or OSError.
+    """
     destination = output_dir / f"{function}.zip"
-    write_zip(package_entries(function, deps), destination)
+    write_zip(package_entries(function, deps, lambda_dir), destination)
     digest = hashlib.sha256(destination.read_bytes()).digest()
     return Package(
         function=function,

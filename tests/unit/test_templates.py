@@ -1,0 +1,579 @@
+"""The CloudFormation templates, read as data and cross-checked against the code.
+
+The schedule must reach the function that has the operation (the failure this project
+was built to rule out), the functions' environment must be what the code reads, the
+query-handler must only read, and every table key the code uses must exist.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from inventory_sync.models import SyncSettings
+from shared.config import (
+    INVENTORY_TABLE_ENV,
+    REGION_STATUS_TABLE_ENV,
+    TARGET_ACCOUNTS_TABLE_ENV,
+    drs_regions,
+    table_names,
+)
+from shared.observability import METRICS_NAMESPACE
+from tests.support.aws import table_names_for
+from tests.support.cfn import CFN_DIR, load_template, resources_of_type
+from tests.support.cfn_eval import Evaluator, ParameterError
+from tests.support.handlers import load_handler
+
+LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
+TEMPLATES = sorted(path.name for path in CFN_DIR.glob("*.yaml"))
+ENV = "qa"
+PROJECT = "aws-drs-orchestration"
+
+DMH_FUNCTION = "DataManagementHandlerFunction"
+QH_FUNCTION = "QueryHandlerFunction"
+LAMBDA_PARAMS = {
+    "Environment": ENV,
+    "DeploymentBucket": "deploy-bucket",
+    "DataManagementHandlerCodeKey": "lambda/data-management-handler/0.zip",
+    "QueryHandlerCodeKey": "lambda/query-handler/0.zip",
+}
+SYNC_INPUT = {"operation": "sync_source_server_inventory"}
+# Read by Powertools itself, not by our code.
+POWERTOOLS_RUNTIME_VARIABLES = {"POWERTOOLS_LOG_LEVEL"}
+DYNAMODB_READ_ACTIONS = {
+    "dynamodb:BatchGetItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+}
+TABLE_ARN_PREFIX = "arn:aws:dynamodb:us-east-1:123456789012:table/"
+WRITE_ACTION = re.compile(r"(Put|Update|Delete|BatchWrite|Create|Write|Send|Tag|Untag|\*)", re.I)
+
+
+def lambda_stack(**overrides: str) -> Evaluator:
+    return Evaluator(load_template("lambda-stack.yaml"), **{**LAMBDA_PARAMS, **overrides})
+
+
+def eventbridge_stack(**overrides: str) -> Evaluator:
+    arn = f"arn:aws:lambda:us-east-1:123456789012:function:{PROJECT}-data-management-handler-{ENV}"
+    params = {"Environment": ENV, "DataManagementHandlerFunctionArn": arn, **overrides}
+    return Evaluator(load_template("eventbridge-stack.yaml"), **params)
+
+
+def monitoring_stack() -> Evaluator:
+    return Evaluator(load_template("monitoring-stack.yaml"), Environment=ENV)
+
+
+def schedule_rule() -> dict[str, Any]:
+    return load_template("eventbridge-stack.yaml")["Resources"]["InventorySyncScheduleRule"]
+
+
+def schedule_target() -> dict[str, Any]:
+    (target,) = schedule_rule()["Properties"]["Targets"]
+    return target
+
+
+def role_statements(template: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """Every policy statement that applies to `role`: inline, AWS::IAM::Policy, managed."""
+    resource = template["Resources"][role]
+    assert "ManagedPolicyArns" not in resource["Properties"], f"{role}: use inline policies"
+    documents = [policy["PolicyDocument"] for policy in resource["Properties"].get("Policies", [])]
+    for policy_type in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for policy in resources_of_type(template, policy_type).values():
+            if {"Ref": role} in policy["Properties"].get("Roles", []):
+                documents.append(policy["Properties"]["PolicyDocument"])
+    return [statement for document in documents for statement in document["Statement"]]
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+# ------------------------------------------------------------------------------- everywhere
+@pytest.mark.parametrize("name", TEMPLATES)
+def test_every_template_takes_project_and_environment_like_the_dynamodb_stack(name: str) -> None:
+    reference = load_template("dynamodb-stack.yaml")["Parameters"]
+    parameters = load_template(name)["Parameters"]
+
+    assert parameters["ProjectName"] == reference["ProjectName"]
+    assert parameters["Environment"] == reference["Environment"]
+    assert parameters["ProjectName"]["Default"] == PROJECT
+    assert parameters["Environment"]["AllowedValues"] == [
+        "dev",
+        "test",
+        "qa",
+        "uat",
+        "staging",
+        "prod",
+    ]
+
+
+# ------------------------------------------------------------------------------- eventbridge
+def test_schedule_input_operation_is_in_the_data_management_handler_operation_map() -> None:
+    operation = json.loads(schedule_target()["Input"])["operation"]
+
+    assert json.loads(schedule_target()["Input"]) == SYNC_INPUT
+    assert operation in load_handler("data-management-handler").OPERATIONS
+    assert operation not in load_handler("query-handler").OPERATIONS
+
+
+def test_schedule_target_and_permission_reference_the_data_management_handler_arn() -> None:
+    template = load_template("eventbridge-stack.yaml")
+    permission = template["Resources"]["InventorySyncSchedulePermission"]
+    target = schedule_target()
+
+    assert target["Id"] == "InventorySyncTarget"
+    assert target["Arn"] == {"Ref": "DataManagementHandlerFunctionArn"}
+    assert permission["Type"] == "AWS::Lambda::Permission"
+    assert permission["Properties"] == {
+        "Action": "lambda:InvokeFunction",
+        "FunctionName": {"Ref": "DataManagementHandlerFunctionArn"},
+        "Principal": "events.amazonaws.com",
+        "SourceArn": {"Fn::GetAtt": ["InventorySyncScheduleRule", "Arn"]},
+    }
+    # Lambda targets are authorised by the function's resource policy, not a role.
+    assert "RoleArn" not in target
+
+
+def test_no_query_handler_anywhere_in_the_eventbridge_stack() -> None:
+    template = load_template("eventbridge-stack.yaml")
+
+    assert "query" not in json.dumps(template).lower()
+    assert set(template["Parameters"]) == {
+        "ProjectName",
+        "Environment",
+        "DataManagementHandlerFunctionArn",
+        "EnableInventorySync",
+    }
+    assert list(resources_of_type(template, "AWS::Lambda::Permission")) == [
+        "InventorySyncSchedulePermission"
+    ]
+
+
+def test_schedule_is_the_contract_rule_enabled_every_15_minutes() -> None:
+    properties = eventbridge_stack().resource_properties("InventorySyncScheduleRule")
+
+    assert properties["Name"] == f"{PROJECT}-inventory-sync-{ENV}"
+    assert properties["ScheduleExpression"] == "rate(15 minutes)"
+    assert properties["State"] == "ENABLED"
+
+
+def test_enable_inventory_sync_switch_disables_the_rule_but_keeps_it() -> None:
+    disabled = eventbridge_stack(EnableInventorySync="false")
+
+    assert disabled.resource_properties("InventorySyncScheduleRule")["State"] == "DISABLED"
+    assert "Condition" not in schedule_rule()
+    with pytest.raises(ParameterError):
+        eventbridge_stack(EnableInventorySync="no")
+
+
+def test_undeliverable_schedule_events_retry_then_go_to_a_queue_eventbridge_may_write() -> None:
+    template = load_template("eventbridge-stack.yaml")
+    target = schedule_target()
+    queue_id, attribute = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]
+    (policy,) = resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+
+    assert 0 <= target["RetryPolicy"]["MaximumRetryAttempts"] <= 185
+    # An event older than one interval would overlap the next scheduled run.
+    assert 60 <= target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 900
+    assert (template["Resources"][queue_id]["Type"], attribute) == ("AWS::SQS::Queue", "Arn")
+    assert policy["Properties"]["Queues"] == [{"Ref": queue_id}]
+    assert statement["Effect"] == "Allow"
+    assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert statement["Resource"] == {"Fn::GetAtt": [queue_id, "Arn"]}
+    assert statement["Condition"] == {
+        "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["InventorySyncScheduleRule", "Arn"]}}
+    }
+
+
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        (
+            f"arn:aws:lambda:us-east-1:123456789012:function:{PROJECT}-data-management-handler-qa",
+            True,
+        ),
+        ("arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f-prod", True),
+        (f"{PROJECT}-data-management-handler-qa", False),
+        ("arn:aws:lambda:us-east-1:123456789012:function:f:alias", False),
+    ],
+)
+def test_function_arn_parameter_accepts_only_function_arns(arn: str, accepted: bool) -> None:
+    if accepted:
+        eventbridge_stack(DataManagementHandlerFunctionArn=arn)
+    else:
+        with pytest.raises(ParameterError):
+            eventbridge_stack(DataManagementHandlerFunctionArn=arn)
+
+
+# ------------------------------------------------------------------------------- functions
+@pytest.mark.parametrize(
+    ("logical_id", "name"),
+    [(DMH_FUNCTION, "data-management-handler"), (QH_FUNCTION, "query-handler")],
+)
+def test_functions_follow_the_naming_and_runtime_contract(logical_id: str, name: str) -> None:
+    properties = lambda_stack().resource_properties(logical_id)
+
+    assert properties["FunctionName"] == f"{PROJECT}-{name}-{ENV}"
+    assert properties["Runtime"] == "python3.12"
+    assert properties["Handler"] == "index.lambda_handler"
+    assert properties["Architectures"] == ["x86_64"]  # what scripts/package_lambda.py builds for
+    assert properties["Code"] == {
+        "S3Bucket": "deploy-bucket",
+        "S3Key": f"lambda/{name}/0.zip",
+    }
+
+
+def test_data_management_handler_has_the_time_the_sync_needs() -> None:
+    properties = lambda_stack().resource_properties(DMH_FUNCTION)
+    settings = SyncSettings.from_env(properties["Environment"]["Variables"])
+
+    assert properties["Timeout"] == 900
+    assert properties["MemorySize"] == "1024"
+    # The sync reserves time before the deadline; there must be time left to do work.
+    assert settings.deadline_reserve_seconds < properties["Timeout"] / 2
+
+
+@pytest.mark.parametrize("logical_id", [DMH_FUNCTION, QH_FUNCTION])
+def test_function_environment_names_the_dynamodb_stack_tables(logical_id: str) -> None:
+    environment = lambda_stack().resource_properties(logical_id)["Environment"]["Variables"]
+
+    assert table_names(environment) == table_names_for(ENV)
+
+
+@pytest.mark.parametrize("logical_id", [DMH_FUNCTION, QH_FUNCTION])
+def test_drs_regions_is_set_only_when_given(logical_id: str) -> None:
+    default = lambda_stack().resource_properties(logical_id)["Environment"]["Variables"]
+    given = lambda_stack(DrsRegions="us-east-1,eu-west-1").resource_properties(logical_id)
+
+    assert "DRS_REGIONS" not in default
+    assert drs_regions(given["Environment"]["Variables"]) == ["eu-west-1", "us-east-1"]
+    with pytest.raises(ParameterError):
+        lambda_stack(DrsRegions="us-east-1, eu-west-1")
+
+
+def _string_constants_in_lambda_code() -> set[str]:
+    constants: set[str] = set()
+    for path in LAMBDA_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                constants.add(node.value)
+    return constants
+
+
+@pytest.mark.parametrize("logical_id", [DMH_FUNCTION, QH_FUNCTION])
+def test_every_environment_variable_set_is_read_by_the_code(logical_id: str) -> None:
+    environment = lambda_stack(DrsRegions="us-east-1").resource_properties(logical_id)
+    variables = set(environment["Environment"]["Variables"])
+    read_by_code = _string_constants_in_lambda_code() | POWERTOOLS_RUNTIME_VARIABLES
+
+    assert variables - read_by_code == set()
+    assert {INVENTORY_TABLE_ENV, REGION_STATUS_TABLE_ENV, TARGET_ACCOUNTS_TABLE_ENV} <= variables
+
+
+def test_sync_tunables_reach_the_data_management_handler() -> None:
+    stack = lambda_stack(SyncMaxConcurrency="8", SoftDeleteTtlDays="7")
+    environment = stack.resource_properties(DMH_FUNCTION)["Environment"]["Variables"]
+
+    settings = SyncSettings.from_env(environment)
+
+    assert (settings.max_concurrency, settings.soft_delete_ttl_days) == (8, 7)
+    assert (
+        SyncSettings.from_env(
+            lambda_stack().resource_properties(DMH_FUNCTION)["Environment"]["Variables"]
+        )
+        == SyncSettings()
+    )
+
+
+@pytest.mark.parametrize(
+    ("function", "log_group", "role"),
+    [
+        (DMH_FUNCTION, "DataManagementHandlerLogGroup", "DataManagementHandlerRole"),
+        (QH_FUNCTION, "QueryHandlerLogGroup", "QueryHandlerRole"),
+    ],
+)
+def test_each_function_logs_to_its_own_log_group_with_retention(
+    function: str, log_group: str, role: str
+) -> None:
+    template = load_template("lambda-stack.yaml")
+    stack = lambda_stack()
+    name = stack.resource_properties(function)["FunctionName"]
+    logs_statements = [
+        statement
+        for statement in role_statements(template, role)
+        if any(action.startswith("logs:") for action in as_list(statement["Action"]))
+    ]
+
+    assert stack.resource_properties(log_group) == {
+        "LogGroupName": f"/aws/lambda/{name}",
+        "RetentionInDays": "30",
+    }
+    assert template["Resources"][function]["DependsOn"] == log_group
+    assert stack.resource_properties(function)["Role"] == {"Fn::GetAtt": [role, "Arn"]}
+    assert [statement["Resource"] for statement in logs_statements] == [
+        {"Fn::GetAtt": [log_group, "Arn"]}
+    ]
+
+
+def test_async_invocations_of_the_data_management_handler_are_not_retried() -> None:
+    template = load_template("lambda-stack.yaml")
+    (config,) = resources_of_type(template, "AWS::Lambda::EventInvokeConfig").values()
+    destination = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+    queue_id = destination["Fn::GetAtt"][0]
+    send_statements = [
+        statement
+        for statement in role_statements(template, "DataManagementHandlerRole")
+        if statement["Action"] == "sqs:SendMessage"
+    ]
+
+    assert config["Properties"]["FunctionName"] == {"Ref": DMH_FUNCTION}
+    assert config["Properties"]["Qualifier"] == "$LATEST"
+    assert config["Properties"]["MaximumRetryAttempts"] == 0
+    assert template["Resources"][queue_id]["Type"] == "AWS::SQS::Queue"
+    assert [statement["Resource"] for statement in send_statements] == [destination]
+
+
+# ------------------------------------------------------------------------------- roles
+def _table_arns(environment: str = ENV) -> set[str]:
+    names = table_names_for(environment)
+    tables = (names.inventory, names.region_status, names.target_accounts)
+    return {TABLE_ARN_PREFIX + name for name in tables}
+
+
+def test_query_handler_role_only_reads() -> None:
+    template = load_template("lambda-stack.yaml")
+    statements = role_statements(template, "QueryHandlerRole")
+    actions = {action for statement in statements for action in as_list(statement["Action"])}
+    data_actions = {action for action in actions if not action.startswith("logs:")}
+
+    assert all(statement["Effect"] == "Allow" for statement in statements)
+    assert data_actions <= DYNAMODB_READ_ACTIONS
+    assert [action for action in data_actions if WRITE_ACTION.search(action)] == []
+    assert actions - data_actions == {"logs:CreateLogStream", "logs:PutLogEvents"}
+
+
+def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use() -> None:
+    stack = lambda_stack(TargetAccountRoleNamePattern="drs-orchestration-*")
+    statements = stack.evaluate(role_statements(stack.template, "DataManagementHandlerRole"))
+    by_action: dict[str, list[Any]] = {}
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        for action in as_list(statement["Action"]):
+            by_action.setdefault(action, []).extend(as_list(statement["Resource"]))
+
+    assert set(by_action) == {
+        "drs:DescribeSourceServers",
+        "ec2:DescribeInstances",
+        "sts:AssumeRole",
+        "dynamodb:BatchWriteItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:Query",
+        "dynamodb:Scan",
+        "dynamodb:UpdateItem",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "sqs:SendMessage",
+    }
+    wildcard_resources = {action for action, resources in by_action.items() if "*" in resources}
+    assert wildcard_resources == {"drs:DescribeSourceServers", "ec2:DescribeInstances"}
+    assert by_action["sts:AssumeRole"] == ["arn:aws:iam::*:role/drs-orchestration-*"]
+
+
+@pytest.mark.parametrize("role", ["DataManagementHandlerRole", "QueryHandlerRole"])
+def test_roles_reach_only_the_dynamodb_stack_tables(role: str) -> None:
+    stack = lambda_stack()
+    statements = stack.evaluate(role_statements(stack.template, role))
+    resources = {
+        resource
+        for statement in statements
+        if any(action.startswith("dynamodb:") for action in as_list(statement["Action"]))
+        for resource in as_list(statement["Resource"])
+    }
+    inventory_arn = TABLE_ARN_PREFIX + table_names_for(ENV).inventory
+
+    assert resources == _table_arns() | {inventory_arn + "/index/*"}
+
+
+def test_assume_role_pattern_rejects_values_that_widen_the_grant_beyond_roles() -> None:
+    with pytest.raises(ParameterError):
+        lambda_stack(TargetAccountRoleNamePattern="x:user/*")
+    assert lambda_stack(TargetAccountRoleNamePattern="ops/drs-sync-*")
+
+
+# ------------------------------------------------------------------------------- table keys
+def _module_constants(tree: ast.Module) -> dict[str, ast.expr]:
+    constants: dict[str, ast.expr] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                constants[target.id] = node.value
+    return constants
+
+
+def _literal_keys(node: ast.expr, constants: dict[str, ast.expr]) -> frozenset[str] | None:
+    if isinstance(node, ast.Name) and node.id in constants:
+        node = constants[node.id]
+    if isinstance(node, ast.Dict) and all(
+        isinstance(key, ast.Constant) and isinstance(key.value, str) for key in node.keys
+    ):
+        return frozenset(key.value for key in node.keys)  # type: ignore[union-attr]
+    return None
+
+
+def _literal_string(node: ast.expr, constants: dict[str, ast.expr]) -> str | None:
+    if isinstance(node, ast.Name) and node.id in constants:
+        node = constants[node.id]
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+@cache
+def _table_usage_in_code() -> tuple[list[tuple[str, frozenset[str]]], list[tuple[str, str]]]:
+    """(where, key attribute names) of every literal `Key=`, and (where, name) of `IndexName=`."""
+    keys: list[tuple[str, frozenset[str]]] = []
+    indexes: list[tuple[str, str]] = []
+    for path in sorted(LAMBDA_DIR.rglob("*.py")):
+        tree = ast.parse(path.read_text(), str(path))
+        constants = _module_constants(tree)
+        pairs: list[tuple[str, ast.expr, int]] = []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                pairs += [(kw.arg, kw.value, node.lineno) for kw in node.keywords if kw.arg]
+            elif isinstance(node, ast.Dict):
+                pairs += [
+                    (key.value, value, node.lineno)
+                    for key, value in zip(node.keys, node.values, strict=True)
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                ]
+            elif isinstance(node, ast.Assign):  # request["IndexName"] = SCOPE_INDEX
+                pairs += [
+                    (target.slice.value, node.value, node.lineno)
+                    for target in node.targets
+                    if isinstance(target, ast.Subscript)
+                    and isinstance(target.slice, ast.Constant)
+                    and isinstance(target.slice.value, str)
+                ]
+        where = path.relative_to(LAMBDA_DIR).as_posix()
+        for name, value, line in pairs:
+            if name == "Key" and (key_names := _literal_keys(value, constants)) is not None:
+                keys.append((f"{where}:{line}", key_names))
+            if name == "IndexName" and (index := _literal_string(value, constants)) is not None:
+                indexes.append((f"{where}:{line}", index))
+    return keys, indexes
+
+
+def _template_tables() -> dict[str, dict[str, Any]]:
+    return resources_of_type(load_template("dynamodb-stack.yaml"), "AWS::DynamoDB::Table")
+
+
+def test_every_table_key_used_in_code_is_a_table_key_in_the_template() -> None:
+    table_keys = {
+        frozenset(key["AttributeName"] for key in table["Properties"]["KeySchema"])
+        for table in _template_tables().values()
+    }
+    used, _ = _table_usage_in_code()
+
+    assert used, "found no Key= in lambda/: the scan is broken"
+    assert [(where, sorted(keys)) for where, keys in used if keys not in table_keys] == []
+    # Every table of the template is addressed by key somewhere.
+    assert table_keys == {keys for _, keys in used}
+
+
+def test_every_index_used_in_code_exists_with_the_scope_key() -> None:
+    (inventory,) = [
+        table
+        for table in _template_tables().values()
+        if table["Properties"]["KeySchema"][0]["AttributeName"] == "sourceServerArn"
+    ]
+    indexes = {
+        index["IndexName"]: [(key["AttributeName"], key["KeyType"]) for key in index["KeySchema"]]
+        for index in inventory["Properties"]["GlobalSecondaryIndexes"]
+    }
+    _, used = _table_usage_in_code()
+
+    assert used, "found no IndexName= in lambda/: the scan is broken"
+    assert [(where, name) for where, name in used if name not in indexes] == []
+    assert indexes["scope-index"] == [("accountId", "HASH"), ("region", "RANGE")]
+
+
+def test_inventory_ttl_attribute_is_the_one_the_sync_writes() -> None:
+    inventory = _template_tables()["SourceServerInventoryTable"]["Properties"]
+
+    assert inventory["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert "expiresAt" in _string_constants_in_lambda_code() | {
+        part for text in _string_constants_in_lambda_code() for part in re.findall(r"\w+", text)
+    }
+
+
+# ------------------------------------------------------------------------------- monitoring
+def _alarm(logical_id: str) -> dict[str, Any]:
+    return monitoring_stack().resource_properties(logical_id)
+
+
+def test_stale_and_failed_scope_alarms_watch_the_metrics_the_sync_emits() -> None:
+    environment = lambda_stack().resource_properties(DMH_FUNCTION)["Environment"]["Variables"]
+    emitted_dimensions = [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    stale = _alarm("InventoryStaleAlarm")
+    failed = _alarm("SyncScopesFailedAlarm")
+
+    assert environment["POWERTOOLS_METRICS_NAMESPACE"] == METRICS_NAMESPACE
+    for alarm in (stale, failed):
+        assert alarm["Namespace"] == METRICS_NAMESPACE
+        assert alarm["Dimensions"] == emitted_dimensions
+        assert alarm["MetricName"] in _string_constants_in_lambda_code()
+    assert (stale["MetricName"], stale["Statistic"]) == ("SyncSucceeded", "Sum")
+    # Two schedule intervals without a successful run, and no data at all, both alarm.
+    assert (stale["Period"], stale["EvaluationPeriods"]) == (900, 2)
+    assert (stale["ComparisonOperator"], stale["Threshold"]) == ("LessThanThreshold", 1)
+    assert stale["TreatMissingData"] == "breaching"
+    assert failed["MetricName"] == "ScopesFailed"
+    assert failed["TreatMissingData"] == "notBreaching"
+
+
+def test_alarms_watch_the_resources_the_other_stacks_create() -> None:
+    functions = lambda_stack()
+    queue_names = {
+        functions.resource_properties("AsyncFailureQueue")["QueueName"],
+        eventbridge_stack().resource_properties("InventorySyncDeadLetterQueue")["QueueName"],
+    }
+    errors = _alarm("DataManagementHandlerErrorsAlarm")
+    watched_queues = {
+        _alarm(alarm)["Dimensions"][0]["Value"]
+        for alarm in ("InventorySyncDeadLetterAlarm", "AsyncFailureQueueAlarm")
+    }
+
+    assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
+    assert errors["Dimensions"] == [
+        {
+            "Name": "FunctionName",
+            "Value": functions.resource_properties(DMH_FUNCTION)["FunctionName"],
+        }
+    ]
+    assert watched_queues == queue_names
+
+
+def test_every_alarm_notifies_the_topic_and_email_is_optional() -> None:
+    template = load_template("monitoring-stack.yaml")
+    alarms = resources_of_type(template, "AWS::CloudWatch::Alarm")
+    (subscription,) = resources_of_type(template, "AWS::SNS::Subscription").values()
+
+    assert len(alarms) >= 5
+    for alarm in alarms.values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert not monitoring_stack().condition("HasAlarmEmail")
