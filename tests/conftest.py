@@ -21,6 +21,8 @@ from shared.config import (
 )
 from tests.support.aws import create_tables_from_template
 
+pytest_plugins = ["tests.support.drs"]
+
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the hub in every test
 
 

@@ -13,6 +13,7 @@ and serves until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import signal
 import sys
@@ -26,6 +27,8 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import BaseWSGIServer, make_server
 
 LOOPBACK = "127.0.0.1"
+# werkzeug logs every request at INFO: thousands of lines per sync drown what matters.
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 # SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request
 _SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 

@@ -1,0 +1,176 @@
+"""A small multi-account DRS world for functional tests: moto + the DRS simulator + tables.
+
+Hub 123456789012 (moto's default account) and two target accounts reached by AssumeRole.
+Everything goes through real boto3 clients; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from inventory_sync import sync_source_server_inventory
+from inventory_sync.models import SyncSettings
+from scripts.local import fleet
+from scripts.local.drs_simulator import DrsSimulator, Fault
+from shared.aws import ClientFactory, make_config
+from shared.config import TableNames
+from tests.support.handlers import load_handler
+
+HUB = "123456789012"
+TARGET_A = "111111111111"
+TARGET_B = "222222222222"
+REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
+EXTERNAL_ID = "drs-orchestration-test"
+
+
+def role_arn(account_id: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/drs-orchestration-cross-account"
+
+
+@dataclass
+class CallLog:
+    """AWS calls the sync made, seen from botocore's event system (not the sync's own counters)."""
+
+    calls: Counter[str] = field(default_factory=Counter)
+    describe_instances: list[dict[str, Any]] = field(default_factory=list)
+    assume_roles: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        name = model.name
+        self.calls[name] += 1
+        if name == "DescribeInstances":
+            self.describe_instances.append(params)
+        elif name == "AssumeRole":
+            self.assume_roles.append(params)
+
+
+@dataclass
+class World:
+    simulator: DrsSimulator
+    tables: TableNames
+    monkeypatch: pytest.MonkeyPatch
+    denied_roles: set[str] = field(default_factory=set)
+    page_size: int = 25
+
+    @property
+    def handler(self) -> Any:
+        return load_handler("data-management-handler")
+
+    def invoke(self, operation: str, context: Any = None, **params: Any) -> dict[str, Any]:
+        return self.handler.handle_direct_invocation({"operation": operation, **params}, context)
+
+    def register_targets(self) -> None:
+        for account in (TARGET_A, TARGET_B):
+            self.invoke("add_target_account", accountId=account, roleArn=role_arn(account),
+                        externalId=EXTERNAL_ID, accountName=f"target {account}")
+
+    def session(self, log: CallLog | None = None) -> boto3.Session:
+        """A boto3 Session for the sync: AssumeRole of a denied role answers AccessDenied."""
+        session = boto3.Session()
+        session.events.register("before-call.sts.AssumeRole", self._deny_assume_role)
+        if log is not None:
+            session.events.register("provide-client-params", _params_recorder(log))
+        return session
+
+    def _deny_assume_role(self, params: dict[str, Any], **_: Any) -> Any:
+        role = (params.get("body") or {}).get("RoleArn")  # the serialised query request
+        if role not in self.denied_roles:
+            return None  # let moto's STS answer
+        # A one-off error shape, as STS sends it; botocore raises it as a ClientError.
+        response = AWSResponse("https://sts.amazonaws.com", 403, {}, None)
+        return response, {"Error": {"Code": "AccessDenied", "Message": (
+            f"User is not authorized to perform: sts:AssumeRole on resource: {role}"
+        )}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    def sync(self, log: CallLog | None = None, context: Any = None,
+             settings: SyncSettings | None = None, **params: Any) -> dict[str, Any]:
+        factory = ClientFactory(self.session(log), config=make_config(max_pool_connections=8))
+        return sync_source_server_inventory(
+            params, context, factory=factory,
+            settings=settings or SyncSettings(max_concurrency=4, page_size=self.page_size,
+                                              deadline_reserve_seconds=0),
+        )
+
+    # --- AWS as a target account sees it -------------------------------------------------------
+    def client(self, service: str, account_id: str, region: str = "us-east-1") -> Any:
+        if account_id == HUB:
+            return boto3.client(service, region_name=region)
+        credentials = boto3.client("sts").assume_role(
+            RoleArn=role_arn(account_id), RoleSessionName="test-setup", ExternalId=EXTERNAL_ID
+        )["Credentials"]
+        return boto3.client(
+            service, region_name=region,
+            aws_access_key_id=credentials["AccessKeyId"],
+            aws_secret_access_key=credentials["SecretAccessKey"],
+            aws_session_token=credentials["SessionToken"],
+        )
+
+    def launch_instances(self, account_id: str, region: str, count: int) -> dict[str, Any]:
+        ec2 = self.client("ec2", account_id, region)
+        instances = fleet.create_ec2_instances(ec2, count, tags={"Owner": f"team-{account_id}"})
+        return fleet.ec2_origins(instances, account_id, region)
+
+    def add_servers(self, account_id: str, region: str, count: int, **kwargs: Any) -> list[dict]:
+        start = len(self.simulator.source_server_ids(account_id, region))
+        servers = fleet.generate_fleet(account_id, region, count, start_index=start,
+                                       seed=hash((account_id, region)) % 1000, **kwargs)
+        self.simulator.add_source_servers(account_id, region, servers)
+        return servers
+
+    def fault(self, account_id: str | None, region: str | None, code: str, **kwargs: Any) -> None:
+        self.simulator.set_fault(account_id, region, Fault(code, **kwargs))
+
+    # --- the tables ----------------------------------------------------------------------------
+    def raw_items(self, table: str) -> list[dict[str, Any]]:
+        client = boto3.client("dynamodb")
+        items: list[dict[str, Any]] = []
+        for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+            items.extend(page["Items"])
+        return sorted(items, key=lambda item: repr(sorted(item.items())))
+
+    def inventory(self) -> dict[str, dict[str, Any]]:
+        table = boto3.resource("dynamodb").Table(self.tables.inventory)
+        items: dict[str, dict[str, Any]] = {}
+        kwargs: dict[str, Any] = {"ConsistentRead": True}
+        while True:
+            page = table.scan(**kwargs)
+            items.update({item["sourceServerArn"]: item for item in page["Items"]})
+            if "LastEvaluatedKey" not in page:
+                return items
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def scope_items(self, account_id: str, region: str) -> dict[str, dict[str, Any]]:
+        return {arn: item for arn, item in self.inventory().items()
+                if item["accountId"] == account_id and item["region"] == region}
+
+    def lease(self) -> dict[str, Any] | None:
+        """The sync lease item, if some run holds it."""
+        return next((i for i in self.raw_items(self.tables.region_status)
+                     if i["accountId"]["S"] == "#sync-lease"), None)
+
+    def region_status(self) -> dict[tuple[str, str], dict[str, Any]]:
+        table = boto3.resource("dynamodb").Table(self.tables.region_status)
+        items = table.scan(ConsistentRead=True)["Items"]
+        return {(i["accountId"], i["region"]): i for i in items if i["accountId"].isdigit()}
+
+
+def _params_recorder(log: CallLog) -> Any:
+    def record(params: dict[str, Any], model: Any, **kwargs: Any) -> None:
+        log.record(model, params)
+
+    return record
+
+
+@pytest.fixture
+def world(tables: TableNames, drs_simulator: DrsSimulator, monkeypatch: pytest.MonkeyPatch,
+          no_retry_backoff: None) -> World:
+    monkeypatch.setenv("DRS_REGIONS", ",".join(REGIONS))
+    created = World(drs_simulator, tables, monkeypatch)
+    created.register_targets()
+    return created
