@@ -1,0 +1,1381 @@
+"""A wire-level AWS Elastic Disaster Recovery (DRS) simulator on loopback (moto has no DRS).
+
+It speaks DRS's rest-json protocol, so a stock boto3 `drs` client pointed at it
+(`endpoint_url=...` or `AWS_ENDPOINT_URL_DRS`) works unchanged, and it attributes every request
+to a caller the way DRS does:
+
+- region: the SigV4 credential scope (`Credential=AKID/DATE/REGION/drs/aws4_request`);
+- account: the access key id, resolved by a static mapping, then a resolver (by default STS
+  GetCallerIdentity against moto, which knows which account an AssumeRole'd key belongs to),
+  then an optional default account. An unknown key gets `UnrecognizedClientException`.
+  Signatures are not verified: the simulator never knows the secrets.
+
+Operations: DescribeSourceServers (filters, maxResults, opaque nextToken), DescribeRecoveryInstances
+(always empty), ListStagingAccounts (staging accounts of the caller's extended servers). Other
+DRS operations answer 501 `NotImplementedException`; paths that are no DRS operation answer
+`ValidationException` (reason `unknownOperation`). Requests are validated against botocore's
+input shapes (types, ranges, lengths, patterns), as the service would.
+
+Paging: items are served in `sourceServerID` order; `nextToken` is an opaque token naming the
+scope and the last id served, so servers added or removed between pages neither repeat nor
+shift. `maxResults` has no upper bound in the model; the simulator serves at most
+`max_page_size` (default 1000) and uses `default_page_size` (default 1000) when it is absent.
+
+Control (tests, `make demo`, benchmarks): Python methods on `DrsSimulator`, or the same over
+HTTP under `/_sim/` (see `SimulatorControl`): servers per (account, region), faults per
+(account, region[, operation]) with optional "N failures then success", latency, request counts.
+
+As a process: `python -m scripts.local.drs_simulator --port 0 --sts-endpoint URL` prints
+`DRS_ENDPOINT=http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import bisect
+import contextlib
+import json
+import logging
+import random
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
+
+import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.model import (
+    ListShape,
+    MapShape,
+    OperationModel,
+    ServiceModel,
+    Shape,
+    StringShape,
+    StructureShape,
+)
+
+from scripts.local import fleet
+
+LOG = logging.getLogger(__name__)
+
+LOOPBACK = "127.0.0.1"
+DEFAULT_PAGE_SIZE = 1000
+MAX_PAGE_SIZE = 1000
+CONTROL_PREFIX = "/_sim/"
+
+THROTTLING = "ThrottlingException"
+ACCESS_DENIED = "AccessDeniedException"
+UNINITIALIZED = "UninitializedAccountException"
+INTERNAL_ERROR = "InternalServerException"
+UNRECOGNIZED_CLIENT = "UnrecognizedClientException"
+VALIDATION = "ValidationException"
+
+# Errors DRS's model does not declare but the AWS front door answers with (HTTP status).
+_UNMODELED_ERROR_STATUS = {
+    UNRECOGNIZED_CLIENT: 403,  # unknown key, or an opt-in region the account has not enabled
+    "MissingAuthenticationTokenException": 403,
+    "NotImplementedException": 501,
+}
+FAULT_ERROR_CODES = frozenset(
+    {THROTTLING, ACCESS_DENIED, UNINITIALIZED, INTERNAL_ERROR, UNRECOGNIZED_CLIENT, VALIDATION}
+)
+_DEFAULT_FAULT_MESSAGES = {
+    THROTTLING: "Rate exceeded",
+    ACCESS_DENIED: "User is not authorized to perform this DRS action (simulated)",
+    UNINITIALIZED: "Account is not initialized. Please initialize the service first.",
+    INTERNAL_ERROR: "Internal server error (simulated)",
+    UNRECOGNIZED_CLIENT: "The security token included in the request is invalid.",
+    VALIDATION: "Invalid request (simulated)",
+}
+IMPLEMENTED_OPERATIONS = (
+    "DescribeSourceServers",
+    "DescribeRecoveryInstances",
+    "ListStagingAccounts",
+)
+
+_AUTH_SCOPE = re.compile(r"Credential=([^/,\s]+)/(\d{8})/([a-z0-9-]+)/([a-z0-9-]+)/aws4_request")
+_SERVER_ID = re.compile(r"s-[0-9a-zA-Z]{17}")
+
+AccountResolver = Callable[[str], "str | None"]
+
+
+@cache
+def service_model() -> ServiceModel:
+    """botocore's DRS model: the one source of truth for routes, input rules and error statuses."""
+    return botocore.session.get_session().get_service_model("drs")
+
+
+# ---- errors and faults ------------------------------------------------------------------------
+
+
+class DrsApiError(Exception):
+    """An error the simulator answers with, in rest-json form (x-amzn-ErrorType + JSON body)."""
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        fields: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.fields = dict(fields or {})
+        self.headers = dict(headers or {})
+
+    @property
+    def status(self) -> int:
+        """The HTTP status the model declares for `code` (or the AWS front door's, if unmodeled)."""
+        if self.code in _UNMODELED_ERROR_STATUS:
+            return _UNMODELED_ERROR_STATUS[self.code]
+        shape = service_model().shape_for(self.code)
+        return int(shape.metadata["error"]["httpStatusCode"])
+
+
+def _validation_error(message: str, reason: str, field_name: str | None = None) -> DrsApiError:
+    fields: dict[str, Any] = {"code": VALIDATION, "reason": reason}
+    if field_name:
+        fields["fieldList"] = [{"name": field_name, "message": message}]
+    return DrsApiError(VALIDATION, message, fields=fields)
+
+
+def fault_error(
+    code: str, message: str | None = None, retry_after_seconds: int | None = None
+) -> DrsApiError:
+    """The error a fault answers with, carrying every member the model's error shape declares.
+
+    Raises:
+        ValueError: `code` is not one of `FAULT_ERROR_CODES`.
+    """
+    if code not in FAULT_ERROR_CODES:
+        raise ValueError(f"unsupported fault {code!r}; use one of {sorted(FAULT_ERROR_CODES)}")
+    text = message or _DEFAULT_FAULT_MESSAGES[code]
+    headers: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    if code == THROTTLING:
+        # Retry-After is the header the model binds to ThrottlingException.retryAfterSeconds.
+        fields = {"serviceCode": "drs", "quotaCode": "L-SIMULATED-API-RATE"}
+        headers["Retry-After"] = str(1 if retry_after_seconds is None else retry_after_seconds)
+    elif code == INTERNAL_ERROR:
+        if retry_after_seconds is not None:
+            headers["Retry-After"] = str(retry_after_seconds)
+    elif code in (ACCESS_DENIED, UNINITIALIZED):
+        fields = {"code": code}
+    elif code == VALIDATION:
+        fields = {"code": code, "reason": "other"}
+    return DrsApiError(code, text, fields=fields, headers=headers)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected error for matching requests.
+
+    error_code: one of `FAULT_ERROR_CODES`.
+    operation: only this operation (e.g. "DescribeSourceServers"); None = every operation.
+    count: fail only the next `count` matching requests, then succeed; None = until cleared.
+    message / retry_after_seconds: override the error's message / Retry-After header.
+    """
+
+    error_code: str
+    operation: str | None = None
+    count: int | None = None
+    message: str | None = None
+    retry_after_seconds: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.error_code not in FAULT_ERROR_CODES:
+            raise ValueError(
+                f"unsupported fault {self.error_code!r}; use one of {sorted(FAULT_ERROR_CODES)}"
+            )
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"Fault.count must be >= 1 or None, got {self.count}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form used by the control API (camelCase keys, None values dropped)."""
+        data = {
+            "errorCode": self.error_code,
+            "operation": self.operation,
+            "count": self.count,
+            "message": self.message,
+            "retryAfterSeconds": self.retry_after_seconds,
+        }
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Fault:
+        """Inverse of `to_dict`. Raises KeyError/ValueError/TypeError on malformed input."""
+        return cls(
+            error_code=data["errorCode"],
+            operation=data.get("operation"),
+            count=data.get("count"),
+            message=data.get("message"),
+            retry_after_seconds=data.get("retryAfterSeconds"),
+        )
+
+
+@dataclass
+class _ArmedFault:
+    fault: Fault
+    remaining: int | None
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Added delay per request: `ms` plus a uniform random 0..`jitter_ms`."""
+
+    ms: float
+    jitter_ms: float = 0.0
+
+    def sample_seconds(self) -> float:
+        jitter = random.uniform(0.0, self.jitter_ms) if self.jitter_ms > 0 else 0.0
+        return (self.ms + jitter) / 1000.0
+
+
+# ---- caller attribution -----------------------------------------------------------------------
+
+
+class AccountResolutionError(Exception):
+    """The resolver could not ask anyone (e.g. STS unreachable): not the caller's fault."""
+
+
+class StsAccountResolver:
+    """Access key id -> account id via STS GetCallerIdentity on `endpoint` (moto), cached per key.
+
+    The request is SigV4-signed with the access key id and a dummy secret: moto identifies the
+    caller from the key alone (an AssumeRole'd key -> the assumed account, "testing" -> moto's
+    default account). Returns None when STS rejects the key.
+    """
+
+    def __init__(self, endpoint: str, region: str = "us-east-1", timeout: float = 10.0) -> None:
+        self._endpoint = endpoint.rstrip("/") + "/"
+        self._region = region
+        self._timeout = timeout
+        self._cache: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, access_key_id: str) -> str | None:
+        with self._lock:
+            cached = self._cache.get(access_key_id)
+        if cached is not None:
+            return cached
+        account_id = self._get_caller_account(access_key_id)
+        if account_id is not None:
+            with self._lock:
+                self._cache[access_key_id] = account_id
+        return account_id
+
+    def _get_caller_account(self, access_key_id: str) -> str | None:
+        body = "Action=GetCallerIdentity&Version=2011-06-15"
+        request = AWSRequest(
+            method="POST",
+            url=self._endpoint,
+            data=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+        )
+        credentials = Credentials(access_key_id, "drs-simulator-dummy-secret")
+        SigV4Auth(credentials, "sts", self._region).add_auth(request)
+        http_request = urllib.request.Request(
+            self._endpoint, data=body.encode(), headers=dict(request.headers.items()), method="POST"
+        )
+        try:
+            with urllib.request.urlopen(http_request, timeout=self._timeout) as response:
+                document = ElementTree.fromstring(response.read())
+        except urllib.error.HTTPError as exc:
+            if 400 <= exc.code < 500:
+                return None
+            raise AccountResolutionError(f"STS at {self._endpoint} answered {exc.code}") from exc
+        except (OSError, ElementTree.ParseError) as exc:
+            raise AccountResolutionError(f"STS at {self._endpoint} failed: {exc}") from exc
+        for element in document.iter():
+            if element.tag.rsplit("}", 1)[-1] == "Account" and element.text:
+                return element.text.strip()
+        return None
+
+
+# ---- stored servers ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One stored server: its pre-serialised JSON plus just what the filters need."""
+
+    blob: bytes
+    hardware_ids: frozenset[str]
+    staging_account_id: str | None
+
+
+@dataclass
+class _Scope:
+    """The servers of one (account, region): sorted ids (stable pages) and entries by id."""
+
+    ids: list[str] = field(default_factory=list)
+    entries: dict[str, _Entry] = field(default_factory=dict)
+
+
+def _entry_for(server: Mapping[str, Any]) -> _Entry:
+    source = server.get("sourceProperties") or {}
+    hints = source.get("identificationHints") or {}
+    hardware = {hints.get("awsInstanceID"), hints.get("vmWareUuid")}
+    hardware.update(nic.get("macAddress") for nic in source.get("networkInterfaces") or ())
+    staging = server.get("stagingArea") or {}
+    staged_in = staging.get("stagingAccountID") if staging.get("status") == "EXTENDED" else None
+    return _Entry(
+        blob=json.dumps(server, separators=(",", ":")).encode(),
+        hardware_ids=frozenset(value for value in hardware if value),
+        staging_account_id=staged_in,
+    )
+
+
+# ---- requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SimRequest:
+    """An HTTP request as the simulator sees it (headers lower-cased)."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]]
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class SimResponse:
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Caller:
+    account_id: str
+    region: str
+
+
+def _json_response(
+    status: int, payload: Any, headers: Mapping[str, str] | None = None
+) -> SimResponse:
+    return SimResponse(status, json.dumps(payload, separators=(",", ":")).encode(), headers or {})
+
+
+def _error_response(error: DrsApiError) -> SimResponse:
+    body = {"message": error.message, **error.fields}
+    headers = {"x-amzn-ErrorType": error.code, **error.headers}
+    return _json_response(error.status, body, headers)
+
+
+@cache
+def _routes() -> list[tuple[str, re.Pattern[str], str]]:
+    """(method, path regex, operation) for every operation in the model."""
+    routes = []
+    for name in service_model().operation_names:
+        http = service_model().operation_model(name).http
+        path = http["requestUri"].split("?", 1)[0]
+        # {label} matches one segment, {label+} the rest of the path (greedy labels).
+        pattern = re.sub(r"\\\{[^}]+?\\\+\\\}", ".+", re.escape(path))
+        pattern = re.sub(r"\\\{[^}]+?\\\}", "[^/]+", pattern)
+        routes.append((http["method"], re.compile(pattern + "/?"), name))
+    return routes
+
+
+def _operation_for(method: str, path: str) -> str | None:
+    for route_method, pattern, name in _routes():
+        if route_method == method and pattern.fullmatch(path):
+            return name
+    return None
+
+
+def _validate(value: Any, shape: Shape, path: str) -> None:
+    """Check `value` against a model input shape: type, range, length, pattern, enum.
+
+    Raises:
+        DrsApiError: ValidationException (reason fieldValidationFailed) naming the field.
+    """
+
+    def fail(problem: str) -> DrsApiError:
+        return _validation_error(f"{path}: {problem}", "fieldValidationFailed", path)
+
+    meta = shape.metadata
+    sized: Any = None
+    if isinstance(shape, StructureShape):
+        if not isinstance(value, dict):
+            raise fail("expected an object")
+        for name in shape.required_members:
+            if name not in value:
+                raise fail(f"missing required field {name}")
+        # Unknown members are ignored, as AWS services do for forward compatibility.
+        for name, member in shape.members.items():
+            if value.get(name) is not None:
+                _validate(value[name], member, f"{path}.{name}" if path else name)
+    elif isinstance(shape, ListShape):
+        if not isinstance(value, list):
+            raise fail("expected a list")
+        for index, item in enumerate(value):
+            _validate(item, shape.member, f"{path}[{index}]")
+        sized = value
+    elif isinstance(shape, MapShape):
+        if not isinstance(value, dict):
+            raise fail("expected an object")
+        sized = value
+    elif isinstance(shape, StringShape):
+        if not isinstance(value, str):
+            raise fail("expected a string")
+        if shape.enum and value not in shape.enum:
+            raise fail(f"must be one of {shape.enum}")
+        if "pattern" in meta and not re.fullmatch(meta["pattern"], value):
+            raise fail(f"must match {meta['pattern']}")
+        sized = value
+    elif shape.type_name in ("integer", "long"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("expected an integer")
+        if "min" in meta and value < meta["min"]:
+            raise fail(f"must be >= {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            raise fail(f"must be <= {meta['max']}")
+    elif shape.type_name == "boolean" and not isinstance(value, bool):
+        raise fail("expected a boolean")
+    if sized is not None:
+        if "min" in meta and len(sized) < meta["min"]:
+            raise fail(f"length must be >= {meta['min']}")
+        if "max" in meta and len(sized) > meta["max"]:
+            raise fail(f"length must be <= {meta['max']}")
+
+
+def _encode_token(operation: str, caller: _Caller, after: str) -> str:
+    raw = json.dumps(
+        {"v": 1, "op": operation, "a": caller.account_id, "r": caller.region, "after": after},
+        separators=(",", ":"),
+    )
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def _decode_token(token: str, operation: str, caller: _Caller) -> str:
+    """The last key served before `token`.
+
+    Raises:
+        DrsApiError: ValidationException when the token is malformed or belongs to another
+            operation, account or region (a real token is opaque and bound to its listing).
+    """
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if not isinstance(data, dict) or data.get("v") != 1:
+            raise ValueError("unknown token version")
+        bound_to = (data["op"], data["a"], data["r"])
+        after = data["after"]
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise _validation_error("Invalid nextToken", "fieldValidationFailed", "nextToken") from exc
+    if bound_to != (operation, caller.account_id, caller.region) or not isinstance(after, str):
+        raise _validation_error(
+            "nextToken does not belong to this request", "fieldValidationFailed", "nextToken"
+        )
+    return after
+
+
+# ---- the simulator ----------------------------------------------------------------------------
+
+
+class DrsSimulator:
+    """The simulated DRS service: state, request handling and (optionally) its HTTP server.
+
+    Args:
+        port: the loopback port for `start()` (0 = a free one).
+        sts_endpoint: STS (moto) used to resolve access keys to accounts, unless
+            `account_resolver` is given.
+        account_resolver: callable access key id -> account id or None (replaces STS).
+        access_keys: static access key id -> account id mapping, consulted first.
+        default_account_id: account for keys nobody could resolve (None: reject them).
+        default_page_size / max_page_size: page size without maxResults / upper bound.
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        sts_endpoint: str | None = None,
+        account_resolver: AccountResolver | None = None,
+        access_keys: Mapping[str, str] | None = None,
+        default_account_id: str | None = None,
+        default_page_size: int = DEFAULT_PAGE_SIZE,
+        max_page_size: int = MAX_PAGE_SIZE,
+    ) -> None:
+        if not 1 <= default_page_size <= max_page_size:
+            raise ValueError("need 1 <= default_page_size <= max_page_size")
+        self._port = port
+        if account_resolver is None and sts_endpoint:
+            account_resolver = StsAccountResolver(sts_endpoint)
+        self._resolver = account_resolver
+        self._default_account_id = default_account_id
+        self.default_page_size = default_page_size
+        self.max_page_size = max_page_size
+        self._lock = threading.Lock()
+        self._access_keys: dict[str, str] = dict(access_keys or {})
+        self._scopes: dict[tuple[str, str], _Scope] = {}
+        self._faults: dict[tuple[str | None, str | None, str | None], _ArmedFault] = {}
+        self._latency: dict[tuple[str | None, str | None], Latency] = {}
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._http: _SimulatorHttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle --
+
+    @property
+    def endpoint(self) -> str:
+        """`http://127.0.0.1:PORT`. Raises RuntimeError when not started."""
+        if self._http is None:
+            raise RuntimeError("DrsSimulator is not started")
+        return f"http://{LOOPBACK}:{self._http.server_port}"
+
+    def start(self) -> str:
+        """Serve on loopback in a background thread; return the endpoint."""
+        if self._http is not None:
+            return self.endpoint
+        self._http = _SimulatorHttpServer((LOOPBACK, self._port), self)
+        # A short poll interval makes stop() return in ~50 ms instead of the default 0.5 s.
+        self._thread = threading.Thread(
+            target=self._http.serve_forever, args=(0.05,), name="drs-simulator", daemon=True
+        )
+        self._thread.start()
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Stop serving, close open keep-alive connections and wait for handler threads."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.close_all()
+            self._http.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._http = None
+        self._thread = None
+
+    def __enter__(self) -> DrsSimulator:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- servers --
+
+    def add_source_servers(
+        self, account_id: str, region: str, servers: Iterable[Mapping[str, Any]]
+    ) -> int:
+        """Add (or replace, by sourceServerID) servers listed by (account, region).
+
+        Returns the number of servers given. Raises ValueError for a record without a valid
+        `sourceServerID` (nothing is stored then).
+        """
+        entries = {}
+        for server in servers:
+            server_id = server.get("sourceServerID")
+            if not isinstance(server_id, str) or not _SERVER_ID.fullmatch(server_id):
+                raise ValueError(f"server without a valid sourceServerID: {server_id!r}")
+            entries[server_id] = _entry_for(server)
+        with self._lock:
+            scope = self._scopes.setdefault((account_id, region), _Scope())
+            new_ids = [sid for sid in entries if sid not in scope.entries]
+            scope.entries.update(entries)
+            if new_ids:
+                # One sort for a bulk add; insort per id would be quadratic for big fleets.
+                scope.ids.extend(new_ids)
+                scope.ids.sort()
+        return len(entries)
+
+    def set_source_servers(
+        self, account_id: str, region: str, servers: Iterable[Mapping[str, Any]]
+    ) -> int:
+        """Replace the servers of (account, region) with `servers`; see `add_source_servers`."""
+        materialised = list(servers)
+        self.clear_source_servers(account_id, region)
+        return self.add_source_servers(account_id, region, materialised)
+
+    def generate_fleet(self, account_id: str, region: str, count: int, **kwargs: Any) -> int:
+        """Add `fleet.generate_fleet(account_id, region, count, **kwargs)`; return the count."""
+        servers = fleet.generate_fleet(account_id, region, count, **kwargs)
+        return self.add_source_servers(account_id, region, servers)
+
+    def remove_source_server(self, account_id: str, region: str, source_server_id: str) -> bool:
+        """Remove one server; True if it existed."""
+        with self._lock:
+            scope = self._scopes.get((account_id, region))
+            if scope is None or scope.entries.pop(source_server_id, None) is None:
+                return False
+            del scope.ids[bisect.bisect_left(scope.ids, source_server_id)]
+            return True
+
+    def clear_source_servers(
+        self, account_id: str | None = None, region: str | None = None
+    ) -> None:
+        """Remove servers of every scope matching account/region (None matches any)."""
+        with self._lock:
+            for key in list(self._scopes):
+                if account_id in (None, key[0]) and region in (None, key[1]):
+                    del self._scopes[key]
+
+    def source_server_ids(self, account_id: str, region: str) -> list[str]:
+        """The ids stored for (account, region), in page order."""
+        with self._lock:
+            scope = self._scopes.get((account_id, region))
+            return list(scope.ids) if scope else []
+
+    def scope_counts(self) -> dict[tuple[str, str], int]:
+        """Number of servers per (account, region)."""
+        with self._lock:
+            return {key: len(scope.ids) for key, scope in self._scopes.items() if scope.ids}
+
+    # -- callers --
+
+    def map_access_key(self, access_key_id: str, account_id: str) -> None:
+        """Attribute `access_key_id` to `account_id` without asking the resolver."""
+        with self._lock:
+            self._access_keys[access_key_id] = account_id
+
+    # -- faults, latency, counters --
+
+    def set_fault(self, account_id: str | None, region: str | None, fault: Fault) -> None:
+        """Arm `fault` for requests from (account, region); None matches any account/region.
+
+        One fault per (account, region, fault.operation): setting again replaces it. The most
+        specific armed fault wins (account over region over operation-less).
+        """
+        with self._lock:
+            self._faults[(account_id, region, fault.operation)] = _ArmedFault(fault, fault.count)
+
+    def clear_faults(self, account_id: str | None = None, region: str | None = None) -> None:
+        """Disarm faults set for the account/region given (None: any); no arguments = all."""
+        with self._lock:
+            for key in list(self._faults):
+                if account_id in (None, key[0]) and region in (None, key[1]):
+                    del self._faults[key]
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Armed faults as JSON-ready dicts: accountId, region, fault, remaining."""
+        with self._lock:
+            return [
+                {
+                    "accountId": key[0],
+                    "region": key[1],
+                    "fault": armed.fault.to_dict(),
+                    "remaining": armed.remaining,
+                }
+                for key, armed in self._faults.items()
+            ]
+
+    def set_latency(
+        self,
+        ms: float,
+        jitter_ms: float = 0.0,
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        """Delay every request from (account, region) (None: any) by ms + U(0, jitter_ms).
+
+        The most specific setting applies; `ms == jitter_ms == 0` removes the setting.
+        The delay runs in the request's own thread, so it never blocks other requests.
+        """
+        if ms < 0 or jitter_ms < 0:
+            raise ValueError("latency must be >= 0")
+        with self._lock:
+            if ms == 0 and jitter_ms == 0:
+                self._latency.pop((account_id, region), None)
+            else:
+                self._latency[(account_id, region)] = Latency(ms, jitter_ms)
+
+    def clear_latency(self) -> None:
+        with self._lock:
+            self._latency.clear()
+
+    def request_counts(self) -> dict[tuple[str, str, str], int]:
+        """Requests per (operation, account, region), faults and retries included.
+
+        Requests that could not be attributed to an account are not counted.
+        """
+        with self._lock:
+            return dict(self._counts)
+
+    def request_count(
+        self,
+        operation: str | None = None,
+        account_id: str | None = None,
+        region: str | None = None,
+    ) -> int:
+        """Sum of `request_counts()` entries matching the arguments (None matches any)."""
+        return sum(
+            count
+            for (op, account, reg), count in self.request_counts().items()
+            if operation in (None, op) and account_id in (None, account) and region in (None, reg)
+        )
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def reset(self) -> None:
+        """Forget servers, faults, latency and counters (access-key mappings stay)."""
+        with self._lock:
+            self._scopes.clear()
+            self._faults.clear()
+            self._latency.clear()
+            self._counts.clear()
+
+    # -- request handling --
+
+    def handle(self, request: SimRequest) -> SimResponse:
+        """Answer one HTTP request (DRS API or control API). Never raises."""
+        try:
+            if request.path.startswith(CONTROL_PREFIX):
+                return self._handle_control(request)
+            return self._handle_api(request)
+        except DrsApiError as error:
+            return _error_response(error)
+        except Exception as exc:  # a simulator bug must still answer, not drop the connection
+            LOG.exception("DRS simulator failed on %s %s", request.method, request.path)
+            return _error_response(DrsApiError(INTERNAL_ERROR, f"simulator error: {exc}"))
+
+    def _handle_api(self, request: SimRequest) -> SimResponse:
+        caller = self._caller(request.headers)
+        operation = _operation_for(request.method, request.path)
+        with self._lock:
+            self._counts[(operation or "Unknown", caller.account_id, caller.region)] += 1
+            latency = self._latency_for(caller)
+            fault = self._take_fault(caller, operation) if operation else None
+        if latency is not None:
+            time.sleep(latency.sample_seconds())
+        if fault is not None:
+            raise fault_error(fault.error_code, fault.message, fault.retry_after_seconds)
+        if operation is None:
+            raise _validation_error(
+                f"No DRS operation matches {request.method} {request.path}", "unknownOperation"
+            )
+        handler = self._operations().get(operation)
+        if handler is None:
+            raise DrsApiError(
+                "NotImplementedException",
+                f"The DRS simulator does not implement {operation}; it implements "
+                f"{', '.join(IMPLEMENTED_OPERATIONS)}",
+            )
+        operation_model = service_model().operation_model(operation)
+        params = self._input_params(request, operation_model)
+        if operation_model.input_shape is not None:
+            _validate(params, operation_model.input_shape, "")
+        return handler(caller, params)
+
+    def _operations(self) -> dict[str, Callable[[_Caller, dict[str, Any]], SimResponse]]:
+        return {
+            "DescribeSourceServers": self._describe_source_servers,
+            "DescribeRecoveryInstances": self._describe_recovery_instances,
+            "ListStagingAccounts": self._list_staging_accounts,
+        }
+
+    def _caller(self, headers: Mapping[str, str]) -> _Caller:
+        match = _AUTH_SCOPE.search(headers.get("authorization", ""))
+        if match is None:
+            raise DrsApiError("MissingAuthenticationTokenException", "Missing Authentication Token")
+        access_key_id, region = match.group(1), match.group(3)
+        with self._lock:
+            account_id = self._access_keys.get(access_key_id)
+        if account_id is None and self._resolver is not None:
+            try:
+                account_id = self._resolver(access_key_id)
+            except AccountResolutionError as exc:
+                raise DrsApiError(INTERNAL_ERROR, f"cannot attribute caller: {exc}") from exc
+        account_id = account_id or self._default_account_id
+        if account_id is None:
+            raise fault_error(UNRECOGNIZED_CLIENT)
+        return _Caller(account_id, region)
+
+    def _latency_for(self, caller: _Caller) -> Latency | None:
+        for key in (
+            (caller.account_id, caller.region),
+            (caller.account_id, None),
+            (None, caller.region),
+            (None, None),
+        ):
+            if key in self._latency:
+                return self._latency[key]
+        return None
+
+    def _take_fault(self, caller: _Caller, operation: str) -> Fault | None:
+        """The most specific armed fault for this request, consuming one of its uses (locked)."""
+        for account in (caller.account_id, None):
+            for region in (caller.region, None):
+                for op in (operation, None):
+                    armed = self._faults.get((account, region, op))
+                    if armed is None:
+                        continue
+                    if armed.remaining is not None:
+                        armed.remaining -= 1
+                        if armed.remaining <= 0:
+                            del self._faults[(account, region, op)]
+                    return armed.fault
+        return None
+
+    @staticmethod
+    def _input_params(request: SimRequest, operation_model: OperationModel) -> dict[str, Any]:
+        """Collect the operation's input from the JSON body and query string, as the model says."""
+        params: dict[str, Any] = {}
+        if request.body.strip():
+            try:
+                params = json.loads(request.body)
+            except ValueError as exc:
+                raise _validation_error("Request body is not valid JSON", "cannotParse") from exc
+            if not isinstance(params, dict):
+                raise _validation_error("Request body must be a JSON object", "cannotParse")
+        shape = operation_model.input_shape
+        for name, member in shape.members.items() if shape else ():
+            if member.serialization.get("location") != "querystring":
+                continue
+            values = request.query.get(member.serialization.get("name", name))
+            if not values:
+                continue
+            value: Any = values[0]
+            if member.type_name in ("integer", "long"):
+                try:
+                    value = int(value)
+                except ValueError as exc:
+                    raise _validation_error(
+                        f"{name}: expected an integer", "fieldValidationFailed", name
+                    ) from exc
+            params[name] = value
+        return params
+
+    def _page_size(self, params: Mapping[str, Any], model_max: int | None = None) -> int:
+        limit = params.get("maxResults") or self.default_page_size
+        return min(limit, model_max or self.max_page_size, self.max_page_size)
+
+    def _describe_source_servers(self, caller: _Caller, params: dict[str, Any]) -> SimResponse:
+        operation = "DescribeSourceServers"
+        filters = params.get("filters") or {}
+        wanted_ids = filters.get("sourceServerIDs") or None
+        hardware_id = filters.get("hardwareId") or None
+        staging_ids = set(filters.get("stagingAccountIDs") or ()) or None
+        token = params.get("nextToken")
+        after = _decode_token(token, operation, caller) if token else None
+        limit = self._page_size(params)
+
+        def selected(entry: _Entry) -> bool:
+            if hardware_id is not None and hardware_id not in entry.hardware_ids:
+                return False
+            return staging_ids is None or entry.staging_account_id in staging_ids
+
+        unfiltered = hardware_id is None and staging_ids is None
+        with self._lock:
+            scope = self._scopes.get((caller.account_id, caller.region)) or _Scope()
+            candidates = (
+                scope.ids
+                if wanted_ids is None
+                else sorted(set(wanted_ids).intersection(scope.entries))
+            )
+            start = bisect.bisect_right(candidates, after) if after is not None else 0
+            if unfiltered:
+                page = candidates[start : start + limit]
+                more = start + len(page) < len(candidates)
+            else:
+                page = []
+                more = False
+                for sid in candidates[start:]:
+                    if selected(scope.entries[sid]):
+                        if len(page) == limit:
+                            more = True  # one more match exists: no empty trailing page
+                            break
+                        page.append(sid)
+            blobs = [scope.entries[sid].blob for sid in page]
+        # Pre-serialised items: a 1000-server page is a join, not 1000 json.dumps calls.
+        body = b'{"items":[' + b",".join(blobs) + b"]"
+        if more:
+            next_token = _encode_token(operation, caller, page[-1])
+            body += b',"nextToken":' + json.dumps(next_token).encode()
+        return SimResponse(200, body + b"}", {})
+
+    def _describe_recovery_instances(self, caller: _Caller, params: dict[str, Any]) -> SimResponse:
+        # No recoveries are simulated; still validate the token like the real listing would.
+        token = params.get("nextToken")
+        if token:
+            _decode_token(token, "DescribeRecoveryInstances", caller)
+        return _json_response(200, {"items": []})
+
+    def _list_staging_accounts(self, caller: _Caller, params: dict[str, Any]) -> SimResponse:
+        operation = "ListStagingAccounts"
+        token = params.get("nextToken")
+        after = _decode_token(token, operation, caller) if token else ""
+        with self._lock:
+            scope = self._scopes.get((caller.account_id, caller.region)) or _Scope()
+            accounts = sorted(
+                {e.staging_account_id for e in scope.entries.values() if e.staging_account_id}
+            )
+        model_max = 50  # ListStagingAccountsRequestMaxResultsInteger's max
+        limit = min(params.get("maxResults") or model_max, model_max)
+        remaining = [account for account in accounts if account > after]
+        page = remaining[:limit]
+        payload: dict[str, Any] = {"accounts": [{"accountID": account} for account in page]}
+        if len(remaining) > limit:
+            payload["nextToken"] = _encode_token(operation, caller, page[-1])
+        return _json_response(200, payload)
+
+    # -- control API --
+
+    def _handle_control(self, request: SimRequest) -> SimResponse:
+        parts = [
+            urllib.parse.unquote(p) for p in request.path[len(CONTROL_PREFIX) :].split("/") if p
+        ]
+        try:
+            body = json.loads(request.body) if request.body.strip() else {}
+            return self._control_route(request.method, parts, body, request.query)
+        except DrsApiError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            return _json_response(400, {"message": f"bad control request: {exc!r}"})
+
+    def _control_route(
+        self,
+        method: str,
+        parts: list[str],
+        body: Any,
+        query: Mapping[str, list[str]],
+    ) -> SimResponse:
+        def arg(name: str) -> str | None:
+            values = query.get(name)
+            return values[0] if values else None
+
+        route = (method, parts[0] if parts else "", len(parts))
+        if route == ("GET", "health", 1):
+            return _json_response(
+                200, {"status": "ok", "servers": sum(self.scope_counts().values())}
+            )
+        if route == ("GET", "servers", 1):
+            scopes = [
+                {"accountId": account, "region": region, "count": count}
+                for (account, region), count in sorted(self.scope_counts().items())
+            ]
+            return _json_response(200, {"scopes": scopes})
+        if parts[:1] == ["servers"] and len(parts) == 3:
+            account_id, region = parts[1], parts[2]
+            if method == "GET":
+                return _json_response(
+                    200, {"sourceServerIDs": self.source_server_ids(account_id, region)}
+                )
+            if method == "PUT":
+                return _json_response(
+                    200, {"count": self.set_source_servers(account_id, region, body["servers"])}
+                )
+            if method == "POST":
+                return _json_response(
+                    200, {"count": self.add_source_servers(account_id, region, body["servers"])}
+                )
+            if method == "DELETE":
+                self.clear_source_servers(account_id, region)
+                return _json_response(200, {})
+        if route == ("DELETE", "servers", 4):
+            removed = self.remove_source_server(parts[1], parts[2], parts[3])
+            return _json_response(200 if removed else 404, {"removed": removed})
+        if route == ("POST", "fleet", 3):
+            kwargs = _fleet_kwargs(body)
+            count = self.generate_fleet(parts[1], parts[2], int(body["count"]), **kwargs)
+            return _json_response(200, {"count": count})
+        if route == ("GET", "faults", 1):
+            return _json_response(200, {"faults": self.faults()})
+        if route == ("POST", "faults", 1):
+            self.set_fault(
+                body.get("accountId"), body.get("region"), Fault.from_dict(body["fault"])
+            )
+            return _json_response(200, {})
+        if route == ("DELETE", "faults", 1):
+            self.clear_faults(arg("accountId"), arg("region"))
+            return _json_response(200, {})
+        if route == ("PUT", "latency", 1):
+            self.set_latency(
+                float(body["ms"]),
+                float(body.get("jitterMs", 0.0)),
+                account_id=body.get("accountId"),
+                region=body.get("region"),
+            )
+            return _json_response(200, {})
+        if route == ("DELETE", "latency", 1):
+            self.clear_latency()
+            return _json_response(200, {})
+        if route == ("GET", "counts", 1):
+            counts = [
+                {"operation": op, "accountId": account, "region": region, "count": count}
+                for (op, account, region), count in sorted(self.request_counts().items())
+            ]
+            return _json_response(200, {"counts": counts})
+        if route == ("DELETE", "counts", 1):
+            self.reset_counts()
+            return _json_response(200, {})
+        if route == ("POST", "access-keys", 1):
+            self.map_access_key(body["accessKeyId"], body["accountId"])
+            return _json_response(200, {})
+        if route == ("POST", "reset", 1):
+            self.reset()
+            return _json_response(200, {})
+        return _json_response(
+            404, {"message": f"no control route {method} /_sim/{'/'.join(parts)}"}
+        )
+
+
+def _fleet_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Control-API fleet options (camelCase) -> `fleet.generate_fleet` keyword arguments."""
+    kwargs: dict[str, Any] = {}
+    simple = {
+        "seed": "seed",
+        "startIndex": "start_index",
+        "ec2Fraction": "ec2_fraction",
+        "extendedFraction": "extended_fraction",
+        "stagingAccountIds": "staging_account_ids",
+        "originAccountId": "origin_account_id",
+        "originRegion": "origin_region",
+    }
+    for key, name in simple.items():
+        if key in body:
+            kwargs[name] = body[key]
+    if "ec2InstanceIds" in body:
+        kwargs["ec2_instance_ids"] = list(body["ec2InstanceIds"])
+    if "ec2Origins" in body:  # {instanceId: {accountId, region, availabilityZone?, ...}}
+        kwargs["ec2_instance_ids"] = {
+            instance_id: fleet.Ec2Origin(
+                account_id=origin["accountId"],
+                region=origin["region"],
+                availability_zone=origin.get("availabilityZone"),
+                private_ip=origin.get("privateIp"),
+                hostname=origin.get("hostname"),
+            )
+            for instance_id, origin in body["ec2Origins"].items()
+        }
+    return kwargs
+
+
+# ---- HTTP plumbing ----------------------------------------------------------------------------
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    # HTTP/1.1 keeps botocore's pooled connections open between requests.
+    protocol_version = "HTTP/1.1"
+    # An idle keep-alive connection is dropped after this; clients reconnect transparently.
+    timeout = 120
+    # Headers and body go out in separate writes; with Nagle on, the client's delayed ACK
+    # stalls every response by ~40 ms. TCP_NODELAY sends them at once.
+    disable_nagle_algorithm = True
+    server: _SimulatorHttpServer
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._send(SimResponse(411, b'{"message":"Content-Length required"}'))
+            self.close_connection = True
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        # Always drain the body, even for errors, so the next request on the connection parses.
+        body = self.rfile.read(length) if length > 0 else b""
+        url = urllib.parse.urlsplit(self.path)
+        request = SimRequest(
+            method=self.command,
+            path=url.path,
+            query=urllib.parse.parse_qs(url.query),
+            headers={key.lower(): value for key, value in self.headers.items()},
+            body=body,
+        )
+        self._send(self.server.simulator.handle(request))
+
+    def _send(self, response: SimResponse) -> None:
+        self.send_response(response.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        for key, value in response.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        LOG.debug("%s " + format, self.address_string(), *args)
+
+
+class _SimulatorHttpServer(ThreadingHTTPServer):
+    """Thread per connection; remembers open connections so `close_all` can end idle keep-alives."""
+
+    daemon_threads = True
+    # The default listen backlog of 5 drops bursts of new connections from a concurrent sync
+    # (each drop costs the client a 1 s SYN retry); real endpoints accept far more.
+    request_queue_size = 256
+
+    def __init__(self, address: tuple[str, int], simulator: DrsSimulator) -> None:
+        self.simulator = simulator
+        self._open: set[socket.socket] = set()
+        self._handler_threads: set[threading.Thread] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, _RequestHandler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        thread = threading.Thread(
+            target=self._serve_connection, args=(request, client_address), daemon=True
+        )
+        with self._open_lock:
+            self._handler_threads.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: Any, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.discard(request)
+                self._handler_threads.discard(threading.current_thread())
+            self.shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients hanging up mid-request are normal (timeouts, retries); keep stderr quiet.
+        LOG.debug("connection from %s failed", client_address, exc_info=True)
+
+    def close_all(self, timeout: float = 5.0) -> None:
+        """Unblock handlers waiting on idle keep-alive connections and wait for them to end."""
+        with self._open_lock:
+            sockets = list(self._open)
+            threads = list(self._handler_threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):  # already closed by the peer
+                sock.shutdown(socket.SHUT_RDWR)
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+# ---- remote control client --------------------------------------------------------------------
+
+
+class SimulatorControlError(Exception):
+    """The control API answered an error status."""
+
+
+class SimulatorControl:
+    """Drive a simulator running elsewhere (another process) over its `/_sim/` control API."""
+
+    def __init__(self, endpoint: str, timeout: float = 60.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._timeout = timeout
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        query: Mapping[str, str | None] | None = None,
+        allow: tuple[int, ...] = (),
+    ) -> Any:
+        url = f"{self.endpoint}{CONTROL_PREFIX}{path}"
+        params = {key: value for key, value in (query or {}).items() if value is not None}
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            if exc.code in allow:
+                return json.loads(text or "{}")
+            raise SimulatorControlError(f"{method} {url} -> {exc.code}: {text}") from exc
+
+    @staticmethod
+    def _scope_path(prefix: str, account_id: str, region: str) -> str:
+        return f"{prefix}/{urllib.parse.quote(account_id)}/{urllib.parse.quote(region)}"
+
+    def health(self) -> dict[str, Any]:
+        return dict(self._call("GET", "health"))
+
+    def wait_until_healthy(self, timeout: float = 10.0) -> None:
+        """Poll `health` until it answers. Raises SimulatorControlError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.health()
+                return
+            except (OSError, SimulatorControlError) as exc:
+                if time.monotonic() > deadline:
+                    raise SimulatorControlError(f"{self.endpoint} not healthy: {exc}") from exc
+                time.sleep(0.05)
+
+    def add_source_servers(
+        self, account_id: str, region: str, servers: list[dict[str, Any]]
+    ) -> int:
+        path = self._scope_path("servers", account_id, region)
+        return int(self._call("POST", path, {"servers": servers})["count"])
+
+    def set_source_servers(
+        self, account_id: str, region: str, servers: list[dict[str, Any]]
+    ) -> int:
+        path = self._scope_path("servers", account_id, region)
+        return int(self._call("PUT", path, {"servers": servers})["count"])
+
+    def generate_fleet(self, account_id: str, region: str, count: int, **options: Any) -> int:
+        """Generate servers inside the simulator (no 100 MB uploads for big fleets).
+
+        `options` are the control API's camelCase keys: seed, startIndex, ec2Fraction,
+        extendedFraction, stagingAccountIds, originAccountId, originRegion, ec2InstanceIds,
+        ec2Origins ({instanceId: {accountId, region, availabilityZone?, privateIp?, hostname?}}).
+        """
+        path = self._scope_path("fleet", account_id, region)
+        return int(self._call("POST", path, {"count": count, **options})["count"])
+
+    def remove_source_server(self, account_id: str, region: str, source_server_id: str) -> bool:
+        path = self._scope_path("servers", account_id, region) + "/" + source_server_id
+        return bool(self._call("DELETE", path, allow=(404,))["removed"])
+
+    def clear_source_servers(self, account_id: str, region: str) -> None:
+        self._call("DELETE", self._scope_path("servers", account_id, region))
+
+    def source_server_ids(self, account_id: str, region: str) -> list[str]:
+        return list(
+            self._call("GET", self._scope_path("servers", account_id, region))["sourceServerIDs"]
+        )
+
+    def scope_counts(self) -> dict[tuple[str, str], int]:
+        return {
+            (scope["accountId"], scope["region"]): scope["count"]
+            for scope in self._call("GET", "servers")["scopes"]
+        }
+
+    def map_access_key(self, access_key_id: str, account_id: str) -> None:
+        self._call("POST", "access-keys", {"accessKeyId": access_key_id, "accountId": account_id})
+
+    def set_fault(self, account_id: str | None, region: str | None, fault: Fault) -> None:
+        payload = {"accountId": account_id, "region": region, "fault": fault.to_dict()}
+        self._call("POST", "faults", payload)
+
+    def clear_faults(self, account_id: str | None = None, region: str | None = None) -> None:
+        self._call("DELETE", "faults", query={"accountId": account_id, "region": region})
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", "faults")["faults"])
+
+    def set_latency(
+        self,
+        ms: float,
+        jitter_ms: float = 0.0,
+        *,
+        account_id: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        payload = {"ms": ms, "jitterMs": jitter_ms, "accountId": account_id, "region": region}
+        self._call("PUT", "latency", payload)
+
+    def clear_latency(self) -> None:
+        self._call("DELETE", "latency")
+
+    def request_counts(self) -> dict[tuple[str, str, str], int]:
+        return {
+            (row["operation"], row["accountId"], row["region"]): row["count"]
+            for row in self._call("GET", "counts")["counts"]
+        }
+
+    def request_count(
+        self,
+        operation: str | None = None,
+        account_id: str | None = None,
+        region: str | None = None,
+    ) -> int:
+        return sum(
+            count
+            for (op, account, reg), count in self.request_counts().items()
+            if operation in (None, op) and account_id in (None, account) and region in (None, reg)
+        )
+
+    def reset_counts(self) -> None:
+        self._call("DELETE", "counts")
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+
+# ---- process entry point ----------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Serve the DRS simulator on 127.0.0.1 until stopped."
+    )
+    parser.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    parser.add_argument("--sts-endpoint", help="STS (moto) endpoint that attributes access keys")
+    parser.add_argument("--default-account-id", help="account for keys nobody can attribute")
+    parser.add_argument(
+        "--access-key",
+        action="append",
+        default=[],
+        metavar="AKID=ACCOUNT",
+        help="static access key attribution (repeatable)",
+    )
+    parser.add_argument("--max-page-size", type=int, default=MAX_PAGE_SIZE)
+    args = parser.parse_args(argv)
+    access_keys = dict(item.split("=", 1) for item in args.access_key)
+    if not (args.sts_endpoint or args.default_account_id or access_keys):
+        parser.error("give --sts-endpoint, --default-account-id or --access-key")
+
+    simulator = DrsSimulator(
+        port=args.port,
+        sts_endpoint=args.sts_endpoint,
+        access_keys=access_keys,
+        default_account_id=args.default_account_id,
+        default_page_size=min(DEFAULT_PAGE_SIZE, args.max_page_size),
+        max_page_size=args.max_page_size,
+    )
+    stopped = threading.Event()
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    simulator.start()
+    print(f"DRS_ENDPOINT={simulator.endpoint}", flush=True)
+    try:
+        while not stopped.wait(0.5):
+            pass
+    finally:
+        simulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
