@@ -206,11 +206,33 @@ upload_packages() {
 }
 
 # ------------------------------------------------------------------------ stacks
+readonly STACKS="dynamodb lambda eventbridge monitoring"  # in dependency order
 stack_name() { echo "$PROJECT_NAME-$ENV_NAME-$1"; }
 
-stack_status() {
-  aws_cli cloudformation describe-stacks --stack-name "$1" \
-    --query 'Stacks[0].StackStatus' --output text 2>/dev/null || echo "NONE"
+# JMESPath filter selecting this environment's stacks from DescribeStacks (one call for all).
+stacks_filter() {
+  local short names=""
+  for short in $STACKS; do names="$names${names:+,}\"$(stack_name "$short")\""; done
+  echo "Stacks[?contains(\`[$names]\`, StackName)]"
+}
+
+# Sets STATUS_<short> to each stack's status (NONE when it does not exist) and refuses
+# stacks CloudFormation cannot update.
+read_stack_statuses() {
+  local short name status listing
+  stage "current stacks"
+  listing="$(aws_cli cloudformation describe-stacks --output text \
+    --query "$(stacks_filter).[StackName, StackStatus]")" || die "cannot list stacks"
+  for short in $STACKS; do
+    name="$(stack_name "$short")"
+    status="$(echo "$listing" | awk -v name="$name" '$1 == name { print $2 }')"
+    printf -v "STATUS_$short" '%s' "${status:-NONE}"
+    info "$name: ${status:-none}"
+    if [ "$status" = "ROLLBACK_COMPLETE" ]; then
+      die "$name is ROLLBACK_COMPLETE (its first create failed); delete it, then deploy" \
+        "again: aws cloudformation delete-stack --stack-name $name"
+    fi
+  done
 }
 
 show_failed_events() {
@@ -225,11 +247,8 @@ deploy_stack() {
   shift 2
   stack="$(stack_name "$short")"
   stage "stack $stack (cfn/$template)"
-  status="$(stack_status "$stack")"
-  if [ "$status" = "ROLLBACK_COMPLETE" ]; then
-    die "$stack is ROLLBACK_COMPLETE (its first create failed); delete it, then deploy again:" \
-      "aws cloudformation delete-stack --stack-name $stack"
-  fi
+  status="STATUS_$short"
+  status="${!status}"
   if output="$(aws_cli cloudformation deploy --stack-name "$stack" \
       --template-file "$ROOT/cfn/$template" --capabilities CAPABILITY_IAM \
       --no-fail-on-empty-changeset \
@@ -250,7 +269,7 @@ deploy_stack() {
   else
     echo "$output" >&2
     show_failed_events "$stack"
-    die "deploying $stack failed (status $(stack_status "$stack"))"
+    die "deploying $stack failed (see the errors above)"
   fi
 }
 
@@ -266,23 +285,20 @@ function_arn() {
 }
 
 print_outputs() {
-  local short stack outputs
+  local outputs
   stage "stack outputs"
-  for short in dynamodb lambda eventbridge monitoring; do
-    stack="$(stack_name "$short")"
-    outputs="$(aws_cli cloudformation describe-stacks --stack-name "$stack" --output text \
-      --query 'Stacks[0].Outputs[].[OutputKey, OutputValue]')"
-    echo "  $stack"
-    if [ -z "$outputs" ] || [ "$outputs" = "None" ]; then
-      info "(no outputs reported by this endpoint)"
-    else
-      echo "$outputs" | while IFS=$'\t' read -r key value; do info "$key = $value"; done
-    fi
-  done
+  outputs="$(aws_cli cloudformation describe-stacks --output text \
+    --query "$(stacks_filter).Outputs[][].[OutputKey, OutputValue]")" || die "cannot read outputs"
+  if [ -z "$outputs" ] || [ "$outputs" = "None" ]; then
+    info "(none reported by this endpoint)"
+  else
+    echo "$outputs" | while IFS=$'\t' read -r key value; do info "$key = $value"; done
+  fi
 }
 
 deploy_all() {
   local params=() dmh_arn
+  read_stack_statuses
   package_functions
   ensure_bucket
   upload_packages

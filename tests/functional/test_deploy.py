@@ -1,0 +1,135 @@
+"""scripts/deploy.sh without AWS: usage, refusals, and --validate-only.
+
+Refusals must be one line on stderr with a non-zero exit, before anything is packaged or
+deployed. Broken inputs are made in a copy of the tree, never in the real one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.deploy import ROOT, copy_repo, deploy_env, run_deploy
+
+# Nothing listens here: an accidental AWS call fails instead of reaching anything.
+DEAD_ENDPOINT = "http://127.0.0.1:9"
+
+
+def test_help_prints_usage_with_every_flag() -> None:
+    result = run_deploy("-h")
+
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: scripts/deploy.sh ENV")
+    for flag in ("--validate-only", "--lambda-only", "--region", "--profile", "--endpoint-url"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        ((), "missing environment"),
+        (("production",), "unknown environment 'production'"),
+        (("qa", "dev"), "one environment only"),
+        (("qa", "--force"), "unknown option: --force"),
+        (("qa", "--region"), "--region needs a value"),
+        (("qa", "--profile", "--lambda-only"), "--profile needs a value"),
+        (("qa", "--validate-only", "--lambda-only"), "exclude each other"),
+    ],
+)
+def test_bad_arguments_are_refused_with_one_line(args: tuple[str, ...], reason: str) -> None:
+    result = run_deploy(*args)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert reason in result.stderr
+
+
+def test_bad_project_name_is_refused() -> None:
+    result = run_deploy("qa", env=deploy_env(PROJECT_NAME="Bad_Name"))
+
+    assert result.returncode == 2
+    assert "PROJECT_NAME 'Bad_Name'" in result.stderr
+
+
+def test_missing_credentials_are_refused_with_one_line() -> None:
+    env = deploy_env(credentials=False)
+
+    result = run_deploy("qa", "--endpoint-url", DEAD_ENDPOINT, env=env)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("deploy.sh: error: no usable AWS credentials")
+    assert len(result.stderr.splitlines()) == 1
+    assert "==> package" not in result.stdout
+
+
+def test_missing_aws_cli_is_refused(tmp_path: Path) -> None:
+    # A tree without the venv, and a PATH with python but no aws CLI.
+    (tmp_path / "scripts").mkdir()
+    script = shutil.copy2(ROOT / "scripts" / "deploy.sh", tmp_path / "scripts" / "deploy.sh")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, target in (("python3", sys.executable), ("dirname", shutil.which("dirname"))):
+        assert target
+        os.symlink(target, bin_dir / name)
+    bash = shutil.which("bash")
+    assert bash
+
+    result = subprocess.run(
+        [bash, str(script), "qa", "--region", "us-east-1"],
+        env=deploy_env(PATH=str(bin_dir)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "deploy.sh: error: aws CLI not found (run: make venv, or install the AWS CLI)"
+    )
+
+
+def test_validate_only_passes_on_the_repository_without_touching_aws() -> None:
+    env = deploy_env(credentials=False, AWS_ENDPOINT_URL=DEAD_ENDPOINT)
+
+    result = run_deploy("qa", "--validate-only", env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    stages = [line for line in result.stdout.splitlines() if line.startswith("==> ")]
+    assert stages == [
+        "==> validate: cfn-lint cfn/*.yaml",
+        "==> validate: compile lambda/",
+        "==> validate: unit tests",
+        "==> validate: OK",
+    ]
+
+
+def test_validate_only_fails_on_a_broken_template(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    template = repo / "cfn" / "eventbridge-stack.yaml"
+    template.write_text(template.read_text().replace("ScheduleExpression:", "ScheduleExpresion:"))
+
+    result = run_deploy("qa", "--validate-only", root=repo, env=deploy_env(credentials=False))
+
+    assert result.returncode == 1
+    assert "eventbridge-stack.yaml" in result.stdout + result.stderr
+    assert result.stderr.strip().endswith("cfn-lint rejected the templates (see above)")
+    assert "==> validate: unit tests" not in result.stdout
+
+
+def test_validate_only_fails_on_code_that_does_not_compile(tmp_path: Path) -> None:
+    repo = copy_repo(tmp_path / "repo")
+    broken = repo / "lambda" / "shared" / "config.py"
+    broken.write_text(broken.read_text() + "\ndef broken(:\n")
+
+    result = run_deploy("qa", "--validate-only", root=repo, env=deploy_env(credentials=False))
+
+    assert result.returncode == 1
+    assert "lambda/shared/config.py" in result.stderr
+    assert result.stderr.strip().endswith("Lambda code does not compile (see above)")
