@@ -21,7 +21,7 @@ from shared.config import (
 )
 from tests.support.aws import create_tables_from_template
 
-pytest_plugins = ["tests.support.drs"]
+pytest_plugins = ["tests.support.drs", "tests.support.world"]
 
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the hub in every test
 
@@ -29,8 +29,14 @@ HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the hub in every test
 @pytest.fixture(autouse=True)
 def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
     """No test may reach real AWS or read the developer's profile."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DRS",
-                 "MOTO_ACCOUNT_ID", DRS_REGIONS_ENV):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_SESSION_TOKEN",
+        "AWS_ENDPOINT_URL",
+        "AWS_ENDPOINT_URL_DRS",
+        "MOTO_ACCOUNT_ID",
+        DRS_REGIONS_ENV,
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")

@@ -13,12 +13,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+import botocore.loaders
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.exceptions import AssumeRoleError
 
 DEFAULT_MAX_ATTEMPTS = 5
+
+# Reading botocore's model and endpoint JSON costs ~0.1-2 s per new session; one loader kept
+# for the process's life (a warm Lambda container) makes later sessions nearly free.
+_SHARED_LOADER = botocore.loaders.create_loader()
+
+
+def new_session() -> boto3.Session:
+    """A fresh boto3 Session (credentials from the environment) sharing the model loader."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _SHARED_LOADER)
+    return boto3.Session(botocore_session=core)
 
 
 def make_config(max_pool_connections: int = 10, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
@@ -44,7 +57,7 @@ class AccountAccess:
 class ClientFactory:
     """Builds and caches boto3 clients per (service, account, region) for one run.
 
-    `session` defaults to a new boto3 Session (hub credentials from the environment).
+    `session` defaults to `new_session()` (hub credentials from the environment).
     Each target account's role is assumed at most once per factory; a failed assume is
     remembered and raised again as AssumeRoleError, never replaced by hub credentials.
     """
@@ -57,7 +70,7 @@ class ClientFactory:
         role_session_name: str = "drs-inventory-sync",
         sts_region: str | None = None,
     ) -> None:
-        self._session = session or boto3.Session()
+        self._session = session or new_session()
         self._config = config or make_config()
         self._role_session_name = role_session_name
         self._sts_region = sts_region or self._session.region_name or "us-east-1"

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from typing import Any
 
 import boto3
 import pytest
 
 from inventory_sync.exceptions import SyncFailedError
+from inventory_sync.models import SyncSettings
+from tests.support.lambda_context import FakeLambdaContext
 from tests.support.world import (
     HUB,
     REGIONS,
@@ -18,7 +22,6 @@ from tests.support.world import (
     World,
     role_arn,
 )
-from tests.support.world import world as world  # noqa: F401  (fixture)
 
 
 def build_fleet(world: World) -> dict[tuple[str, str], list[dict[str, Any]]]:
@@ -27,13 +30,15 @@ def build_fleet(world: World) -> dict[tuple[str, str], list[dict[str, Any]]]:
     hub_instances = world.launch_instances(HUB, "us-east-1", 20)
     b_instances = world.launch_instances(TARGET_B, "us-west-2", 4)
     fleet = {
-        (HUB, "us-east-1"): world.add_servers(HUB, "us-east-1", 60, ec2_instance_ids=hub_instances,
-                                              ec2_fraction=20 / 60),
+        (HUB, "us-east-1"): world.add_servers(
+            HUB, "us-east-1", 60, ec2_instance_ids=hub_instances, ec2_fraction=20 / 60
+        ),
         (HUB, "us-west-2"): world.add_servers(HUB, "us-west-2", 5, ec2_fraction=0.0),
         # TARGET_A replicates EC2 instances that live in TARGET_B (cross-account DR), and
         # one whose instance is gone (a synthetic id that exists in no EC2).
         (TARGET_A, "us-east-1"): world.add_servers(
-            TARGET_A, "us-east-1", 10, ec2_instance_ids=b_instances, ec2_fraction=0.5),
+            TARGET_A, "us-east-1", 10, ec2_instance_ids=b_instances, ec2_fraction=0.5
+        ),
         (TARGET_A, "eu-west-1"): world.add_servers(TARGET_A, "eu-west-1", 3, ec2_fraction=0.0),
         (TARGET_B, "us-west-2"): world.add_servers(TARGET_B, "us-west-2", 7, ec2_fraction=0.0),
     }
@@ -63,7 +68,9 @@ def test_full_fleet_is_written_once_with_the_right_scope_and_enrichment(world: W
     assert counts["serversSeen"] == counts["serversWritten"] == counts["serversNew"] == total
 
     # Same-account enrichment: hub servers carry their hub instance's details.
-    hub_ec2 = [inventory[s["arn"]] for s in fleet[(HUB, "us-east-1")] if "ec2" in inventory[s["arn"]]]
+    hub_ec2 = [
+        inventory[s["arn"]] for s in fleet[(HUB, "us-east-1")] if "ec2" in inventory[s["arn"]]
+    ]
     assert len(hub_ec2) == 20
     ec2 = world.client("ec2", HUB, "us-east-1")
     reservations = ec2.describe_instances()["Reservations"]
@@ -110,11 +117,14 @@ def test_call_counts_are_the_minimum(world: World) -> None:
             # a full last page needs one more (empty) page to learn there is no more
             assert world.simulator.request_count("DescribeSourceServers", account, region) == pages
     assert summary["counts"]["apiCalls"]["describeSourceServers"] == world.simulator.request_count(
-        "DescribeSourceServers")
+        "DescribeSourceServers"
+    )
 
     # One AssumeRole per target account, each with its externalId.
     assert sorted(call["RoleArn"] for call in log.assume_roles) == [
-        role_arn(TARGET_A), role_arn(TARGET_B)]
+        role_arn(TARGET_A),
+        role_arn(TARGET_B),
+    ]
     assert all(call["ExternalId"] == "drs-orchestration-test" for call in log.assume_roles)
 
     # DescribeInstances: batched per origin, never per instance.
@@ -132,7 +142,9 @@ def test_call_counts_are_the_minimum(world: World) -> None:
     assert log.calls["BatchWriteItem"] <= math.ceil(total / 25) + scopes_with_servers + 1
 
 
-def test_second_run_with_nothing_changed_makes_the_same_calls_and_adds_nothing(world: World) -> None:
+def test_second_run_with_nothing_changed_makes_the_same_calls_and_adds_nothing(
+    world: World,
+) -> None:
     build_fleet(world)
     first_log, second_log = CallLog(), CallLog()
     first = world.sync(first_log)
@@ -159,8 +171,11 @@ def small_fleet(world: World) -> dict[tuple[str, str], list[dict[str, Any]]]:
 
 def scope_snapshot(world: World, account: str, region: str) -> list[dict[str, Any]]:
     """The raw DynamoDB items of one scope: compared byte for byte."""
-    return [item for item in world.raw_items(world.tables.inventory)
-            if item["accountId"]["S"] == account and item["region"]["S"] == region]
+    return [
+        item
+        for item in world.raw_items(world.tables.inventory)
+        if item["accountId"]["S"] == account and item["region"]["S"] == region
+    ]
 
 
 def test_faults_mark_their_scopes_and_leave_their_items_untouched(world: World) -> None:
@@ -174,7 +189,8 @@ def test_faults_mark_their_scopes_and_leave_their_items_untouched(world: World) 
     world.fault(HUB, "us-west-2", "UninitializedAccountException")
     world.denied_roles.add(role_arn(TARGET_B))
     failed_scopes = [(TARGET_A, "us-west-2"), (TARGET_A, "eu-west-1"), (HUB, "us-west-2")] + [
-        (TARGET_B, region) for region in REGIONS]
+        (TARGET_B, region) for region in REGIONS
+    ]
     before = {scope: scope_snapshot(world, *scope) for scope in failed_scopes}
 
     # WHEN the next sync runs
@@ -341,3 +357,98 @@ def test_bad_parameters_are_refused_and_write_nothing(world: World, params, reas
     assert type(raised.value).__name__ == "InvalidParameterError"
     assert world.raw_items(world.tables.inventory) == []
     assert world.region_status() == {}
+
+
+def test_overlapping_runs_the_second_is_skipped(world: World) -> None:
+    small_fleet(world)
+    world.simulator.set_latency(150)  # every DRS call is slow: the first run takes a while
+    first: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: first.update(world.sync()))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while world.lease() is None and runner.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert world.lease() is not None, "the first run never took the lease"
+
+        second = world.sync()
+    finally:
+        runner.join(timeout=60)
+
+    assert second["status"] == "SKIPPED"
+    assert first["runId"] in second["skippedBecause"]
+    assert second["counts"]["scopes"] == 0
+    assert first["status"] == "SUCCEEDED"
+    assert world.lease() is None
+    # The skipped run listed nothing: every DRS call belongs to the first run.
+    assert world.simulator.request_count("DescribeSourceServers") == 9
+
+
+def test_dry_run_ignores_the_lease(world: World) -> None:
+    small_fleet(world)
+    world.sync()
+    boto3.client("dynamodb").put_item(
+        TableName=world.tables.region_status,
+        Item={
+            "accountId": {"S": "#sync-lease"},
+            "region": {"S": "inventory-sync"},
+            "runId": {"S": "someone-else"},
+            "leaseExpiresAt": {"N": str(int(time.time()) + 900)},
+        },
+    )
+    assert world.sync()["status"] == "SKIPPED"
+    assert world.sync(dryRun=True)["status"] == "SUCCEEDED"
+
+
+def test_deadline_skips_unstarted_scopes_and_deletes_nothing_there(world: World) -> None:
+    fleet = small_fleet(world)
+    world.sync()
+    for (account, region), servers in fleet.items():
+        world.simulator.remove_source_server(account, region, servers[0]["sourceServerID"])
+    before = world.raw_items(world.tables.inventory)
+    world.simulator.reset_counts()
+    world.simulator.set_latency(200)
+    # One scope at a time, 200 ms per DRS call, and 0.7 s left: only the first scopes start.
+    settings = SyncSettings(max_concurrency=1, page_size=25, deadline_reserve_seconds=0)
+
+    summary = world.sync(context=FakeLambdaContext(timeout_ms=700), settings=settings)
+
+    by_status = summary["counts"]["scopesByStatus"]
+    assert 1 <= by_status.get("ACTIVE", 0) < 9
+    assert by_status["SKIPPED"] == 9 - by_status["ACTIVE"]
+    assert summary["status"] == "PARTIAL"
+    skipped = {
+        (f["accountId"], f["region"])
+        for f in summary["failures"]
+        if f["status"] == "SKIPPED" and f["errorCode"] == "DeadlineReached"
+    }
+    assert len(skipped) == by_status["SKIPPED"]
+    for account, region in skipped:
+        assert world.simulator.request_count("DescribeSourceServers", account, region) == 0
+        snapshot = [
+            i for i in before if (i["accountId"]["S"], i["region"]["S"]) == (account, region)
+        ]
+        assert scope_snapshot(world, account, region) == snapshot
+        assert world.region_status()[(account, region)]["status"] == "SKIPPED"
+    assert summary["counts"]["serversSoftDeleted"] == by_status["ACTIVE"]
+
+
+def test_dry_run_reports_and_leaves_every_table_byte_for_byte_unchanged(world: World) -> None:
+    fleet = small_fleet(world)
+    world.sync()
+    world.simulator.remove_source_server(
+        HUB, "us-east-1", fleet[(HUB, "us-east-1")][0]["sourceServerID"]
+    )
+    world.add_servers(TARGET_A, "us-west-2", 2, ec2_fraction=0.0)
+    world.invoke("delete_target_account", accountId=TARGET_B)
+    tables = (world.tables.inventory, world.tables.region_status, world.tables.target_accounts)
+    before = {table: world.raw_items(table) for table in tables}
+
+    summary = world.sync(dryRun=True)
+
+    assert summary["dryRun"] is True
+    assert summary["counts"]["serversNew"] == 2
+    assert summary["counts"]["serversSoftDeleted"] == 1 + 9  # vanished + unregistered account
+    assert summary["counts"]["unregisteredAccountsSwept"] == [TARGET_B]
+    for table in tables:
+        assert world.raw_items(table) == before[table], table

@@ -14,9 +14,15 @@ def test_concurrent_batch_writes_and_scans_on_one_table(tables) -> None:
     def write(worker: int) -> int:
         for batch in range(4):
             requests = [
-                {"PutRequest": {"Item": {
-                    "sourceServerArn": {"S": f"arn:w{worker}:b{batch}:i{i}"},
-                    "accountId": {"S": "123456789012"}, "region": {"S": "us-east-1"}}}}
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "sourceServerArn": {"S": f"arn:w{worker}:b{batch}:i{i}"},
+                            "accountId": {"S": "123456789012"},
+                            "region": {"S": "us-east-1"},
+                        }
+                    }
+                }
                 for i in range(25)
             ]
             client.batch_write_item(RequestItems={tables.inventory: requests})

@@ -26,8 +26,13 @@ def stored_items(tables) -> list[dict[str, Any]]:
 
 
 def test_add_then_get_round_trip(tables) -> None:
-    added = invoke("add_target_account", accountId=TARGET, roleArn=ROLE,
-                   externalId="ext-id-123", accountName="Production")
+    added = invoke(
+        "add_target_account",
+        accountId=TARGET,
+        roleArn=ROLE,
+        externalId="ext-id-123",
+        accountName="Production",
+    )
     assert added["account"]["enabled"] is True
     got = invoke("get_target_account", accountId=TARGET)["account"]
     assert got["roleArn"] == ROLE
@@ -87,8 +92,11 @@ def test_update_changes_only_given_fields(tables) -> None:
     [
         ({"accountId": TARGET, "enabled": False}, NotFoundError, "not registered"),
         ({"accountId": TARGET}, InvalidParameterError, "nothing to change"),
-        ({"accountId": TARGET, "roleArn": "arn:aws:iam::999988887777:role/x"},
-         InvalidParameterError, "not in the target"),
+        (
+            {"accountId": TARGET, "roleArn": "arn:aws:iam::999988887777:role/x"},
+            InvalidParameterError,
+            "not in the target",
+        ),
     ],
 )
 def test_update_refusals_write_nothing(tables, params, error, reason) -> None:
@@ -118,8 +126,11 @@ def test_delete_removes_and_refuses_missing(tables) -> None:
 def test_list_is_paginated_with_an_opaque_token(tables) -> None:
     accounts = [f"{n:012d}" for n in range(100000000001, 100000000008)]
     for account in accounts:
-        invoke("add_target_account", accountId=account,
-               roleArn=f"arn:aws:iam::{account}:role/drs-orchestration-x")
+        invoke(
+            "add_target_account",
+            accountId=account,
+            roleArn=f"arn:aws:iam::{account}:role/drs-orchestration-x",
+        )
     seen: list[str] = []
     token = None
     pages = 0
@@ -140,8 +151,11 @@ def test_list_is_paginated_with_an_opaque_token(tables) -> None:
 
 @pytest.mark.parametrize(
     ("params", "reason"),
-    [({"limit": 0}, "limit"), ({"limit": True}, "must be integer"),
-     ({"nextToken": "!!not-a-token"}, "nextToken")],
+    [
+        ({"limit": 0}, "limit"),
+        ({"limit": True}, "must be integer"),
+        ({"nextToken": "!!not-a-token"}, "nextToken"),
+    ],
 )
 def test_list_refuses_bad_parameters(tables, params, reason) -> None:
     with pytest.raises(InvalidParameterError, match=reason):

@@ -22,7 +22,9 @@ def table_names_for(environment: str, project: str = "aws-drs-orchestration") ->
     names: dict[str, str] = {}
     for logical_id, field in TABLE_RESOURCES.items():
         pattern = template["Resources"][logical_id]["Properties"]["TableName"]["Fn::Sub"]
-        names[field] = pattern.replace("${ProjectName}", project).replace("${Environment}", environment)
+        names[field] = pattern.replace("${ProjectName}", project).replace(
+            "${Environment}", environment
+        )
     return TableNames(**names)
 
 

@@ -12,13 +12,28 @@ ROOT = Path(__file__).resolve().parents[2]
 CFN_DIR = ROOT / "cfn"
 
 _SHORT_FORMS = (
-    "Ref", "Sub", "GetAtt", "Join", "Select", "Split", "If", "Equals", "Not", "And", "Or",
-    "FindInMap", "ImportValue", "Base64", "Cidr", "GetAZs", "Condition",
+    "Ref",
+    "Sub",
+    "GetAtt",
+    "Join",
+    "Select",
+    "Split",
+    "If",
+    "Equals",
+    "Not",
+    "And",
+    "Or",
+    "FindInMap",
+    "ImportValue",
+    "Base64",
+    "Cidr",
+    "GetAZs",
+    "Condition",
 )
 
 
 class CfnLoader(yaml.SafeLoader):
-    """SafeLoader that turns `!Ref X` into `{"Ref": X}` and `!GetAtt A.B` into `{"Fn::GetAtt": [A, B]}`."""
+    """SafeLoader mapping `!Ref X` to `{"Ref": X}` and `!GetAtt A.B` to `{"Fn::GetAtt": [A, B]}`."""
 
 
 def _construct(tag: str):
@@ -45,7 +60,7 @@ for _tag in _SHORT_FORMS:
 @cache
 def load_template(name: str) -> dict[str, Any]:
     """The parsed template `cfn/<name>` (cached; do not mutate)."""
-    return yaml.load((CFN_DIR / name).read_text(), Loader=CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return yaml.load((CFN_DIR / name).read_text(), Loader=CfnLoader)
 
 
 def resources_of_type(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:

@@ -6,6 +6,7 @@ Everything goes through real boto3 clients; nothing is mocked.
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +19,7 @@ from inventory_sync import sync_source_server_inventory
 from inventory_sync.models import SyncSettings
 from scripts.local import fleet
 from scripts.local.drs_simulator import DrsSimulator, Fault
-from shared.aws import ClientFactory, make_config
+from shared.aws import ClientFactory, make_config, new_session
 from shared.config import TableNames
 from tests.support.handlers import load_handler
 
@@ -67,12 +68,17 @@ class World:
 
     def register_targets(self) -> None:
         for account in (TARGET_A, TARGET_B):
-            self.invoke("add_target_account", accountId=account, roleArn=role_arn(account),
-                        externalId=EXTERNAL_ID, accountName=f"target {account}")
+            self.invoke(
+                "add_target_account",
+                accountId=account,
+                roleArn=role_arn(account),
+                externalId=EXTERNAL_ID,
+                accountName=f"target {account}",
+            )
 
     def session(self, log: CallLog | None = None) -> boto3.Session:
         """A boto3 Session for the sync: AssumeRole of a denied role answers AccessDenied."""
-        session = boto3.Session()
+        session = new_session()
         session.events.register("before-call.sts.AssumeRole", self._deny_assume_role)
         if log is not None:
             session.events.register("provide-client-params", _params_recorder(log))
@@ -84,17 +90,32 @@ class World:
             return None  # let moto's STS answer
         # A one-off error shape, as STS sends it; botocore raises it as a ClientError.
         response = AWSResponse("https://sts.amazonaws.com", 403, {}, None)
-        return response, {"Error": {"Code": "AccessDenied", "Message": (
-            f"User is not authorized to perform: sts:AssumeRole on resource: {role}"
-        )}, "ResponseMetadata": {"HTTPStatusCode": 403}}
+        return response, {
+            "Error": {
+                "Code": "AccessDenied",
+                "Message": (
+                    f"User is not authorized to perform: sts:AssumeRole on resource: {role}"
+                ),
+            },
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        }
 
-    def sync(self, log: CallLog | None = None, context: Any = None,
-             settings: SyncSettings | None = None, **params: Any) -> dict[str, Any]:
+    def sync(
+        self,
+        log: CallLog | None = None,
+        context: Any = None,
+        settings: SyncSettings | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
         factory = ClientFactory(self.session(log), config=make_config(max_pool_connections=8))
         return sync_source_server_inventory(
-            params, context, factory=factory,
-            settings=settings or SyncSettings(max_concurrency=4, page_size=self.page_size,
-                                              deadline_reserve_seconds=0),
+            params,
+            context,
+            factory=factory,
+            settings=settings
+            or SyncSettings(
+                max_concurrency=4, page_size=self.page_size, deadline_reserve_seconds=0
+            ),
         )
 
     # --- AWS as a target account sees it -------------------------------------------------------
@@ -105,7 +126,8 @@ class World:
             RoleArn=role_arn(account_id), RoleSessionName="test-setup", ExternalId=EXTERNAL_ID
         )["Credentials"]
         return boto3.client(
-            service, region_name=region,
+            service,
+            region_name=region,
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],
@@ -118,8 +140,14 @@ class World:
 
     def add_servers(self, account_id: str, region: str, count: int, **kwargs: Any) -> list[dict]:
         start = len(self.simulator.source_server_ids(account_id, region))
-        servers = fleet.generate_fleet(account_id, region, count, start_index=start,
-                                       seed=hash((account_id, region)) % 1000, **kwargs)
+        servers = fleet.generate_fleet(
+            account_id,
+            region,
+            count,
+            start_index=start,
+            seed=zlib.crc32(f"{account_id}:{region}".encode()) % 1000,
+            **kwargs,
+        )
         self.simulator.add_source_servers(account_id, region, servers)
         return servers
 
@@ -146,13 +174,22 @@ class World:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def scope_items(self, account_id: str, region: str) -> dict[str, dict[str, Any]]:
-        return {arn: item for arn, item in self.inventory().items()
-                if item["accountId"] == account_id and item["region"] == region}
+        return {
+            arn: item
+            for arn, item in self.inventory().items()
+            if item["accountId"] == account_id and item["region"] == region
+        }
 
     def lease(self) -> dict[str, Any] | None:
         """The sync lease item, if some run holds it."""
-        return next((i for i in self.raw_items(self.tables.region_status)
-                     if i["accountId"]["S"] == "#sync-lease"), None)
+        return next(
+            (
+                i
+                for i in self.raw_items(self.tables.region_status)
+                if i["accountId"]["S"] == "#sync-lease"
+            ),
+            None,
+        )
 
     def region_status(self) -> dict[tuple[str, str], dict[str, Any]]:
         table = boto3.resource("dynamodb").Table(self.tables.region_status)
@@ -168,8 +205,12 @@ def _params_recorder(log: CallLog) -> Any:
 
 
 @pytest.fixture
-def world(tables: TableNames, drs_simulator: DrsSimulator, monkeypatch: pytest.MonkeyPatch,
-          no_retry_backoff: None) -> World:
+def world(
+    tables: TableNames,
+    drs_simulator: DrsSimulator,
+    monkeypatch: pytest.MonkeyPatch,
+    no_retry_backoff: None,
+) -> World:
     monkeypatch.setenv("DRS_REGIONS", ",".join(REGIONS))
     created = World(drs_simulator, tables, monkeypatch)
     created.register_targets()

@@ -59,8 +59,12 @@ def test_connection_failure_is_an_error_scope() -> None:
 
 def test_assume_role_failure_marks_the_scope_and_reads_nothing() -> None:
     def no_client(scope: Scope):
-        raise AssumeRoleError(scope.account_id, "arn:aws:iam::111122223333:role/r",
-                              "AccessDenied", "not authorized to perform sts:AssumeRole")
+        raise AssumeRoleError(
+            scope.account_id,
+            "arn:aws:iam::111122223333:role/r",
+            "AccessDenied",
+            "not authorized to perform sts:AssumeRole",
+        )
 
     listing, pages = list_scope(SCOPE, no_client, 1000)
     assert listing.status is ScopeStatus.ACCESS_DENIED

@@ -114,7 +114,9 @@ def test_tags_map_accepts_both_shapes() -> None:
 
 def test_oversized_record_is_trimmed_not_rejected() -> None:
     disks = [{"deviceName": f"/dev/sd{i}", "bytes": 10**12, "pad": "x" * 1000} for i in range(500)]
-    record = drs_record(sourceProperties={"identificationHints": {"hostname": "big"}, "disks": disks})
+    record = drs_record(
+        sourceProperties={"identificationHints": {"hostname": "big"}, "disks": disks}
+    )
     item = inventory_item(record, SCOPE, SYNC_TIME, None)
     assert len(json.dumps(item, default=str)) <= MAX_ITEM_BYTES
     assert item["drsTruncated"] is True
@@ -123,7 +125,10 @@ def test_oversized_record_is_trimmed_not_rejected() -> None:
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**62), 2**62) | st.text(max_size=20)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**62), 2**62)
+    | st.text(max_size=20)
     | st.floats(allow_nan=False, allow_infinity=False, width=32),
     lambda children: st.lists(children, max_size=4)
     | st.dictionaries(st.text(min_size=1, max_size=8), children, max_size=4),
@@ -143,7 +148,10 @@ def test_dynamodb_safe_values_always_serialise(value) -> None:
 )
 def test_item_round_trips_through_dynamodb_types(tags, extra) -> None:
     record = drs_record(tags=tags, **{"agentVersion": "1.0"})
-    record["sourceProperties"] = {**record["sourceProperties"], **{"x" + k: v for k, v in extra.items()}}
+    record["sourceProperties"] = {
+        **record["sourceProperties"],
+        **{"x" + k: v for k, v in extra.items()},
+    }
     item = inventory_item(record, SCOPE, SYNC_TIME, None)
     back = from_attribute_map(to_attribute_map(item))
     assert back == item
