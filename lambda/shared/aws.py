@@ -72,11 +72,12 @@ class ClientFactory:
     ) -> None:
         self._session = session or new_session()
         self._config = config or make_config()
+        self._unvalidated_config = self._config.merge(Config(parameter_validation=False))
         self._role_session_name = role_session_name
         self._sts_region = sts_region or self._session.region_name or "us-east-1"
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
-        self._clients: dict[tuple[str, str, str], Any] = {}
+        self._clients: dict[tuple[str, str, str, bool], Any] = {}
         self._credentials: dict[str, dict[str, str]] = {}
         self._assume_failures: dict[str, AssumeRoleError] = {}
         self._access: dict[str, AccountAccess] = {}
@@ -103,29 +104,34 @@ class ClientFactory:
         """Declare how an account is reached; the hub account needs no role."""
         self._access[access.account_id] = access
 
-    def client(self, service: str, region: str, account_id: str | None = None) -> Any:
+    def client(
+        self, service: str, region: str, account_id: str | None = None, *, validate: bool = True
+    ) -> Any:
         """A client for `service` in `region`, acting in `account_id` (default: the hub).
 
+        `validate=False` skips botocore's client-side parameter validation: for requests the
+        code builds itself (bulk DynamoDB writes), where it costs more CPU than the call.
         Raises AssumeRoleError when the account's role cannot be assumed, and KeyError
         when a non-hub account was never registered.
         """
         account = account_id or self.hub_account_id()
-        key = (service, account, region)
+        key = (service, account, region, validate)
         cached = self._clients.get(key)
         if cached is not None:
             return cached
+        config = self._config if validate else self._unvalidated_config
         if (
             account == self.hub_account_id()
             and self._access.get(account, AccountAccess(account)).role_arn is None
         ):
-            client = self._hub_client(service, region)
+            client = self._hub_client(service, region, validate)
         else:
             credentials = self._assumed_credentials(account)
             with self._lock:
                 client = self._clients.get(key) or self._session.client(  # type: ignore[call-overload]
                     service,
                     region_name=region,
-                    config=self._config,
+                    config=config,
                     aws_access_key_id=credentials["AccessKeyId"],
                     aws_secret_access_key=credentials["SecretAccessKey"],
                     aws_session_token=credentials["SessionToken"],
@@ -133,13 +139,14 @@ class ClientFactory:
                 self._clients[key] = client
         return client
 
-    def _hub_client(self, service: str, region: str) -> Any:
-        key = (service, "hub", region)
+    def _hub_client(self, service: str, region: str, validate: bool = True) -> Any:
+        key = (service, "hub", region, validate)
+        config = self._config if validate else self._unvalidated_config
         with self._lock:
             client = self._clients.get(key)
             if client is None:
                 client = self._session.client(  # type: ignore[call-overload]
-                    service, region_name=region, config=self._config
+                    service, region_name=region, config=config
                 )
                 self._clients[key] = client
         return client

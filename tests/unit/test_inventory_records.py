@@ -19,7 +19,7 @@ from inventory_sync.records import (
     inventory_item,
     tags_map,
 )
-from inventory_sync.store import from_attribute_map, to_attribute_map
+from inventory_sync.store import from_attribute_map, to_attribute_map, to_attribute_value
 
 SCOPE = Scope("111122223333", "us-east-1")
 SYNC_TIME = "2026-11-26T08:00:00.000Z"
@@ -172,3 +172,9 @@ def _leaves(value):
 
 def test_floats_become_decimals() -> None:
     assert dynamodb_safe({"a": [1.5]}) == {"a": [Decimal("1.5")]}
+
+
+@given(json_values)
+def test_fast_attribute_values_match_boto3s_type_serializer(value) -> None:
+    safe = dynamodb_safe(value)
+    assert to_attribute_value(safe) == TypeSerializer().serialize(safe)

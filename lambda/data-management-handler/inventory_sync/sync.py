@@ -18,7 +18,7 @@ from typing import Any
 
 from inventory_sync.enrichment import enrich
 from inventory_sync.exceptions import SyncFailedError
-from inventory_sync.listing import list_scope
+from inventory_sync.listing import list_scope, use_fast_page_parsing
 from inventory_sync.models import (
     HEALTHY_STATUSES,
     ApiCalls,
@@ -100,7 +100,10 @@ class SyncRun:
         self.run_time = iso(self.started)
         self.tables = table_names()
         self.home_region = factory.home_region
-        self.store = SyncStore(factory.client("dynamodb", self.home_region), self.tables)
+        # Writes are built here from typed records: botocore's validation of them is pure cost.
+        self.store = SyncStore(
+            factory.client("dynamodb", self.home_region, validate=False), self.tables
+        )
         self.api = ApiCalls()
         self._lock = threading.Lock()
         self._done = 0
@@ -330,7 +333,9 @@ class SyncRun:
         return outcome
 
     def _drs_client(self, scope: Scope) -> Any:
-        return self.factory.client("drs", scope.region, scope.account_id)
+        client = self.factory.client("drs", scope.region, scope.account_id)
+        use_fast_page_parsing(client)
+        return client
 
     def _ec2_client(self, account_id: str, region: str) -> Any:
         return self.factory.client("ec2", region, account_id)
