@@ -136,11 +136,14 @@ aws_cli() {
 }
 
 stage "check credentials (region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL})"
-if ! identity="$(aws_cli sts get-caller-identity --query '[Account, Arn]' --output text 2>&1)"
-then
-  die "no usable AWS credentials: $(echo "$identity" | grep -v '^$' | tail -n 1)"
+# stdout only: the CLI may print warnings on stderr that must not be parsed as the identity.
+if ! identity="$(aws_cli sts get-caller-identity --query '[Account, Arn]' --output text \
+    2>/dev/null)"; then
+  reason="$(aws_cli sts get-caller-identity 2>&1 >/dev/null | grep -v '^$' | tail -n 1 || true)"
+  die "no usable AWS credentials: ${reason:-sts get-caller-identity failed}"
 fi
 read -r ACCOUNT_ID CALLER_ARN <<<"$identity"
+[[ "$ACCOUNT_ID" =~ ^[0-9]{12}$ ]] || die "unexpected caller identity: $identity"
 info "account $ACCOUNT_ID as $CALLER_ARN"
 BUCKET="${DEPLOY_BUCKET:-$PROJECT_NAME-deploy-$ACCOUNT_ID-$REGION}"
 
@@ -284,6 +287,24 @@ function_arn() {
     --query FunctionArn --output text
 }
 
+# The failure this project was built to rule out: a schedule invoking a function that lacks
+# the operation or the permission. Check the deployed wiring, not just the templates.
+verify_schedule() {
+  local dmh_arn="$1" rule target policy
+  rule="$PROJECT_NAME-inventory-sync-$ENV_NAME"
+  stage "verify: rule $rule -> $(function_name data-management-handler)"
+  target="$(aws_cli events list-targets-by-rule --rule "$rule" --output text \
+    --query "Targets[?Id=='InventorySyncTarget'].Arn")" || die "cannot read the targets of $rule"
+  [ "$target" = "$dmh_arn" ] || die "rule $rule targets '$target', not $dmh_arn"
+  policy="$(aws_cli lambda get-policy --function-name "$dmh_arn" --query Policy --output text \
+    2>/dev/null || true)"
+  if [[ "$policy" != *":rule/$rule\""* ]]; then
+    die "$(function_name data-management-handler) has no permission for rule $rule (was the" \
+      "lambda stack re-created? delete stack $(stack_name eventbridge) and deploy again)"
+  fi
+  info "target and invoke permission in place"
+}
+
 print_outputs() {
   local outputs
   stage "stack outputs"
@@ -319,6 +340,7 @@ deploy_all() {
   params=("DataManagementHandlerFunctionArn=$dmh_arn")
   optional_param ENABLE_INVENTORY_SYNC EnableInventorySync
   deploy_stack eventbridge eventbridge-stack.yaml "${params[@]}"
+  verify_schedule "$dmh_arn"
 
   params=()
   optional_param ALARM_EMAIL AlarmEmail

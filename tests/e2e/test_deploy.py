@@ -108,6 +108,7 @@ def test_deploy_creates_every_stack_in_dependency_order(
     cloudformation = client(endpoint, "cloudformation")
 
     assert stack_lines(deployment.stdout) == [(name, "created") for name in STACK_TEMPLATES]
+    assert "target and invoke permission in place" in deployment.stdout
     for name in STACK_TEMPLATES:
         (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
         assert stack["StackStatus"] == "CREATE_COMPLETE", name
@@ -265,3 +266,21 @@ def test_lambda_only_refuses_an_environment_that_was_never_deployed(
     assert result.returncode == 1
     assert "run a full deploy first" in result.stderr
     assert "==> package" not in result.stdout
+
+
+def test_deploy_fails_when_the_schedule_cannot_invoke_the_function(
+    deployment: subprocess.CompletedProcess[str], endpoint: str, repo: Path
+) -> None:
+    # GIVEN the permission is gone while the eventbridge stack thinks it exists (as after
+    # re-creating the lambda stack)
+    lambda_client = client(endpoint, "lambda")
+    (statement,) = json.loads(lambda_client.get_policy(FunctionName=DMH)["Policy"])["Statement"]
+    lambda_client.remove_permission(FunctionName=DMH, StatementId=statement["Sid"])
+
+    # WHEN deploying again (every stack unchanged)
+    result = run_deploy(ENV, "--endpoint-url", endpoint, root=repo)
+
+    # THEN the deploy says so instead of reporting success
+    assert result.returncode == 1
+    assert f"{DMH} has no permission for rule {RULE}" in result.stderr
+    assert "==> deployed" not in result.stdout
