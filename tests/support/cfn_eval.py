@@ -106,8 +106,8 @@ class Evaluator:
     def evaluate(self, value: Any) -> Any:
         """`value` with every parameter-only intrinsic resolved."""
         if isinstance(value, list):
-            items = [self.evaluate(item) for item in value]
-            return [item for item in items if item is not _NO_VALUE]
+            resolved = [self.evaluate(item) for item in value]
+            return [item for item in resolved if item is not _NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -125,8 +125,8 @@ class Evaluator:
                 if all(isinstance(part, str) for part in resolved):
                     return separator.join(resolved)
                 return {"Fn::Join": [separator, resolved]}
-        items = {key: self.evaluate(item) for key, item in value.items()}
-        return {key: item for key, item in items.items() if item is not _NO_VALUE}
+        resolved_items = {key: self.evaluate(item) for key, item in value.items()}
+        return {key: item for key, item in resolved_items.items() if item is not _NO_VALUE}
 
     def resource_properties(self, logical_id: str) -> dict[str, Any]:
         return self.evaluate(self.template["Resources"][logical_id].get("Properties", {}))

@@ -86,7 +86,7 @@ def aws_cli(endpoint: str, *args: str) -> Any:
 
 def client(endpoint: str, service: str) -> Any:
     """A boto3 client for `service` at `endpoint` with the fake credentials."""
-    return boto3.client(
+    return boto3.client(  # type: ignore[call-overload]  # service is not a literal
         service,
         endpoint_url=endpoint,
         region_name=REGION,
