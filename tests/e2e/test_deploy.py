@@ -24,6 +24,7 @@ from tests.support.aws import table_names_for
 from tests.support.cfn import load_template
 from tests.support.cfn_eval import Evaluator
 from tests.support.deploy import aws_cli, client, copy_repo, moto_server_process, run_deploy
+from tests.support.handlers import load_handler
 
 pytestmark = pytest.mark.e2e
 
@@ -128,6 +129,7 @@ def test_schedule_targets_the_data_management_handler_with_the_sync_input(
     assert [(t["Id"], t["Arn"]) for t in targets] == [("InventorySyncTarget", function_arn)]
     (target,) = targets
     assert json.loads(target["Input"]) == SYNC_INPUT
+    assert SYNC_INPUT["operation"] in load_handler("data-management-handler").OPERATIONS
     assert target["DeadLetterConfig"]["Arn"].endswith(f":{PROJECT}-inventory-sync-dlq-{ENV}")
     assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 0
     assert QH not in json.dumps(targets)
