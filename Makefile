@@ -4,11 +4,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv test lint format demo bench clean
+.PHONY: help venv test test-fast lint format demo bench clean
 
 help:
 	@echo "make demo   deploy to the embedded local AWS, run the scheduled sync, show the inventory"
 	@echo "make test   run every test (unit, functional, e2e)"
+	@echo "make test-fast  every test but the e2e deployments"
 	@echo "make lint   ruff, mypy on lambda/, cfn-lint on cfn/, shellcheck when installed"
 	@echo "make bench  measure the inventory sync at organisation scale"
 
@@ -27,6 +28,9 @@ test: venv
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: treating that as a failure"; exit 1; fi; \
 	exit $$rc
 
+test-fast: venv
+	$(PY) -m pytest -m "not e2e"
+
 lint: venv
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
@@ -34,6 +38,8 @@ lint: venv
 	MYPYPATH=lambda:lambda/data-management-handler $(PY) -m mypy lambda/shared lambda/data-management-handler
 	MYPYPATH=lambda:lambda/query-handler $(PY) -m mypy lambda/query-handler
 	$(VENV)/bin/cfn-lint cfn/*.yaml
+	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh; \
+	else echo "shellcheck not installed: shell scripts not checked (apt-get install shellcheck)"; fi
 
 format: venv
 	$(PY) -m ruff format .

@@ -22,11 +22,16 @@ def emit_metrics(
     """Print one EMF document with `counts` (unit Count) and `durations_ms` (Milliseconds).
 
     CloudWatch turns the log line into metrics; nothing is sent through PutMetricData.
+    Dimensions: service, and environment (DEPLOYMENT_ENVIRONMENT) when set, so two
+    environments in one account never answer each other's alarms.
     """
     metrics = Metrics(
         namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", METRICS_NAMESPACE),
         service=os.environ.get("POWERTOOLS_SERVICE_NAME", service),
     )
+    environment = os.environ.get("DEPLOYMENT_ENVIRONMENT")
+    if environment:
+        metrics.add_dimension(name="environment", value=environment)
     for name, value in counts.items():
         metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
     for name, value in durations_ms.items():

@@ -527,7 +527,10 @@ def _alarm(logical_id: str) -> dict[str, Any]:
 
 def test_stale_and_failed_scope_alarms_watch_the_metrics_the_sync_emits() -> None:
     environment = lambda_stack().resource_properties(DMH_FUNCTION)["Environment"]["Variables"]
-    emitted_dimensions = [{"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]}]
+    emitted_dimensions = [
+        {"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]},
+        {"Name": "environment", "Value": environment["DEPLOYMENT_ENVIRONMENT"]},
+    ]
     stale = _alarm("InventoryStaleAlarm")
     failed = _alarm("SyncScopesFailedAlarm")
 
