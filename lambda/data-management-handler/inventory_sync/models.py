@@ -54,12 +54,17 @@ class ScopeListing:
 
 @dataclass
 class ScopeOutcome:
-    """A scope after listing, enrichment, writes and sweep: what the summary and status need."""
+    """A scope after listing, enrichment, writes and sweep: what the summary and status need.
+
+    It keeps counts, not the servers, so a finished scope's records can be freed while other
+    scopes are still in flight.
+    """
 
     listing: ScopeListing
     status: ScopeStatus
     error_code: str | None = None
     error_message: str | None = None
+    servers_seen: int = 0
     servers_written: int = 0
     servers_new: int = 0
     servers_revived: int = 0

@@ -13,6 +13,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -242,7 +243,13 @@ class SyncRun:
         listing, calls = list_scope(scope, self._drs_client, self.settings.page_size)
         with self._lock:
             self.api.describe_source_servers += calls
-        outcome = ScopeOutcome(listing, listing.status, listing.error_code, listing.error_message)
+        outcome = ScopeOutcome(
+            replace(listing, servers=()),  # the outcome outlives the scope: keep no records
+            listing.status,
+            listing.error_code,
+            listing.error_message,
+            servers_seen=len(listing.servers),
+        )
         if not listing.complete:
             return outcome
 
@@ -323,7 +330,7 @@ class SyncRun:
                 "accountId": outcome.scope.account_id,
                 "region": outcome.scope.region,
                 "status": str(outcome.status),
-                "servers": len(outcome.listing.servers),
+                "servers": outcome.servers_seen,
                 "written": outcome.servers_written,
                 "softDeleted": outcome.servers_soft_deleted,
                 "errorCode": outcome.error_code,
@@ -371,7 +378,7 @@ class SyncRun:
     def _region_status(self, outcome: ScopeOutcome, previous: dict[str, Any]) -> dict[str, Any]:
         healthy = outcome.status in HEALTHY_STATUSES
         if outcome.status is ScopeStatus.ACTIVE:
-            count = len(outcome.listing.servers)
+            count = outcome.servers_seen
         elif healthy:
             count = 0
         else:
@@ -422,7 +429,7 @@ class SyncRun:
             "scopes": len(outcomes),
             "scopesByStatus": dict(sorted(by_status.items())),
             "scopesFailed": len(failures),
-            "serversSeen": sum(len(o.listing.servers) for o in outcomes),
+            "serversSeen": sum(o.servers_seen for o in outcomes),
             "serversWritten": sum(o.servers_written for o in outcomes),
             "serversNew": sum(o.servers_new for o in outcomes),
             "serversRevived": sum(o.servers_revived for o in outcomes),
