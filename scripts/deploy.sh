@@ -13,8 +13,9 @@ Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|sta
   (default)          package both functions (deterministic zips), upload them to the
                      deployment bucket (created versioned and public-access-blocked when
                      missing), deploy the stacks dynamodb -> lambda -> eventbridge ->
-                     monitoring with `aws cloudformation deploy` (a no-op when nothing
-                     changed) and print their outputs
+                     monitoring -> main (PROJECT-ENV, the root operators check) with
+                     `aws cloudformation deploy` (a no-op when nothing changed) and print
+                     their outputs
   --validate-only    cfn-lint every template, compile the Lambda code, run the unit tests;
                      touches no AWS
   --lambda-only      package and update both functions' code only, waiting until active
@@ -209,8 +210,12 @@ upload_packages() {
 }
 
 # ------------------------------------------------------------------------ stacks
-readonly STACKS="dynamodb lambda eventbridge monitoring"  # in dependency order
-stack_name() { echo "$PROJECT_NAME-$ENV_NAME-$1"; }
+# In dependency order. "main" is the environment's root stack, named PROJECT-ENV and deployed
+# last: its status is the one operators check, and it records the live code packages.
+readonly STACKS="dynamodb lambda eventbridge monitoring main"
+stack_name() {
+  if [ "$1" = "main" ]; then echo "$PROJECT_NAME-$ENV_NAME"; else echo "$PROJECT_NAME-$ENV_NAME-$1"; fi
+}
 
 # JMESPath filter selecting this environment's stacks from DescribeStacks (one call for all).
 stacks_filter() {
@@ -345,6 +350,10 @@ deploy_all() {
   params=()
   optional_param ALARM_EMAIL AlarmEmail
   deploy_stack monitoring monitoring-stack.yaml ${params[@]+"${params[@]}"}
+
+  deploy_stack main main-stack.yaml \
+    "DataManagementHandlerCodeKey=$(package_key data-management-handler)" \
+    "QueryHandlerCodeKey=$(package_key query-handler)"
 
   print_outputs
   stage "deployed $PROJECT_NAME $ENV_NAME to $ACCOUNT_ID/$REGION"

@@ -38,6 +38,7 @@ STACK_TEMPLATES = {
     f"{PROJECT}-{ENV}-lambda": "lambda-stack.yaml",
     f"{PROJECT}-{ENV}-eventbridge": "eventbridge-stack.yaml",
     f"{PROJECT}-{ENV}-monitoring": "monitoring-stack.yaml",
+    f"{PROJECT}-{ENV}": "main-stack.yaml",
 }
 SYNC_INPUT = {"operation": "sync_source_server_inventory"}
 # moto 5.2.1's CloudFormation has no model for these types: it logs "No Moto CloudFormation
@@ -113,6 +114,26 @@ def test_deploy_creates_every_stack_in_dependency_order(
     for name in STACK_TEMPLATES:
         (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
         assert stack["StackStatus"] == "CREATE_COMPLETE", name
+
+
+def test_the_operators_root_stack_check_passes(
+    deployment: subprocess.CompletedProcess[str], endpoint: str
+) -> None:
+    # Task 7.1's "verify deployment" command, verbatim but for the endpoint.
+    status = aws_cli(
+        endpoint,
+        "cloudformation",
+        "describe-stacks",
+        "--stack-name",
+        f"{PROJECT}-{ENV}",
+        "--query",
+        "Stacks[0].StackStatus",
+    )
+    assert status == "CREATE_COMPLETE"
+    record = client(endpoint, "ssm").get_parameter(Name=f"/deployments/{PROJECT}/{ENV}")
+    deployed = json.loads(record["Parameter"]["Value"])
+    code = client(endpoint, "lambda").get_function(FunctionName=DMH)["Code"]["Location"]
+    assert code.endswith(deployed["dataManagementHandlerCodeKey"])
 
 
 def test_schedule_targets_the_data_management_handler_with_the_sync_input(
