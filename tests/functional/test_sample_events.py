@@ -30,15 +30,12 @@ def test_the_scheduled_event_is_exactly_the_rules_input() -> None:
 def test_sample_event_runs_through_its_handler(path: Path, world: World) -> None:
     folder = path.name.split(".", 1)[0]
     event = json.loads(path.read_text())
-    world.add_servers(
-        TARGET_A,
-        "us-east-1",
-        3,
-        ec2_fraction=0.0,
-    ) if folder == "query-handler" else None
     if folder == "query-handler":
+        # the queries read an inventory the real sync wrote
+        world.add_servers(TARGET_A, "us-east-1", 3, ec2_fraction=0.0)
         world.sync()
     elif event["operation"] == "add_target_account":
+        # the world registered this account already; the sample registers it anew
         world.invoke("delete_target_account", accountId=event["accountId"])
 
     result = load_handler(folder).handle_direct_invocation(event, None)
