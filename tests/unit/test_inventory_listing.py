@@ -43,11 +43,11 @@ def _client_error(code: str, message: str) -> ClientError:
 
 def test_message_text_does_not_decide_status() -> None:
     error = _client_error("InternalServerException", "Account not initialized; access denied")
-    listing, pages = list_scope(SCOPE, lambda scope: _FailingDrs(error), 1000)
+    listing, calls = list_scope(SCOPE, lambda scope: _FailingDrs(error), 1000)
     assert listing.status is ScopeStatus.ERROR
     assert listing.error_code == "InternalServerException"
     assert not listing.complete
-    assert pages == 0
+    assert calls == 1  # the one failed call
 
 
 def test_connection_failure_is_an_error_scope() -> None:
@@ -66,8 +66,8 @@ def test_assume_role_failure_marks_the_scope_and_reads_nothing() -> None:
             "not authorized to perform sts:AssumeRole",
         )
 
-    listing, pages = list_scope(SCOPE, no_client, 1000)
+    listing, calls = list_scope(SCOPE, no_client, 1000)
     assert listing.status is ScopeStatus.ACCESS_DENIED
     assert listing.error_code == "AssumeRoleFailed"
     assert "sts:AssumeRole" in (listing.error_message or "")
-    assert pages == 0 and listing.servers == ()
+    assert calls == 0 and listing.servers == ()

@@ -72,10 +72,12 @@ def list_scope(
     """Read every page of DescribeSourceServers for `scope`.
 
     `drs_client(scope)` returns the DRS client for the scope (it may raise AssumeRoleError).
-    Returns (listing, number of DescribeSourceServers calls answered). Never raises for an
-    AWS failure: the failure becomes the listing's status, error code and message.
+    Returns (listing, DescribeSourceServers calls made, failed ones included; botocore's
+    retries inside one call are not counted). Never raises for an AWS failure: the failure
+    becomes the listing's status, error code and message.
     """
     pages = 0
+    calls = 0
     servers: list[dict[str, Any]] = []
     try:
         client = drs_client(scope)
@@ -84,6 +86,7 @@ def list_scope(
             request: dict[str, Any] = {"maxResults": page_size, "filters": {}}
             if token:
                 request["nextToken"] = token
+            calls += 1
             response = client.describe_source_servers(**request)
             pages += 1
             servers.extend(response.get("items", []))
@@ -96,13 +99,13 @@ def list_scope(
             status = ScopeStatus.ERROR  # STS is global; a token error there is not a region's
         return ScopeListing(
             scope, status, pages=pages, error_code=exc.error_code, error_message=str(exc)
-        ), pages
+        ), calls
     except ClientError as exc:
         code = error_code_of(exc)
         message = str(exc.response.get("Error", {}).get("Message") or exc)
         return ScopeListing(
             scope, status_for_error_code(code), pages=pages, error_code=code, error_message=message
-        ), pages
+        ), calls
     except BotoCoreError as exc:
         return ScopeListing(
             scope,
@@ -110,5 +113,5 @@ def list_scope(
             pages=pages,
             error_code=type(exc).__name__,
             error_message=str(exc),
-        ), pages
-    return ScopeListing(scope, ScopeStatus.ACTIVE, servers=tuple(servers), pages=pages), pages
+        ), calls
+    return ScopeListing(scope, ScopeStatus.ACTIVE, servers=tuple(servers), pages=pages), calls

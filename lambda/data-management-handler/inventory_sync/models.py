@@ -119,26 +119,6 @@ class SyncSettings:
 
 
 @dataclass
-class ApiCalls:
-    """Calls the run made, for the summary and the benchmark."""
-
-    describe_source_servers: int = 0
-    describe_instances: int = 0
-    assume_role: int = 0
-    dynamodb_reads: int = 0
-    dynamodb_writes: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "describeSourceServers": self.describe_source_servers,
-            "describeInstances": self.describe_instances,
-            "assumeRole": self.assume_role,
-            "dynamodbReads": self.dynamodb_reads,
-            "dynamodbWrites": self.dynamodb_writes,
-        }
-
-
-@dataclass
 class Plan:
     """What one run covers."""
 

@@ -16,16 +16,24 @@ NEVER_LAUNCHED = "NEVER_LAUNCHED"
 
 def dynamodb_safe(value: Any) -> Any:
     """Return `value` with floats as Decimal and datetimes as ISO-8601 strings, recursively."""
-    if isinstance(value, dict):
-        return {str(k): dynamodb_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [dynamodb_safe(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str | int | Decimal):
+    # Exact type checks first: this runs on every member of every record (hot path).
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
         return value
+    if kind is dict:
+        return {str(k): dynamodb_safe(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        return [dynamodb_safe(v) for v in value]
     if isinstance(value, float):
         return Decimal(repr(value))
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): dynamodb_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [dynamodb_safe(v) for v in value]
+    if isinstance(value, str | int | Decimal):
+        return value
     return str(value)
 
 

@@ -22,7 +22,6 @@ from inventory_sync.exceptions import SyncFailedError
 from inventory_sync.listing import list_scope, use_fast_page_parsing
 from inventory_sync.models import (
     HEALTHY_STATUSES,
-    ApiCalls,
     Plan,
     Scope,
     ScopeListing,
@@ -105,7 +104,7 @@ class SyncRun:
         self.store = SyncStore(
             factory.client("dynamodb", self.home_region, validate=False), self.tables
         )
-        self.api = ApiCalls()
+        self._describe_calls = 0
         self._lock = threading.Lock()
         self._done = 0
         self._mono_start = time.monotonic()
@@ -208,9 +207,6 @@ class SyncRun:
             failed = self.store.put_region_statuses(statuses)
             if failed:
                 logger.error("region status items not written", extra={"unwritten": failed})
-        self.api.assume_role = self.factory.assume_role_calls
-        self.api.dynamodb_reads = self.store.reads
-        self.api.dynamodb_writes = self.store.writes
         return outcomes, unregistered
 
     # --- one scope ---------------------------------------------------------------------------
@@ -242,7 +238,7 @@ class SyncRun:
     def _sync_listed_scope(self, scope: Scope) -> ScopeOutcome:
         listing, calls = list_scope(scope, self._drs_client, self.settings.page_size)
         with self._lock:
-            self.api.describe_source_servers += calls
+            self._describe_calls += calls
         outcome = ScopeOutcome(
             replace(listing, servers=()),  # the outcome outlives the scope: keep no records
             listing.status,
@@ -440,9 +436,13 @@ class SyncRun:
             "ec2Enriched": sum(o.ec2_enriched for o in outcomes),
             "ec2NotFound": sum(o.ec2_not_found for o in outcomes),
             "ec2Unavailable": sum(o.ec2_unavailable for o in outcomes),
+            # Calls this code made (botocore's retries inside a call not counted).
             "apiCalls": {
-                **self.api.as_dict(),
+                "describeSourceServers": self._describe_calls,
                 "describeInstances": sum(o.describe_instances_calls for o in outcomes),
+                "assumeRole": self.factory.assume_role_calls,
+                "dynamodbReads": self.store.reads,
+                "dynamodbWrites": self.store.writes,
             },
         }
         summary: dict[str, Any] = {
