@@ -15,6 +15,7 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
+from botocore.serialize import JSONSerializer
 
 from inventory_sync.models import Scope
 from shared.config import TableNames
@@ -58,6 +59,34 @@ def to_attribute_map(item: dict[str, Any]) -> dict[str, Any]:
 
 def from_attribute_map(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
+
+
+class _WireFormBatchWrites(JSONSerializer):
+    """Serialises BatchWriteItem requests with json.dumps alone.
+
+    The sync builds every AttributeValue itself (`to_attribute_value`), so its write
+    requests are already in wire form; botocore's generic serializer walks each value
+    again, which measured about a third of the sync's CPU (see README, Performance).
+    Every other operation takes the generic path.
+    """
+
+    def _serialize(self, serialized: Any, value: Any, shape: Any, key: Any = None) -> None:
+        if key is None and shape.name == "BatchWriteItemInput":
+            serialized.update(value)
+        else:
+            super()._serialize(serialized, value, shape, key)
+
+
+def use_wire_form_batch_writes(dynamodb_client: Any) -> bool:
+    """Give `dynamodb_client` the wire-form BatchWriteItem serializer.
+
+    Only a client built without parameter validation holds a bare JSONSerializer; any
+    other client (or another botocore layout) is left as it is. Returns whether it applied.
+    """
+    if type(getattr(dynamodb_client, "_serializer", None)) is not JSONSerializer:
+        return False
+    dynamodb_client._serializer = _WireFormBatchWrites()
+    return True
 
 
 class SyncStore:

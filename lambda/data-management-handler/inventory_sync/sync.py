@@ -30,7 +30,7 @@ from inventory_sync.models import (
     SyncSettings,
 )
 from inventory_sync.records import ec2_origin, inventory_item
-from inventory_sync.store import SyncStore
+from inventory_sync.store import SyncStore, use_wire_form_batch_writes
 from shared.aws import AccountAccess, ClientFactory, make_config
 from shared.config import drs_regions, table_names
 from shared.exceptions import InvalidParameterError
@@ -101,9 +101,9 @@ class SyncRun:
         self.tables = table_names()
         self.home_region = factory.home_region
         # Writes are built here from typed records: botocore's validation of them is pure cost.
-        self.store = SyncStore(
-            factory.client("dynamodb", self.home_region, validate=False), self.tables
-        )
+        dynamodb = factory.client("dynamodb", self.home_region, validate=False)
+        use_wire_form_batch_writes(dynamodb)
+        self.store = SyncStore(dynamodb, self.tables)
         self._describe_calls = 0
         self._lock = threading.Lock()
         self._done = 0
