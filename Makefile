@@ -46,10 +46,12 @@ format: venv
 	$(PY) -m ruff check --fix .
 
 demo: venv
-	@echo "make demo: not yet (issue: make demo and the Task 7.1 end-to-end test)"; exit 1
+	$(PY) -m scripts.demo
 
+# FLEETS="small" for the quick one; the org fleet (30,000 servers) takes several minutes.
+FLEETS ?= small org
 bench: venv
-	@echo "make bench: not yet (issue: make bench)"; exit 1
+	@for fleet in $(FLEETS); do $(PY) -m scripts.bench.run --fleet $$fleet || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
