@@ -288,16 +288,22 @@ else
 import json, sys
 meta = json.load(open(sys.argv[1]))
 try:
-    payload = json.load(open(sys.argv[2]))
-except (OSError, ValueError):
+    raw = open(sys.argv[2], errors="replace").read()
+except OSError:
+    raw = ""
+try:
+    payload = json.loads(raw)
+except ValueError:
     payload = None
 if meta.get("FunctionError"):
-    error = payload if isinstance(payload, dict) else {"errorMessage": payload}
-    print("fail", "", 0, f"function error: {error.get('errorType')}: {error.get('errorMessage')}",
-          sep="\x1f")
+    if isinstance(payload, dict) and "errorMessage" in payload:
+        error = f"{payload.get('errorType', 'Error')}: {payload['errorMessage']}"
+    else:
+        error = " ".join(raw.split())[:300] or "(no payload)"
+    print("fail", "", 0, f"function error ({meta['FunctionError']}): {error}", sep="\x1f")
     sys.exit()
 if not isinstance(payload, dict) or "status" not in payload:
-    print("fail", "", 0, f"unexpected result: {json.dumps(payload)[:200]}", sep="\x1f")
+    print("fail", "", 0, f"unexpected result: {' '.join(raw.split())[:300]}", sep="\x1f")
     sys.exit()
 status, counts, failures = payload["status"], payload.get("counts", {}), payload.get("failures", [])
 described = (f"{status} in {payload.get('durationMs', 0) / 1000:.1f} s, "
@@ -317,13 +323,15 @@ PY
       pass "5. trigger $how: $description"
     else
       fail "5. trigger $how: $description"
-      if [ "$LOCAL" = true ] && [ -s "$WORK/function.log" ]; then
-        tail -n 20 "$WORK/function.log" | detail
+      # The end of the function's log: the runner's log file, or Invoke's LogResult (4 KB).
+      if [ "$LOCAL" = true ]; then
+        log_tail="$(tail -n 20 "$WORK/function.log" 2>/dev/null)" || log_tail=""
       else
-        json_query "$WORK/meta.json" \
+        log_tail="$(json_query "$WORK/meta.json" \
           '__import__("base64").b64decode(d.get("LogResult", "")).decode(errors="replace")' \
-          2>/dev/null | tail -n 20 | detail || true
+          2>/dev/null | tail -n 20)" || log_tail=""
       fi
+      if [ -n "${log_tail//[[:space:]]/}" ]; then echo "$log_tail" | detail; fi
     fi
   fi
 fi

@@ -155,10 +155,16 @@ fi
 import json, sys
 from scripts.local.runner import format_response
 
-meta_file, payload_file, raw = sys.argv[1:]
+meta_file, payload_file, raw_json = sys.argv[1:]
 meta = json.load(open(meta_file))
-payload = json.load(open(payload_file))
-if raw == "true":
+text = open(payload_file, errors="replace").read()
+try:
+    payload = json.loads(text)
+except ValueError:
+    # Not what the function returns: e.g. an error of the service itself, as plain text.
+    print(f"invocation error ({meta.get('FunctionError', 'no JSON payload')}): {text.strip()}")
+    sys.exit(1)
+if raw_json == "true":
     print(json.dumps(payload, indent=2, sort_keys=True))
 else:
     print(format_response({**meta, "Payload": payload}))

@@ -348,17 +348,18 @@ def test_local_stack_attributes_assumed_roles_to_their_account_and_stops_cleanly
     assert all(port_closed(port) for port in ports)
 
 
-def test_local_stack_servers_die_with_a_killed_parent() -> None:
+def test_local_stack_servers_die_with_a_killed_parent(tmp_path: Path) -> None:
     """Even a SIGKILL of the process that started them (no cleanup possible) leaves no server."""
     parent = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import time\n"
+            "import pathlib, sys, time\n"
             "from scripts.local.stack import LocalStack\n"
-            "stack = LocalStack().start()\n"
+            "stack = LocalStack(log_dir=pathlib.Path(sys.argv[1])).start()\n"
             "print(stack.pids['moto'], stack.pids['drs-simulator'], flush=True)\n"
             "time.sleep(120)\n",
+            str(tmp_path),  # not a temporary folder of its own: a killed parent leaves that
         ],
         cwd=Path(demo.ROOT),
         env=deploy_env(credentials=False),
