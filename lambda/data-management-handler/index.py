@@ -36,4 +36,7 @@ def handle_direct_invocation(event: Any, context: Any) -> dict[str, Any]:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    if isinstance(event, dict):
+        # Every log line of the invocation names its operation (searchable in CloudWatch).
+        logger.append_keys(operation=event.get("operation"))
     return handle_direct_invocation(event, context)

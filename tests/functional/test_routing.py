@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import json
+
 import pytest
 
 from shared.exceptions import InvalidParameterError, InvalidRequestError, UnknownOperationError
@@ -61,3 +64,18 @@ def test_invalid_parameter_lists_valid_fields(tables) -> None:
     message = str(raised.value)
     assert "dryrun" in message
     assert "dryRun" in message and "accountIds" in message and "regions" in message
+
+
+def test_every_log_line_of_an_invocation_names_its_operation(world, monkeypatch) -> None:
+    stream = io.StringIO()  # the JSON log lines, as CloudWatch would receive them
+    monkeypatch.setattr(handler.logger.registered_handler, "stream", stream)
+    result = handler.lambda_handler(
+        {"operation": "sync_source_server_inventory", "dryRun": True}, FakeLambdaContext()
+    )
+    assert result["status"] == "SUCCEEDED"
+    output = stream.getvalue().splitlines()
+    logs = [json.loads(line) for line in output if line.startswith('{"level"')]
+    planned = [line for line in logs if line.get("message") == "sync planned"]
+    assert planned, output[:5]
+    assert all(line["operation"] == "sync_source_server_inventory" for line in planned)
+    assert all(line["runId"] == result["runId"] for line in planned)
