@@ -184,31 +184,24 @@ class SyncStore:
         in_scope = "#account = :account AND #region = :region"
         not_yet_deleted = "attribute_not_exists(deletedAt)"
         not_seen_since_run_started = "lastSyncTime < :runTime"
-        try:
-            self._client.update_item(
-                TableName=self._tables.inventory,
-                Key={"sourceServerArn": {"S": arn}},
-                UpdateExpression="SET deletedAt = :deletedAt, expiresAt = :expiresAt",
-                ConditionExpression=(
-                    f"attribute_exists(sourceServerArn) AND {in_scope} AND {not_yet_deleted} "
-                    f"AND {not_seen_since_run_started}"
-                ),
-                ExpressionAttributeNames={"#account": "accountId", "#region": "region"},
-                ExpressionAttributeValues={
-                    ":account": {"S": scope.account_id},
-                    ":region": {"S": scope.region},
-                    ":runTime": {"S": run_time},
-                    ":deletedAt": {"S": deleted_at},
-                    ":expiresAt": {"N": str(expires_at)},
-                },
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                self._count(writes=1)
-                return False
-            raise
-        self._count(writes=1)
-        return True
+        return self._conditional_write(
+            self._client.update_item,
+            TableName=self._tables.inventory,
+            Key={"sourceServerArn": {"S": arn}},
+            UpdateExpression="SET deletedAt = :deletedAt, expiresAt = :expiresAt",
+            ConditionExpression=(
+                f"attribute_exists(sourceServerArn) AND {in_scope} AND {not_yet_deleted} "
+                f"AND {not_seen_since_run_started}"
+            ),
+            ExpressionAttributeNames={"#account": "accountId", "#region": "region"},
+            ExpressionAttributeValues={
+                ":account": {"S": scope.account_id},
+                ":region": {"S": scope.region},
+                ":runTime": {"S": run_time},
+                ":deletedAt": {"S": deleted_at},
+                ":expiresAt": {"N": str(expires_at)},
+            },
+        )
 
     # --- region status -----------------------------------------------------------------------
     def region_statuses(self) -> dict[Scope, dict[str, Any]]:
@@ -232,25 +225,18 @@ class SyncStore:
     # --- lease -------------------------------------------------------------------------------
     def acquire_lease(self, run_id: str, now_epoch: int, seconds: int, acquired_at: str) -> bool:
         """Take the one-sync-at-a-time lease for `seconds`. False when another run holds it."""
-        try:
-            self._client.put_item(
-                TableName=self._tables.region_status,
-                Item={
-                    **LEASE_KEY,
-                    "runId": {"S": run_id},
-                    "acquiredAt": {"S": acquired_at},
-                    "leaseExpiresAt": {"N": str(now_epoch + seconds)},
-                },
-                ConditionExpression="attribute_not_exists(accountId) OR leaseExpiresAt < :now",
-                ExpressionAttributeValues={":now": {"N": str(now_epoch)}},
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                self._count(writes=1)
-                return False
-            raise
-        self._count(writes=1)
-        return True
+        return self._conditional_write(
+            self._client.put_item,
+            TableName=self._tables.region_status,
+            Item={
+                **LEASE_KEY,
+                "runId": {"S": run_id},
+                "acquiredAt": {"S": acquired_at},
+                "leaseExpiresAt": {"N": str(now_epoch + seconds)},
+            },
+            ConditionExpression="attribute_not_exists(accountId) OR leaseExpiresAt < :now",
+            ExpressionAttributeValues={":now": {"N": str(now_epoch)}},
+        )
 
     def lease_holder(self) -> str | None:
         response = self._client.get_item(
@@ -262,15 +248,22 @@ class SyncStore:
 
     def release_lease(self, run_id: str) -> None:
         """Give the lease back, only if this run still holds it."""
+        self._conditional_write(
+            self._client.delete_item,
+            TableName=self._tables.region_status,
+            Key=LEASE_KEY,
+            ConditionExpression="runId = :runId",
+            ExpressionAttributeValues={":runId": {"S": run_id}},
+        )
+
+    def _conditional_write(self, write: Any, **request: Any) -> bool:
+        """Run one conditional write; False (nothing changed) when its condition failed."""
         try:
-            self._client.delete_item(
-                TableName=self._tables.region_status,
-                Key=LEASE_KEY,
-                ConditionExpression="runId = :runId",
-                ExpressionAttributeValues={":runId": {"S": run_id}},
-            )
+            write(**request)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
+            return False
         finally:
             self._count(writes=1)
+        return True
