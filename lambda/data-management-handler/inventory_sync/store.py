@@ -50,7 +50,7 @@ def to_attribute_value(value: Any) -> dict[str, Any]:
         return {"N": str(value)}
     if value is None:
         return {"NULL": True}
-    return _serializer.serialize(value)
+    return dict(_serializer.serialize(value))
 
 
 def to_attribute_map(item: dict[str, Any]) -> dict[str, Any]:
@@ -74,7 +74,7 @@ class _WireFormBatchWrites(JSONSerializer):
         if key is None and shape.name == "BatchWriteItemInput":
             serialized.update(value)
         else:
-            super()._serialize(serialized, value, shape, key)
+            super()._serialize(serialized, value, shape, key)  # type: ignore[misc]
 
 
 def use_wire_form_batch_writes(dynamodb_client: Any) -> bool:
