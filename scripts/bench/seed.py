@@ -162,7 +162,7 @@ def _launch_instances(spec: FleetSpec) -> dict[ScopeSpec, dict[str, Any]]:
     """Launch each scope's instances in its own account and region; Ec2Origins by scope."""
     session = boto3.Session()
     sts = session.client("sts")
-    credentials: dict[str, dict[str, str]] = {}
+    credentials: dict[str, Any] = {}  # account -> STS Credentials
     origins: dict[ScopeSpec, dict[str, Any]] = {}
     for scope in spec.scopes:
         if not scope.ec2_instances:

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.bench.fleets import FLEETS, minimum_calls
+from scripts.bench.fleets import FLEETS, all_drs_regions, minimum_calls
 from scripts.bench.report import Latencies, latency_floor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -36,9 +36,12 @@ def test_minimum_calls_follow_the_fleet_shape() -> None:
 
     org_fleet = FLEETS["org"]()
     org = minimum_calls(org_fleet)
-    assert (len(org_fleet.accounts), len(org_fleet.scopes)) == (40, 1120)
+    # Every region botocore lists for drs (28 today: 1,120 scopes), as the sync covers them.
+    scopes = 40 * len(all_drs_regions())
+    assert (len(org_fleet.accounts), len(org_fleet.scopes)) == (40, scopes)
     assert org_fleet.servers == 30_000 and org_fleet.ec2_instances == 3_000
-    assert org.describe_source_servers == 1120  # 1,090 uninitialised + 30 pages of 1,000
+    # one call per uninitialised scope + one page of 1,000 per active scope
+    assert org.describe_source_servers == (scopes - 30) + 30
     assert org.assume_role == 39
     assert org.describe_instances == 30
     assert org.inventory_batches_per_scope == org.inventory_batches_packed == 1200
@@ -47,7 +50,8 @@ def test_minimum_calls_follow_the_fleet_shape() -> None:
 def test_latency_floor_is_the_stated_formula() -> None:
     minimum = minimum_calls(FLEETS["org"]())
     floor = latency_floor(minimum, Latencies(drs_ms=100, ec2_ms=50), concurrency=16)
-    assert floor.seconds == (1120 * 0.1 + 39 * 0.0 + 30 * 0.05) / 16
+    dss = minimum.describe_source_servers
+    assert floor.seconds == (dss * 0.1 + 39 * 0.0 + 30 * 0.05) / 16
     assert "/ 16" in floor.formula
 
 
