@@ -183,7 +183,9 @@ class SyncRun:
             narrowed=bool(wanted_accounts or wanted_regions),
             dry_run=self.dry_run,
         )
-        plan.scopes = [Scope(a, r) for a in accounts for r in regions]
+        # Region-major order: the first workers start on different accounts, so their single
+        # AssumeRoles run in parallel instead of every worker queueing behind one account's.
+        plan.scopes = [Scope(a, r) for r in regions for a in accounts]
         logger.info(
             "sync planned",
             extra={
