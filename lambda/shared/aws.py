@@ -139,6 +139,30 @@ class ClientFactory:
                 self._clients[key] = client
         return client
 
+    def cached(self) -> list[tuple[str, str, str]]:
+        """(service, account or "hub", region) of every client held now."""
+        with self._lock:
+            return sorted({(key[0], key[1], key[2]) for key in self._clients})
+
+    def release(self, service: str, region: str, account_id: str | None = None) -> None:
+        """Close and forget the cached client(s) for (service, region, account).
+
+        A client used by one scope only (DRS: one per account and region) would otherwise
+        keep its connection pool, and an open socket, for the rest of the run: 1,120 scopes
+        would exceed Lambda's 1,024 file descriptors.
+        """
+        account = account_id or self.hub_account_id()
+        # Hub clients are cached under "hub" (see _hub_client), assumed ones by account.
+        owners = {account, "hub"} if account == self.hub_account_id() else {account}
+        with self._lock:
+            doomed = [
+                self._clients.pop(key)
+                for key in list(self._clients)
+                if key[0] == service and key[2] == region and key[1] in owners
+            ]
+        for client in doomed:
+            client.close()
+
     def _hub_client(self, service: str, region: str, validate: bool = True) -> Any:
         key = (service, "hub", region, validate)
         config = self._config if validate else self._unvalidated_config

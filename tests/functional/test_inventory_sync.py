@@ -10,8 +10,10 @@ from typing import Any
 import boto3
 import pytest
 
+from inventory_sync import sync_source_server_inventory
 from inventory_sync.exceptions import SyncFailedError
 from inventory_sync.models import SyncSettings
+from shared.aws import ClientFactory, make_config
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.world import (
     HUB,
@@ -452,3 +454,20 @@ def test_dry_run_reports_and_leaves_every_table_byte_for_byte_unchanged(world: W
     assert summary["counts"]["unregisteredAccountsSwept"] == [TARGET_B]
     for table in tables:
         assert world.raw_items(table) == before[table], table
+
+
+def test_no_drs_client_outlives_its_scope(world: World) -> None:
+    # Each DRS client (one per account and region) holds a connection; 1,120 scopes would
+    # exceed Lambda's 1,024 file descriptors if they all stayed open until the run ends.
+    small_fleet(world)
+    factory = ClientFactory(world.session(), config=make_config(max_pool_connections=8))
+    summary = sync_source_server_inventory(
+        {},
+        None,
+        factory=factory,
+        settings=SyncSettings(max_concurrency=4, page_size=25, deadline_reserve_seconds=0),
+    )
+    assert summary["status"] == "SUCCEEDED"
+    assert summary["counts"]["scopes"] == 9
+    assert [entry for entry in factory.cached() if entry[0] == "drs"] == []
+    assert any(entry[0] == "dynamodb" for entry in factory.cached())

@@ -239,6 +239,8 @@ class SyncRun:
 
     def _sync_listed_scope(self, scope: Scope) -> ScopeOutcome:
         listing, calls = list_scope(scope, self._drs_client, self.settings.page_size)
+        # This scope is the DRS client's only user: free its connection now, not at run end.
+        self.factory.release("drs", scope.region, scope.account_id)
         with self._lock:
             self._describe_calls += calls
         outcome = ScopeOutcome(
