@@ -495,6 +495,20 @@ def _decode_token(token: str, operation: str, caller: _Caller) -> str:
 # ---- the simulator ----------------------------------------------------------------------------
 
 
+def count_matching(
+    counts: Mapping[tuple[str, str, str], int],
+    operation: str | None = None,
+    account_id: str | None = None,
+    region: str | None = None,
+) -> int:
+    """Sum of the (operation, account, region) counters matching the arguments (None: any)."""
+    return sum(
+        count
+        for (op, account, reg), count in counts.items()
+        if operation in (None, op) and account_id in (None, account) and region in (None, reg)
+    )
+
+
 class DrsSimulator:
     """The simulated DRS service: state, request handling and (optionally) its HTTP server.
 
@@ -722,11 +736,7 @@ class DrsSimulator:
         region: str | None = None,
     ) -> int:
         """Sum of `request_counts()` entries matching the arguments (None matches any)."""
-        return sum(
-            count
-            for (op, account, reg), count in self.request_counts().items()
-            if operation in (None, op) and account_id in (None, account) and region in (None, reg)
-        )
+        return count_matching(self.request_counts(), operation, account_id, region)
 
     def reset_counts(self) -> None:
         with self._lock:
@@ -1316,11 +1326,7 @@ class SimulatorControl:
         account_id: str | None = None,
         region: str | None = None,
     ) -> int:
-        return sum(
-            count
-            for (op, account, reg), count in self.request_counts().items()
-            if operation in (None, op) and account_id in (None, account) and region in (None, reg)
-        )
+        return count_matching(self.request_counts(), operation, account_id, region)
 
     def reset_counts(self) -> None:
         self._call("DELETE", "counts")
