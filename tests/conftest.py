@@ -16,6 +16,7 @@ from shared.config import (
     DRS_REGIONS_ENV,
     INVENTORY_TABLE_ENV,
     REGION_STATUS_TABLE_ENV,
+    SYNC_LEASE_TABLE_ENV,
     TARGET_ACCOUNTS_TABLE_ENV,
     TableNames,
 )
@@ -67,4 +68,5 @@ def tables(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> TableNames:
     monkeypatch.setenv(INVENTORY_TABLE_ENV, names.inventory)
     monkeypatch.setenv(REGION_STATUS_TABLE_ENV, names.region_status)
     monkeypatch.setenv(TARGET_ACCOUNTS_TABLE_ENV, names.target_accounts)
+    monkeypatch.setenv(SYNC_LEASE_TABLE_ENV, names.sync_lease)
     return names

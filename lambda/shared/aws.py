@@ -77,7 +77,7 @@ class ClientFactory:
         self._sts_region = sts_region or self._session.region_name or "us-east-1"
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
-        self._clients: dict[tuple[str, str, str, bool], Any] = {}
+        self._clients: dict[tuple[str, str, str, bool, str], Any] = {}
         self._credentials: dict[str, dict[str, str]] = {}
         self._assume_failures: dict[str, AssumeRoleError] = {}
         self._access: dict[str, AccountAccess] = {}
@@ -87,6 +87,12 @@ class ClientFactory:
     @property
     def config(self) -> Config:
         return self._config
+
+    def tune(self, overrides: Config) -> None:
+        """Merge `overrides` (timeouts, retries) into the Config of clients built from now on."""
+        with self._lock:
+            self._config = self._config.merge(overrides)
+            self._unvalidated_config = self._unvalidated_config.merge(overrides)
 
     @property
     def home_region(self) -> str:
@@ -105,33 +111,43 @@ class ClientFactory:
         self._access[access.account_id] = access
 
     def client(
-        self, service: str, region: str, account_id: str | None = None, *, validate: bool = True
+        self,
+        service: str,
+        region: str,
+        account_id: str | None = None,
+        *,
+        validate: bool = True,
+        config: Config | None = None,
+        label: str = "",
     ) -> Any:
         """A client for `service` in `region`, acting in `account_id` (default: the hub).
 
         `validate=False` skips botocore's client-side parameter validation: for requests the
         code builds itself (bulk DynamoDB writes), where it costs more CPU than the call.
+        `config` is merged over the shared Config for a client of its own, cached under
+        `label` (for example tighter timeouts for the last writes of a run).
         Raises AssumeRoleError when the account's role cannot be assumed, and KeyError
         when a non-hub account was never registered.
         """
         account = account_id or self.hub_account_id()
-        key = (service, account, region, validate)
+        key = (service, account, region, validate, label)
         cached = self._clients.get(key)
         if cached is not None:
             return cached
-        config = self._config if validate else self._unvalidated_config
+        base = self._config if validate else self._unvalidated_config
+        merged = base.merge(config) if config is not None else base
         if (
             account == self.hub_account_id()
             and self._access.get(account, AccountAccess(account)).role_arn is None
         ):
-            client = self._hub_client(service, region, validate)
+            client = self._hub_client(service, region, validate, merged, label)
         else:
             credentials = self._assumed_credentials(account)
             with self._lock:
                 client = self._clients.get(key) or self._session.client(  # type: ignore[call-overload]
                     service,
                     region_name=region,
-                    config=config,
+                    config=merged,
                     aws_access_key_id=credentials["AccessKeyId"],
                     aws_secret_access_key=credentials["SecretAccessKey"],
                     aws_session_token=credentials["SessionToken"],
@@ -163,14 +179,21 @@ class ClientFactory:
         for client in doomed:
             client.close()
 
-    def _hub_client(self, service: str, region: str, validate: bool = True) -> Any:
-        key = (service, "hub", region, validate)
-        config = self._config if validate else self._unvalidated_config
+    def _hub_client(
+        self,
+        service: str,
+        region: str,
+        validate: bool = True,
+        config: Config | None = None,
+        label: str = "",
+    ) -> Any:
+        key = (service, "hub", region, validate, label)
         with self._lock:
             client = self._clients.get(key)
             if client is None:
+                chosen = config or (self._config if validate else self._unvalidated_config)
                 client = self._session.client(  # type: ignore[call-overload]
-                    service, region_name=region, config=config
+                    service, region_name=region, config=chosen
                 )
                 self._clients[key] = client
         return client

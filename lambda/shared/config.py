@@ -14,6 +14,8 @@ INVENTORY_TABLE_ENV = "SOURCE_SERVER_INVENTORY_TABLE"
 REGION_STATUS_TABLE_ENV = "DRS_REGION_STATUS_TABLE"
 TARGET_ACCOUNTS_TABLE_ENV = "TARGET_ACCOUNTS_TABLE"
 DRS_REGIONS_ENV = "DRS_REGIONS"
+# The sync's lease (one sync at a time) lives in a table of its own: only the sync reads it.
+SYNC_LEASE_TABLE_ENV = "SYNC_LEASE_TABLE"
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class TableNames:
     inventory: str
     region_status: str
     target_accounts: str
+    sync_lease: str = ""  # only the sync uses it (SYNC_LEASE_TABLE)
 
 
 def table_names(environ: Mapping[str, str] | None = None) -> TableNames:
@@ -37,7 +40,17 @@ def table_names(environ: Mapping[str, str] | None = None) -> TableNames:
         inventory=env[INVENTORY_TABLE_ENV],
         region_status=env[REGION_STATUS_TABLE_ENV],
         target_accounts=env[TARGET_ACCOUNTS_TABLE_ENV],
+        sync_lease=env.get(SYNC_LEASE_TABLE_ENV, ""),
     )
+
+
+def sync_lease_table(environ: Mapping[str, str] | None = None) -> str:
+    """The sync-lease table's name. Raises ConfigurationError when SYNC_LEASE_TABLE is unset."""
+    env = os.environ if environ is None else environ
+    name = env.get(SYNC_LEASE_TABLE_ENV)
+    if not name:
+        raise ConfigurationError(f"missing environment variables: {SYNC_LEASE_TABLE_ENV}")
+    return name
 
 
 def drs_regions(environ: Mapping[str, str] | None = None) -> list[str]:

@@ -99,6 +99,7 @@ def seed(
     from shared.config import (
         INVENTORY_TABLE_ENV,
         REGION_STATUS_TABLE_ENV,
+        SYNC_LEASE_TABLE_ENV,
         TARGET_ACCOUNTS_TABLE_ENV,
     )
     from tests.support.aws import create_tables_from_template
@@ -111,6 +112,7 @@ def seed(
             INVENTORY_TABLE_ENV: tables.inventory,
             REGION_STATUS_TABLE_ENV: tables.region_status,
             TARGET_ACCOUNTS_TABLE_ENV: tables.target_accounts,
+            SYNC_LEASE_TABLE_ENV: tables.sync_lease,
         }
         report.accounts_registered = _timed(
             report, "accounts", lambda: _register_targets(spec, tables.target_accounts)

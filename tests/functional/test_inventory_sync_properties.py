@@ -10,7 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from inventory_sync.exceptions import SyncFailedError
-from shared.config import INVENTORY_TABLE_ENV, REGION_STATUS_TABLE_ENV, TARGET_ACCOUNTS_TABLE_ENV
+from shared.config import (
+    INVENTORY_TABLE_ENV,
+    REGION_STATUS_TABLE_ENV,
+    SYNC_LEASE_TABLE_ENV,
+    TARGET_ACCOUNTS_TABLE_ENV,
+)
 from tests.support.aws import create_tables_from_template
 from tests.support.world import HUB, TARGET_A, World, role_arn
 
@@ -47,6 +52,7 @@ def test_soft_delete_only_inside_completed_scopes(
     monkeypatch.setenv(INVENTORY_TABLE_ENV, names.inventory)
     monkeypatch.setenv(REGION_STATUS_TABLE_ENV, names.region_status)
     monkeypatch.setenv(TARGET_ACCOUNTS_TABLE_ENV, names.target_accounts)
+    monkeypatch.setenv(SYNC_LEASE_TABLE_ENV, names.sync_lease)
     monkeypatch.setenv("DRS_REGIONS", "us-east-1,eu-west-1")
     world.tables = names
     world.simulator.reset()

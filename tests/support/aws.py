@@ -14,6 +14,7 @@ TABLE_RESOURCES = {
     "SourceServerInventoryTable": "inventory",
     "DrsRegionStatusTable": "region_status",
     "TargetAccountsTable": "target_accounts",
+    "SyncLeaseTable": "sync_lease",
 }
 
 

@@ -180,21 +180,24 @@ class World:
             if item["accountId"] == account_id and item["region"] == region
         }
 
-    def lease(self) -> dict[str, Any] | None:
-        """The sync lease item, if some run holds it."""
-        return next(
-            (
-                i
-                for i in self.raw_items(self.tables.region_status)
-                if i["accountId"]["S"] == "#sync-lease"
-            ),
-            None,
+    def lease(self, name: str = "inventory-sync") -> dict[str, Any] | None:
+        """The lease item `name` (the sync's, or "inventory-sync-dry-run"), if it exists."""
+        response = boto3.client("dynamodb").get_item(
+            TableName=self.tables.sync_lease, Key={"leaseId": {"S": name}}, ConsistentRead=True
         )
+        return response.get("Item")
+
+    def put_lease(self, run_id: str, expires: Any, name: str = "inventory-sync") -> None:
+        """Write a lease item as another run (or a hand edit) would; `expires` as given."""
+        item: dict[str, Any] = {"leaseId": {"S": name}, "runId": {"S": run_id}}
+        if expires is not None:
+            item["leaseExpiresAt"] = expires
+        boto3.client("dynamodb").put_item(TableName=self.tables.sync_lease, Item=item)
 
     def region_status(self) -> dict[tuple[str, str], dict[str, Any]]:
         table = boto3.resource("dynamodb").Table(self.tables.region_status)
         items = table.scan(ConsistentRead=True)["Items"]
-        return {(i["accountId"], i["region"]): i for i in items if i["accountId"].isdigit()}
+        return {(i["accountId"], i["region"]): i for i in items}
 
 
 def _params_recorder(log: CallLog) -> Any:

@@ -6,7 +6,7 @@ import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from inventory_sync.listing import list_scope, status_for_error_code
-from inventory_sync.models import Scope, ScopeStatus
+from inventory_sync.models import Scope, ScopeListing, ScopeStatus
 from shared.exceptions import AssumeRoleError
 
 SCOPE = Scope("111122223333", "eu-west-1")
@@ -41,9 +41,15 @@ def _client_error(code: str, message: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": message}}, "DescribeSourceServers")
 
 
+def _list(client_for) -> tuple[ScopeListing, int]:
+    calls: list[int] = []
+    listing = list_scope(SCOPE, client_for, 1000, on_call=lambda: calls.append(1))
+    return listing, len(calls)
+
+
 def test_message_text_does_not_decide_status() -> None:
     error = _client_error("InternalServerException", "Account not initialized; access denied")
-    listing, calls = list_scope(SCOPE, lambda scope: _FailingDrs(error), 1000)
+    listing, calls = _list(lambda scope: _FailingDrs(error))
     assert listing.status is ScopeStatus.ERROR
     assert listing.error_code == "InternalServerException"
     assert not listing.complete
@@ -52,7 +58,7 @@ def test_message_text_does_not_decide_status() -> None:
 
 def test_connection_failure_is_an_error_scope() -> None:
     error = EndpointConnectionError(endpoint_url="https://drs.eu-west-1.amazonaws.com")
-    listing, _ = list_scope(SCOPE, lambda scope: _FailingDrs(error), 1000)
+    listing, _ = _list(lambda scope: _FailingDrs(error))
     assert listing.status is ScopeStatus.ERROR
     assert listing.error_code == "EndpointConnectionError"
 
@@ -66,7 +72,7 @@ def test_assume_role_failure_marks_the_scope_and_reads_nothing() -> None:
             "not authorized to perform sts:AssumeRole",
         )
 
-    listing, calls = list_scope(SCOPE, no_client, 1000)
+    listing, calls = _list(no_client)
     assert listing.status is ScopeStatus.ACCESS_DENIED
     assert listing.error_code == "AssumeRoleFailed"
     assert "sts:AssumeRole" in (listing.error_message or "")

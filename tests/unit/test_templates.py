@@ -8,6 +8,7 @@ query-handler must only read, and every table key the code uses must exist.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from functools import cache
@@ -247,8 +248,11 @@ def test_data_management_handler_has_the_time_the_sync_needs() -> None:
 @pytest.mark.parametrize("logical_id", [DMH_FUNCTION, QH_FUNCTION])
 def test_function_environment_names_the_dynamodb_stack_tables(logical_id: str) -> None:
     environment = lambda_stack().resource_properties(logical_id)["Environment"]["Variables"]
+    expected = table_names_for(ENV)
+    if logical_id == QH_FUNCTION:
+        expected = dataclasses.replace(expected, sync_lease="")  # the lease is the sync's alone
 
-    assert table_names(environment) == table_names_for(ENV)
+    assert table_names(environment) == expected
 
 
 @pytest.mark.parametrize("logical_id", [DMH_FUNCTION, QH_FUNCTION])
@@ -402,9 +406,12 @@ def test_roles_reach_only_the_dynamodb_stack_tables(role: str) -> None:
         if any(action.startswith("dynamodb:") for action in as_list(statement["Action"]))
         for resource in as_list(statement["Resource"])
     }
-    inventory_arn = TABLE_ARN_PREFIX + table_names_for(ENV).inventory
+    names = table_names_for(ENV)
+    expected = _table_arns() | {TABLE_ARN_PREFIX + names.inventory + "/index/*"}
+    if role == "DataManagementHandlerRole":
+        expected.add(TABLE_ARN_PREFIX + names.sync_lease)  # only the sync takes the lease
 
-    assert resources == _table_arns() | {inventory_arn + "/index/*"}
+    assert resources == expected
 
 
 def test_assume_role_pattern_rejects_values_that_widen_the_grant_beyond_roles() -> None:
@@ -539,7 +546,8 @@ def test_stale_and_failed_scope_alarms_watch_the_metrics_the_sync_emits() -> Non
         assert alarm["Namespace"] == METRICS_NAMESPACE
         assert alarm["Dimensions"] == emitted_dimensions
         assert alarm["MetricName"] in _string_constants_in_lambda_code()
-    assert (stale["MetricName"], stale["Statistic"]) == ("SyncSucceeded", "Sum")
+    # SUCCEEDED or PARTIAL: a run that recorded its scopes (SyncSucceeded is SUCCEEDED only).
+    assert (stale["MetricName"], stale["Statistic"]) == ("SyncCompleted", "Sum")
     # Two schedule intervals without a successful run, and no data at all, both alarm.
     assert (stale["Period"], stale["EvaluationPeriods"]) == (900, 2)
     assert (stale["ComparisonOperator"], stale["Threshold"]) == ("LessThanThreshold", 1)

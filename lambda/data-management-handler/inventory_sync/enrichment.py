@@ -38,12 +38,16 @@ def _batches(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 def enrich(
-    servers: Iterable[dict[str, Any]], ec2_client_for: Ec2ClientFor, batch_size: int
+    servers: Iterable[dict[str, Any]],
+    ec2_client_for: Ec2ClientFor,
+    batch_size: int,
+    check: Callable[[], None] | None = None,
 ) -> Enrichment:
     """Look up every EC2-origin server's instance in its origin account and region.
 
     Never raises for an AWS failure: an origin that cannot be read marks its instances
     unavailable (the caller keeps what it knew before) and is listed in `errors`.
+    `check()` runs before every call and may raise (the run's deadline) to stop the lookup.
     """
     by_origin: dict[tuple[str, str], set[str]] = defaultdict(set)
     for server in servers:
@@ -60,6 +64,8 @@ def enrich(
             for batch in _batches(wanted, batch_size):
                 token: str | None = None
                 while True:
+                    if check is not None:
+                        check()
                     request: dict[str, Any] = {
                         "Filters": [{"Name": "instance-id", "Values": batch}],
                         "MaxResults": 1000,

@@ -29,3 +29,16 @@ class SyncFailedError(InventorySyncError):
             f"{first.get('accountId')}/{first.get('region')} "
             f"{first.get('errorCode')}: {first.get('message')})"
         )
+
+
+class DeadlineReachedError(InventorySyncError):
+    """The run's deadline came before this piece of work: it stops and writes nothing more."""
+
+    error_code = "DeadlineReached"
+
+
+class UnstorableRecordError(InventorySyncError):
+    """One DRS record cannot become an inventory item (no identity, another scope's ARN,
+    numbers DynamoDB cannot hold, too large). The record is skipped, never its scope."""
+
+    error_code = "RecordRejected"

@@ -8,6 +8,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from inventory_sync.deadline import Deadline
+from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope, ScopeListing, ScopeStatus
 from shared.exceptions import AssumeRoleError
 
@@ -42,10 +44,12 @@ def _parse_items_with_json(
     if response_dict.get("status_code") != 200:
         return
     body = json.loads(response_dict["body"] or b"{}")
-    items = body.pop("items", None)
-    if isinstance(items, list):
-        customized_response_dict["items"] = items
-        response_dict["body"] = json.dumps(body).encode()
+    if not isinstance(body, dict) or "items" not in body:
+        return  # botocore parses it; a listing without items is refused by list_scope
+    # Whatever `items` is (a list, or junk a broken answer holds), the caller judges it:
+    # botocore's parser would fail on junk with an error that names nothing useful.
+    customized_response_dict["items"] = body.pop("items")
+    response_dict["body"] = json.dumps(body).encode()
 
 
 def use_fast_page_parsing(drs_client: Any) -> None:
@@ -66,46 +70,97 @@ def error_code_of(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code") or "Unknown")
 
 
+MALFORMED = "MalformedResponse"
+PAGINATION_LOOP = "PaginationLoop"
+
+
+class _ListingFault(Exception):
+    """The listing cannot be trusted: ends it as a failure with this code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 def list_scope(
-    scope: Scope, drs_client: Callable[[Scope], Any], page_size: int
-) -> tuple[ScopeListing, int]:
+    scope: Scope,
+    drs_client: Callable[[Scope], Any],
+    page_size: int,
+    *,
+    max_pages: int = 100,
+    deadline: Deadline | None = None,
+    on_call: Callable[[], None] | None = None,
+) -> ScopeListing:
     """Read every page of DescribeSourceServers for `scope`.
 
-    `drs_client(scope)` returns the DRS client for the scope (it may raise AssumeRoleError).
-    Returns (listing, DescribeSourceServers calls made, failed ones included; botocore's
-    retries inside one call are not counted). Never raises for an AWS failure: the failure
-    becomes the listing's status, error code and message.
+    `drs_client(scope)` returns the DRS client for the scope (it may raise AssumeRoleError);
+    `on_call()` runs before each DescribeSourceServers call (the run counts them). Never
+    raises for an AWS failure: the failure becomes the listing's status, error code and
+    message. Fails closed: an answer without an `items` list or with a non-string
+    `nextToken` is `MalformedResponse`; a `nextToken` seen before, or more than `max_pages`
+    pages, is `PaginationLoop`; the deadline stops paging (`SKIPPED`, `DeadlineReached`).
+    A "no DRS here" error after a page succeeded keeps its status here; the pipeline decides
+    that it contradicts the pages before it (`pages` says how many there were).
     """
     pages = 0
-    calls = 0
-    servers: list[dict[str, Any]] = []
+    servers: list[Any] = []
+    seen_tokens: set[str] = set()
     try:
         client = drs_client(scope)
         token: str | None = None
         while True:
+            if deadline is not None:
+                deadline.check(f"listing {scope.account_id}/{scope.region}")
+            if pages >= max_pages:
+                raise _ListingFault(
+                    PAGINATION_LOOP, f"more than {max_pages} pages: the listing does not end"
+                )
             request: dict[str, Any] = {"maxResults": page_size, "filters": {}}
             if token:
                 request["nextToken"] = token
-            calls += 1
+            if on_call is not None:
+                on_call()
             response = client.describe_source_servers(**request)
+            items = response.get("items")
+            if not isinstance(items, list):
+                raise _ListingFault(
+                    MALFORMED, f"page {pages + 1} has no items list ({type(items).__name__})"
+                )
             pages += 1
-            servers.extend(response.get("items", []))
+            servers.extend(items)
             token = response.get("nextToken")
-            if not token:
+            if token is None or token == "":
                 break
+            if not isinstance(token, str):
+                raise _ListingFault(MALFORMED, f"page {pages} has a {type(token).__name__} token")
+            if token in seen_tokens:
+                raise _ListingFault(PAGINATION_LOOP, f"page {pages} repeats an earlier nextToken")
+            seen_tokens.add(token)
+    except DeadlineReachedError as exc:
+        return ScopeListing(
+            scope,
+            ScopeStatus.SKIPPED,
+            pages=pages,
+            error_code=exc.error_code,
+            error_message=str(exc),
+        )
+    except _ListingFault as exc:
+        return ScopeListing(
+            scope, ScopeStatus.ERROR, pages=pages, error_code=exc.code, error_message=str(exc)
+        )
     except AssumeRoleError as exc:
         status = status_for_error_code(exc.aws_error_code)
         if status is ScopeStatus.REGION_NOT_ENABLED:
             status = ScopeStatus.ERROR  # STS is global; a token error there is not a region's
         return ScopeListing(
             scope, status, pages=pages, error_code=exc.error_code, error_message=str(exc)
-        ), calls
+        )
     except ClientError as exc:
         code = error_code_of(exc)
         message = str(exc.response.get("Error", {}).get("Message") or exc)
         return ScopeListing(
             scope, status_for_error_code(code), pages=pages, error_code=code, error_message=message
-        ), calls
+        )
     except BotoCoreError as exc:
         return ScopeListing(
             scope,
@@ -113,5 +168,5 @@ def list_scope(
             pages=pages,
             error_code=type(exc).__name__,
             error_message=str(exc),
-        ), calls
-    return ScopeListing(scope, ScopeStatus.ACTIVE, servers=tuple(servers), pages=pages), calls
+        )
+    return ScopeListing(scope, ScopeStatus.ACTIVE, servers=tuple(servers), pages=pages)

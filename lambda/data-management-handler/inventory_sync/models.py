@@ -18,13 +18,15 @@ class ScopeStatus(StrEnum):
     REGION_NOT_ENABLED = "REGION_NOT_ENABLED"  # opt-in region not enabled for the account
     THROTTLED = "THROTTLED"  # still throttled after botocore's retries
     ERROR = "ERROR"  # anything else
-    SKIPPED = "SKIPPED"  # not started: deadline reached
+    SKIPPED = "SKIPPED"  # not finished: the run's deadline came first
 
 
 # Statuses that are a true, complete answer about the scope (not failures).
 HEALTHY_STATUSES = frozenset(
     {ScopeStatus.ACTIVE, ScopeStatus.NOT_INITIALIZED, ScopeStatus.REGION_NOT_ENABLED}
 )
+# "There is no DRS here" answers: true only for a scope that never held servers.
+NO_DRS_STATUSES = frozenset({ScopeStatus.NOT_INITIALIZED, ScopeStatus.REGION_NOT_ENABLED})
 
 
 @dataclass(frozen=True, order=True)
@@ -41,7 +43,7 @@ class ScopeListing:
 
     scope: Scope
     status: ScopeStatus
-    servers: tuple[dict[str, Any], ...] = ()
+    servers: tuple[Any, ...] = ()  # as DRS returned them: not yet checked record by record
     pages: int = 0
     error_code: str | None = None
     error_message: str | None = None
@@ -57,27 +59,43 @@ class ScopeOutcome:
     """A scope after listing, enrichment, writes and sweep: what the summary and status need.
 
     It keeps counts, not the servers, so a finished scope's records can be freed while other
-    scopes are still in flight.
+    scopes are still in flight. It is filled in as the scope's pipeline goes, so a scope that
+    fails half-way still reports what it did write.
     """
 
-    listing: ScopeListing
+    scope: Scope
     status: ScopeStatus
     error_code: str | None = None
     error_message: str | None = None
+    pages: int = 0
     servers_seen: int = 0
     servers_written: int = 0
     servers_new: int = 0
     servers_revived: int = 0
     servers_soft_deleted: int = 0
+    servers_held: int = 0  # soft-deletes held by the mass-deletion guard
+    records_rejected: int = 0
+    records_duplicate: int = 0
     write_failures: int = 0
     ec2_enriched: int = 0
     ec2_not_found: int = 0
     ec2_unavailable: int = 0
+    describe_calls: int = 0
     describe_instances_calls: int = 0
+    # The listing was complete and every write landed: the scope's data is confirmed now.
+    confirmed: bool = False
+    # Dry runs: what a real run would do, bounded per scope (see SyncSettings.plan_limit).
+    plan: dict[str, Any] | None = None
 
     @property
-    def scope(self) -> Scope:
-        return self.listing.scope
+    def healthy(self) -> bool:
+        return self.status in HEALTHY_STATUSES and self.error_code is None
+
+    def fail(self, status: ScopeStatus, code: str, message: str) -> None:
+        self.status = status
+        self.error_code = code
+        self.error_message = message
+        self.confirmed = False
 
 
 def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -99,10 +117,25 @@ class SyncSettings:
 
     max_concurrency: int = 16
     page_size: int = 1000  # DescribeSourceServers maxResults: the largest page DRS serves
+    # A scope holds at most a few thousand servers (DRS quotas); a listing longer than this
+    # many pages is a paging loop, not an estate.
+    max_pages: int = 100
     ec2_batch_size: int = 200  # instance-id filter values per DescribeInstances call
     soft_delete_ttl_days: int = 30
-    deadline_reserve_seconds: int = 60  # stop starting scopes this long before the timeout
-    default_lease_seconds: int = 960  # when there is no Lambda context to read the timeout from
+    # Time kept after the run's own deadline to record unfinished scopes and release the lease.
+    deadline_reserve_seconds: int = 30
+    # The schedule's interval: a run (and its lease) ends before the next scheduled one starts.
+    schedule_interval_seconds: int = 900
+    # Mass-deletion guard: hold a scope's soft-deletes when they exceed both bounds.
+    delete_guard_percent: int = 50
+    delete_guard_min: int = 10
+    # Dry runs list at most this many servers per scope and change kind (with a count of the rest).
+    plan_limit: int = 50
+
+    @property
+    def max_run_seconds(self) -> int:
+        """How long a run may work: it ends (lease included) before the next schedule fires."""
+        return max(1, self.schedule_interval_seconds - 2 * self.deadline_reserve_seconds)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SyncSettings:
@@ -115,6 +148,13 @@ class SyncSettings:
             deadline_reserve_seconds=_int_env(
                 env, "SYNC_DEADLINE_RESERVE_SECONDS", cls.deadline_reserve_seconds, 0
             ),
+            schedule_interval_seconds=_int_env(
+                env, "SYNC_SCHEDULE_INTERVAL_SECONDS", cls.schedule_interval_seconds, 60
+            ),
+            delete_guard_percent=_int_env(
+                env, "SYNC_DELETE_GUARD_PERCENT", cls.delete_guard_percent, 0
+            ),
+            delete_guard_min=_int_env(env, "SYNC_DELETE_GUARD_MIN", cls.delete_guard_min, 0),
         )
 
 
@@ -126,4 +166,6 @@ class Plan:
     regions: list[str]
     narrowed: bool
     dry_run: bool
+    registered: frozenset[str] = frozenset()  # hub + every registered account, enabled or not
+    confirm_deletions: frozenset[Scope] = frozenset()
     scopes: list[Scope] = field(default_factory=list)

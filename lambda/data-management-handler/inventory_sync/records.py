@@ -3,15 +3,94 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from inventory_sync.exceptions import UnstorableRecordError
 from inventory_sync.models import Scope
 
 # DynamoDB's item limit is 400 KB; stay clear of it with room for attribute names.
 MAX_ITEM_BYTES = 350_000
 NEVER_LAUNCHED = "NEVER_LAUNCHED"
+# arn:PARTITION:drs:REGION:ACCOUNT:source-server/ID, ASCII only, matched in full.
+SOURCE_SERVER_ARN = re.compile(
+    r"arn:(aws[a-z-]*):drs:([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}):([0-9]{12}):"
+    r"source-server/(s-[0-9a-zA-Z]{17})",
+    re.ASCII,
+)
+# DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 to 9.9999...E+125.
+MAX_NUMBER_DIGITS = 38
+MAX_NUMBER_EXPONENT = 125
+MIN_NUMBER_EXPONENT = -130
+MAX_NESTING = 30  # DynamoDB allows 32 levels of nested maps and lists in an item
+
+
+def scope_of_arn(arn: Any) -> Scope | None:
+    """The (account, region) a source-server ARN names, or None when it is no such ARN."""
+    if not isinstance(arn, str):
+        return None
+    match = SOURCE_SERVER_ARN.fullmatch(arn)
+    return Scope(match.group(3), match.group(2)) if match else None
+
+
+def record_identity(server: Any, scope: Scope) -> str:
+    """The ARN of one listed record, after checking it belongs to `scope`.
+
+    Raises UnstorableRecordError for a record that is not an object, has no valid
+    `arn`/`sourceServerID`, whose ID differs from its ARN's, or whose ARN names another
+    account or region than the scope that listed it (never written over that scope's item).
+    """
+    if not isinstance(server, dict):
+        raise UnstorableRecordError(f"record is a {type(server).__name__}, not an object")
+    arn = server.get("arn")
+    match = SOURCE_SERVER_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    if match is None:
+        raise UnstorableRecordError(f"record has no valid source-server arn: {str(arn)[:200]!r}")
+    if server.get("sourceServerID") != match.group(4):
+        raise UnstorableRecordError(
+            f"record {arn}: sourceServerID {str(server.get('sourceServerID'))[:40]!r} "
+            "does not match its arn"
+        )
+    if (match.group(3), match.group(2)) != (scope.account_id, scope.region):
+        raise UnstorableRecordError(
+            f"record {arn} names another scope than {scope.account_id}/{scope.region}"
+        )
+    return str(arn)
+
+
+def check_storable(value: Any, depth: int = 0) -> None:
+    """Raise UnstorableRecordError for what DynamoDB refuses: numbers out of its range,
+    nesting deeper than it allows, empty map keys."""
+    if depth > MAX_NESTING:
+        raise UnstorableRecordError("record is nested deeper than DynamoDB allows")
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return
+    if kind is dict:
+        for key, item in value.items():
+            if key == "":
+                raise UnstorableRecordError("record has an empty attribute name")
+            check_storable(item, depth + 1)
+    elif kind is list:
+        for item in value:
+            check_storable(item, depth + 1)
+    elif kind is int or isinstance(value, Decimal):
+        _check_number(Decimal(value))
+
+
+def _check_number(number: Decimal) -> None:
+    if not number.is_finite():
+        raise UnstorableRecordError(f"number {number} cannot be stored")
+    if number.is_zero():
+        return
+    digits = number.normalize().as_tuple().digits
+    if len(digits) > MAX_NUMBER_DIGITS:
+        raise UnstorableRecordError(f"number with {len(digits)} digits cannot be stored")
+    exponent = number.adjusted()
+    if not MIN_NUMBER_EXPONENT <= exponent <= MAX_NUMBER_EXPONENT:
+        raise UnstorableRecordError(f"number {number:.3e} is outside DynamoDB's range")
 
 
 def dynamodb_safe(value: Any) -> Any:
@@ -87,7 +166,9 @@ def inventory_item(
 
     `ec2` is the instance summary or None (not EC2-origin, or not found). The result holds
     only DynamoDB-safe values and is kept under MAX_ITEM_BYTES by trimming the raw `drs`
-    copy (flagged `drsTruncated`), never the contract attributes.
+    copy (flagged `drsTruncated`), never the contract attributes. Raises
+    UnstorableRecordError when no such item can exist (see `check_storable`; still too large
+    without the raw copy).
     """
     hints = (server.get("sourceProperties") or {}).get("identificationHints") or {}
     cloud = server.get("sourceCloudProperties") or {}
@@ -112,7 +193,9 @@ def inventory_item(
     if ec2 is not None:
         item["ec2"] = ec2
     item = {key: value for key, value in item.items() if value is not None}
-    return _within_size(dynamodb_safe(item))
+    safe = dynamodb_safe(item)
+    check_storable(safe)
+    return _within_size(safe)
 
 
 def _within_size(item: dict[str, Any]) -> dict[str, Any]:
@@ -125,7 +208,10 @@ def _within_size(item: dict[str, Any]) -> dict[str, Any]:
         trimmed = {**item, "drs": drs, "drsTruncated": True}
         if _size(trimmed) <= MAX_ITEM_BYTES:
             return trimmed
-    return {**{k: v for k, v in item.items() if k != "drs"}, "drsTruncated": True}
+    bare = {**{k: v for k, v in item.items() if k != "drs"}, "drsTruncated": True}
+    if _size(bare) > MAX_ITEM_BYTES:
+        raise UnstorableRecordError(f"record {item.get('sourceServerArn')} is too large to store")
+    return bare
 
 
 def _size(item: dict[str, Any]) -> int:

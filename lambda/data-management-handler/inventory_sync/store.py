@@ -1,31 +1,32 @@
-"""DynamoDB access of the sync: the inventory, region status, target accounts and the lease.
+"""DynamoDB access of the sync: the inventory, region status and target accounts.
 
 Uses the low-level client with explicit (de)serialisation: batch writes for upserts
-(unprocessed items retried with backoff), one conditional UpdateItem per soft-delete.
+(unprocessed items retried with backoff; a batch DynamoDB refuses is split to find the one
+item it cannot store), one conditional UpdateItem per soft-delete. Every write first asks
+the run's gate: work abandoned at the deadline writes nothing afterwards.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 from botocore.serialize import JSONSerializer
 
+from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope
 from shared.config import TableNames
 
 BATCH_SIZE = 25  # BatchWriteItem's maximum
 MAX_BATCH_ATTEMPTS = 8
 SCOPE_INDEX = "scope-index"
-# The lease lives in the region-status table under a key no account can have.
-LEASE_KEY = {"accountId": {"S": "#sync-lease"}, "region": {"S": "inventory-sync"}}
-ACCOUNT_ID = re.compile(r"^\d{12}$")
+Gate = Callable[[], bool]  # True while this run may still write
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -89,12 +90,30 @@ def use_wire_form_batch_writes(dynamodb_client: Any) -> bool:
     return True
 
 
-class SyncStore:
-    """The sync's reads and writes. Counts requests (thread-safe) for the run summary."""
+@dataclass
+class BatchResult:
+    """What one put_items call achieved."""
 
-    def __init__(self, client: Any, tables: TableNames) -> None:
+    written: int = 0
+    unprocessed: list[dict[str, Any]] = field(default_factory=list)  # items never written
+    rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (item, reason)
+
+
+def _always_open() -> bool:
+    return True
+
+
+class SyncStore:
+    """The sync's reads and writes. Counts requests (thread-safe) for the run summary.
+
+    `gate()` is asked before every write; when it says no, the write raises
+    DeadlineReachedError instead of being sent.
+    """
+
+    def __init__(self, client: Any, tables: TableNames, gate: Gate = _always_open) -> None:
         self._client = client
         self._tables = tables
+        self._gate = gate
         self._lock = threading.Lock()
         self.reads = 0
         self.writes = 0
@@ -103,6 +122,14 @@ class SyncStore:
         with self._lock:
             self.reads += reads
             self.writes += writes
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def _may_write(self, what: str) -> None:
+        if not self._gate():
+            raise DeadlineReachedError(f"{what} not sent: the run's deadline was reached")
 
     # --- target accounts -------------------------------------------------------------------
     def registered_accounts(self) -> list[dict[str, Any]]:
@@ -123,67 +150,159 @@ class SyncStore:
     # --- inventory ---------------------------------------------------------------------------
     def scope_items(self, scope: Scope) -> dict[str, dict[str, Any]]:
         """What the inventory holds for `scope`, by ARN: lastSyncTime, deletedAt, ec2."""
-        request: dict[str, Any] = {
+        items: dict[str, dict[str, Any]] = {}
+        for item in self._query_scope(
+            scope, ProjectionExpression="sourceServerArn, lastSyncTime, deletedAt, ec2"
+        ):
+            items[item["sourceServerArn"]] = item
+        return items
+
+    def live_item_count(self, scope: Scope) -> int:
+        """How many items of `scope` are not soft-deleted (a COUNT query: no item is read out)."""
+        total = 0
+        request = self._scope_request(scope)
+        request.update(Select="COUNT", FilterExpression="attribute_not_exists(deletedAt)")
+        while True:
+            page = self._client.query(**request)
+            self._count(reads=1)
+            total += int(page.get("Count", 0))
+            if "LastEvaluatedKey" not in page:
+                return total
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _scope_request(self, scope: Scope) -> dict[str, Any]:
+        return {
             "TableName": self._tables.inventory,
             "IndexName": SCOPE_INDEX,
             "KeyConditionExpression": "#account = :account AND #region = :region",
-            "ProjectionExpression": "sourceServerArn, lastSyncTime, deletedAt, ec2",
             "ExpressionAttributeNames": {"#account": "accountId", "#region": "region"},
             "ExpressionAttributeValues": {
                 ":account": {"S": scope.account_id},
                 ":region": {"S": scope.region},
             },
         }
-        items: dict[str, dict[str, Any]] = {}
+
+    def _query_scope(self, scope: Scope, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        request = {**self._scope_request(scope), **kwargs}
         while True:
             page = self._client.query(**request)
             self._count(reads=1)
             for raw in page.get("Items", []):
-                item = from_attribute_map(raw)
-                items[item["sourceServerArn"]] = item
+                yield from_attribute_map(raw)
             if "LastEvaluatedKey" not in page:
-                return items
+                return
             request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def put_items(self, table: str, items: Iterable[dict[str, Any]]) -> int:
-        """Upsert `items` in batches of 25. Returns how many could not be written."""
-        failed = 0
+    def inventory_keys(self, check: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
+        """Every inventory item's identity and state (ARN, account, region, lastSyncTime,
+        deletedAt), read with a projected Scan. `check()` runs before each page (deadline)."""
+        request: dict[str, Any] = {
+            "TableName": self._tables.inventory,
+            "ProjectionExpression": "sourceServerArn, #account, #region, lastSyncTime, deletedAt",
+            "ExpressionAttributeNames": {"#account": "accountId", "#region": "region"},
+        }
+        while True:
+            if check is not None:
+                check()
+            page = self._client.scan(**request)
+            self._count(reads=1)
+            for raw in page.get("Items", []):
+                yield from_attribute_map(raw)
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def put_items(
+        self, table: str, items: Iterable[dict[str, Any]], result: BatchResult | None = None
+    ) -> BatchResult:
+        """Upsert `items` in batches of 25.
+
+        Unprocessed items are retried with backoff; those still unprocessed are returned. A
+        batch DynamoDB refuses outright (ValidationException: one item it cannot store) is
+        split until the refused item stands alone, and that item is returned as rejected:
+        one bad item never costs the others. Raises DeadlineReachedError once the gate
+        closes, and ClientError for any other failure; `result` (given by the caller) then
+        still says what was written before.
+        """
+        result = result if result is not None else BatchResult()
         batch: list[dict[str, Any]] = []
         for item in items:
-            batch.append({"PutRequest": {"Item": to_attribute_map(item)}})
+            batch.append(item)
             if len(batch) == BATCH_SIZE:
-                failed += self._write_batch(table, batch)
+                self._write_batch(table, batch, result)
                 batch = []
         if batch:
-            failed += self._write_batch(table, batch)
-        return failed
+            self._write_batch(table, batch, result)
+        return result
 
-    def put_inventory_items(self, items: Iterable[dict[str, Any]]) -> int:
-        return self.put_items(self._tables.inventory, items)
+    def _write_batch(self, table: str, items: list[dict[str, Any]], result: BatchResult) -> None:
+        try:
+            unprocessed = self._send_batch(table, items)
+        except ClientError as exc:
+            if _code(exc) != "ValidationException":
+                raise
+            if len(items) == 1:
+                result.rejected.append((items[0], str(_message(exc))))
+                return
+            middle = len(items) // 2
+            self._write_batch(table, items[:middle], result)
+            self._write_batch(table, items[middle:], result)
+            return
+        result.written += len(items) - len(unprocessed)
+        result.unprocessed.extend(unprocessed)
 
-    def _write_batch(self, table: str, requests: list[dict[str, Any]]) -> int:
-        pending = requests
+    def _send_batch(self, table: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One batch with retries of its unprocessed items; returns the items never written."""
+        pending = [{"PutRequest": {"Item": to_attribute_map(item)}} for item in items]
         for attempt in range(MAX_BATCH_ATTEMPTS):
+            self._may_write(f"BatchWriteItem to {table}")
             response = self._client.batch_write_item(RequestItems={table: pending})
             self._count(writes=1)
             pending = response.get("UnprocessedItems", {}).get(table, [])
             if not pending:
-                return 0
-            # Full jitter backoff: unprocessed items mean the table is being throttled.
-            time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
-        return len(pending)
+                return []
+            if attempt + 1 < MAX_BATCH_ATTEMPTS:
+                # Full jitter backoff: unprocessed items mean the table is being throttled.
+                time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        return [from_attribute_map(request["PutRequest"]["Item"]) for request in pending]
+
+    def put_inventory_items(
+        self, items: Iterable[dict[str, Any]], result: BatchResult | None = None
+    ) -> BatchResult:
+        return self.put_items(self._tables.inventory, items, result)
 
     def soft_delete(
-        self, arn: str, scope: Scope, run_time: str, deleted_at: str, expires_at: int
+        self,
+        arn: str,
+        scope: Scope | None,
+        run_time: str,
+        deleted_at: str,
+        expires_at: int,
     ) -> bool:
         """Mark one item deleted, only if it is still in `scope`, not already deleted, and not
         written since `run_time` (so a newer run's write can never be hidden).
 
-        Returns False when the condition did not hold (nothing changed).
+        `scope` None is for an item that has no accountId/region at all (written by something
+        other than this sync): the condition then requires that it still has none. Returns
+        False when the condition did not hold (nothing changed).
         """
-        in_scope = "#account = :account AND #region = :region"
+        self._may_write(f"soft-delete of {arn}")
         not_yet_deleted = "attribute_not_exists(deletedAt)"
-        not_seen_since_run_started = "lastSyncTime < :runTime"
+        # An item nobody stamped (no lastSyncTime) is as old as can be: it may go too.
+        not_seen_since_run_started = (
+            "(attribute_not_exists(lastSyncTime) OR lastSyncTime < :runTime)"
+        )
+        values: dict[str, Any] = {
+            ":runTime": {"S": run_time},
+            ":deletedAt": {"S": deleted_at},
+            ":expiresAt": {"N": str(expires_at)},
+        }
+        if scope is None:
+            in_scope = "attribute_not_exists(#account) AND attribute_not_exists(#region)"
+        else:
+            in_scope = "#account = :account AND #region = :region"
+            values[":account"] = {"S": scope.account_id}
+            values[":region"] = {"S": scope.region}
         return self._conditional_write(
             self._client.update_item,
             TableName=self._tables.inventory,
@@ -194,76 +313,56 @@ class SyncStore:
                 f"AND {not_seen_since_run_started}"
             ),
             ExpressionAttributeNames={"#account": "accountId", "#region": "region"},
-            ExpressionAttributeValues={
-                ":account": {"S": scope.account_id},
-                ":region": {"S": scope.region},
-                ":runTime": {"S": run_time},
-                ":deletedAt": {"S": deleted_at},
-                ":expiresAt": {"N": str(expires_at)},
-            },
+            ExpressionAttributeValues=values,
         )
 
     # --- region status -----------------------------------------------------------------------
     def region_statuses(self) -> dict[Scope, dict[str, Any]]:
-        """Every scope's status item (the lease item excluded)."""
+        """Every scope's status item."""
         return {
             Scope(item["accountId"], item["region"]): item
             for item in self._scan(self._tables.region_status, ConsistentRead=True)
-            if ACCOUNT_ID.match(str(item.get("accountId", "")))
         }
 
-    def put_region_statuses(self, items: Iterable[dict[str, Any]]) -> int:
+    def put_region_statuses(self, items: list[dict[str, Any]]) -> BatchResult:
         return self.put_items(self._tables.region_status, items)
 
+    def put_region_status_unless_recorded(self, item: dict[str, Any]) -> bool:
+        """Write one status item unless this run already recorded the scope (its worker's own
+        write came first). Returns False when it was already recorded."""
+        self._may_write("region status")
+        return self._conditional_write(
+            self._client.put_item,
+            TableName=self._tables.region_status,
+            Item=to_attribute_map(item),
+            ConditionExpression="attribute_not_exists(runId) OR runId <> :runId",
+            ExpressionAttributeValues={":runId": {"S": item["runId"]}},
+        )
+
     def delete_region_status(self, scope: Scope) -> None:
+        self._may_write("region status delete")
         self._client.delete_item(
             TableName=self._tables.region_status,
             Key={"accountId": {"S": scope.account_id}, "region": {"S": scope.region}},
         )
         self._count(writes=1)
 
-    # --- lease -------------------------------------------------------------------------------
-    def acquire_lease(self, run_id: str, now_epoch: int, seconds: int, acquired_at: str) -> bool:
-        """Take the one-sync-at-a-time lease for `seconds`. False when another run holds it."""
-        return self._conditional_write(
-            self._client.put_item,
-            TableName=self._tables.region_status,
-            Item={
-                **LEASE_KEY,
-                "runId": {"S": run_id},
-                "acquiredAt": {"S": acquired_at},
-                "leaseExpiresAt": {"N": str(now_epoch + seconds)},
-            },
-            ConditionExpression="attribute_not_exists(accountId) OR leaseExpiresAt < :now",
-            ExpressionAttributeValues={":now": {"N": str(now_epoch)}},
-        )
-
-    def lease_holder(self) -> str | None:
-        response = self._client.get_item(
-            TableName=self._tables.region_status, Key=LEASE_KEY, ConsistentRead=True
-        )
-        self._count(reads=1)
-        item = response.get("Item")
-        return item["runId"]["S"] if item else None
-
-    def release_lease(self, run_id: str) -> None:
-        """Give the lease back, only if this run still holds it."""
-        self._conditional_write(
-            self._client.delete_item,
-            TableName=self._tables.region_status,
-            Key=LEASE_KEY,
-            ConditionExpression="runId = :runId",
-            ExpressionAttributeValues={":runId": {"S": run_id}},
-        )
-
     def _conditional_write(self, write: Any, **request: Any) -> bool:
         """Run one conditional write; False (nothing changed) when its condition failed."""
         try:
             write(**request)
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+            if _code(exc) != "ConditionalCheckFailedException":
                 raise
             return False
         finally:
             self._count(writes=1)
         return True
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+
+
+def _message(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Message") or exc)

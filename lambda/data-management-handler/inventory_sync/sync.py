@@ -1,57 +1,48 @@
 """The run: plan the scopes, hold the lease, sync scopes concurrently, sweep, report.
 
-A scope is one (account, region). Each scope is listed, enriched, written and swept on its
-own worker, so one scope's failure never stops another and memory holds only the scopes
-in flight. Soft-deletion happens only inside a scope whose listing completed.
+The invocation's thread is a supervisor: the run's work happens on a background thread
+(and its scope workers), and the supervisor waits for it only until the run's deadline.
+Whatever still runs then (a hung DRS, EC2, STS or DynamoDB call) is abandoned: it can
+write nothing more (every write passes the deadline's gate), its scopes are recorded as
+SKIPPED with `DeadlineReached` and their items untouched, the lease is released, and the
+invocation returns before Lambda's timeout.
+
+Stages, each in its own module: params (what was asked), lease (one run at a time),
+pipeline (one scope), status (region status as scopes finish), sweep (what no scope
+accounts for), report (summary and metrics).
 """
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from inventory_sync.enrichment import enrich
-from inventory_sync.exceptions import SyncFailedError
-from inventory_sync.listing import list_scope, use_fast_page_parsing
-from inventory_sync.models import (
-    HEALTHY_STATUSES,
-    Plan,
-    Scope,
-    ScopeListing,
-    ScopeOutcome,
-    ScopeStatus,
-    SyncSettings,
-)
-from inventory_sync.records import ec2_origin, inventory_item
-from inventory_sync.store import SyncStore, use_wire_form_batch_writes
-from shared.aws import AccountAccess, ClientFactory, make_config
-from shared.config import drs_regions, table_names
-from shared.exceptions import InvalidParameterError
-from shared.observability import emit_metrics, get_logger
-from shared.operations import Field, check_params
+from botocore.config import Config
 
-OPERATION = "sync_source_server_inventory"
-PARAMS = {
-    "accountIds": Field((list,), items=str),
-    "regions": Field((list,), items=str),
-    "dryRun": Field((bool,)),
-}
-DEADLINE_SKIP_CODE = "DeadlineReached"
+from inventory_sync.deadline import Deadline, remaining_seconds
+from inventory_sync.exceptions import DeadlineReachedError, SyncFailedError
+from inventory_sync.lease import DRY_RUN_LEASE, SYNC_LEASE, Lease
+from inventory_sync.listing import use_fast_page_parsing
+from inventory_sync.models import HEALTHY_STATUSES, Plan, Scope, ScopeOutcome, SyncSettings
+from inventory_sync.params import OPERATION, SyncRequest, parse_sync_params
+from inventory_sync.pipeline import RunContext, deadline_outcome, sync_scope
+from inventory_sync.report import RunFacts, iso, publish, summary
+from inventory_sync.status import StatusRecorder, status_item
+from inventory_sync.store import SyncStore, use_wire_form_batch_writes
+from inventory_sync.sweep import SweepResult, sweep
+from shared.aws import AccountAccess, ClientFactory, make_config
+from shared.config import drs_regions, sync_lease_table, table_names
+from shared.exceptions import InvalidParameterError
+from shared.observability import get_logger
 
 logger = get_logger("data-management-handler")
 Clock = Callable[[], datetime]
-
-
-def iso(moment: datetime) -> str:
-    """Fixed-width ISO-8601 UTC with milliseconds, so strings compare in time order."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+MAX_LISTED = 10  # ids named in one error message
 
 
 def sync_source_server_inventory(
@@ -64,19 +55,31 @@ def sync_source_server_inventory(
 ) -> dict[str, Any]:
     """Sync every DRS source server of the hub and the enabled target accounts.
 
-    Params (all optional): accountIds (list), regions (list), dryRun (bool).
-    Returns the run summary (see README, "The sync's result"). Raises InvalidParameterError
-    for bad parameters (nothing written) and SyncFailedError when no scope could be listed
-    (after region status is recorded).
+    Params (all optional): accountIds (list), regions (list), dryRun (bool),
+    confirmDeletions (list of {accountId, region}). Returns the run summary (see README,
+    "The sync's result"). Raises InvalidParameterError for bad parameters (nothing written)
+    and SyncFailedError when no scope has a true answer (after region status is recorded).
     """
-    check_params(OPERATION, params, PARAMS)
+    request = parse_sync_params(params)
     settings = settings or SyncSettings.from_env()
+    deadline = Deadline.for_run(
+        remaining_seconds(context), settings.max_run_seconds, settings.deadline_reserve_seconds
+    )
     factory = factory or ClientFactory(
         config=make_config(max_pool_connections=settings.max_concurrency + 4)
     )
-    return SyncRun(
-        params, context, factory, settings, clock or (lambda: datetime.now(UTC))
-    ).execute()
+    factory.tune(deadline.client_config(factory.config))
+    return SyncRun(request, factory, settings, deadline, clock or _utc_now).execute()
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _capped(values: list[str]) -> str:
+    shown = ", ".join(values[:MAX_LISTED])
+    more = len(values) - MAX_LISTED
+    return f"{shown} ... and {more} more" if more > 0 else shown
 
 
 class SyncRun:
@@ -84,69 +87,176 @@ class SyncRun:
 
     def __init__(
         self,
-        params: dict[str, Any],
-        context: Any,
+        request: SyncRequest,
         factory: ClientFactory,
         settings: SyncSettings,
+        deadline: Deadline,
         clock: Clock,
     ) -> None:
-        self.params = params
+        self.request = request
         self.factory = factory
         self.settings = settings
-        self.dry_run = bool(params.get("dryRun", False))
+        self.deadline = deadline
+        self.clock = clock
+        self.dry_run = request.dry_run
         self.run_id = uuid.uuid4().hex
         self.started = clock()
-        self.clock = clock
         self.run_time = iso(self.started)
         self.tables = table_names()
+        self.lease_table = sync_lease_table()
         self.home_region = factory.home_region
         # Writes are built here from typed records: botocore's validation of them is pure cost.
-        dynamodb = factory.client("dynamodb", self.home_region, validate=False)
-        use_wire_form_batch_writes(dynamodb)
-        self.store = SyncStore(dynamodb, self.tables)
-        self._describe_calls = 0
+        self.dynamodb = factory.client("dynamodb", self.home_region, validate=False)
+        use_wire_form_batch_writes(self.dynamodb)
+        self.store = SyncStore(self.dynamodb, self.tables, gate=self._may_write)
+        self.lease = Lease(
+            self.dynamodb,
+            self.lease_table,
+            DRY_RUN_LEASE if self.dry_run else SYNC_LEASE,
+            self.run_id,
+        )
+        # Filled in by the background work; read by the supervisor.
         self._lock = threading.Lock()
-        self._done = 0
-        self._mono_start = time.monotonic()
-        remaining = _remaining_seconds(context)
-        if remaining is None:
-            self.stop_starting_at = float("inf")
-            self.lease_seconds = settings.default_lease_seconds
-        else:
-            reserve = min(settings.deadline_reserve_seconds, remaining / 4)
-            self.stop_starting_at = self._mono_start + remaining - reserve
-            # Held at least as long as the function can run, so no second run overlaps.
-            self.lease_seconds = int(remaining) + 60
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self.plan: Plan | None = None
+        self.previous: dict[Scope, dict[str, Any]] = {}
+        self.lease_taken = False
+        self.skipped_by: str | None = None
+        self.outcomes: dict[Scope, ScopeOutcome] = {}
+        self.recorder: StatusRecorder | None = None
+        self.sweep_result: SweepResult | None = None
+        self.context: RunContext | None = None
+        self._finished_scopes = 0
 
-    # --- the run -----------------------------------------------------------------------------
+    def _may_write(self) -> bool:
+        return not self.dry_run and not self.deadline.reached()
+
+    # --- the supervisor ----------------------------------------------------------------------
     def execute(self) -> dict[str, Any]:
         logger.append_keys(runId=self.run_id)
         try:
-            plan = self._plan()
-            if not self.dry_run and not self.store.acquire_lease(
-                self.run_id, int(self.started.timestamp()), self.lease_seconds, self.run_time
-            ):
-                holder = self.store.lease_holder()
-                logger.warning("another sync holds the lease; skipping", extra={"holder": holder})
-                return self._summary(plan, [], [], status="SKIPPED", skipped_by=holder)
-            try:
-                outcomes, unregistered = self._sync(plan)
-            finally:
-                if not self.dry_run:
-                    self.store.release_lease(self.run_id)
-            summary = self._summary(plan, outcomes, unregistered)
-            self._report(summary)
-            if summary["status"] == "FAILED":
-                raise SyncFailedError(summary)
-            return summary
+            worker = threading.Thread(target=self._work, name="sync-run", daemon=True)
+            worker.start()
+            in_time = self._done.wait(timeout=max(0.0, self.deadline.left()))
+            if not in_time:
+                self.deadline.abandon()
+                logger.warning(
+                    "deadline reached: unfinished work abandoned",
+                    extra={"finishedScopes": len(self.outcomes)},
+                )
+            if in_time and self._error is not None and not self.lease_taken:
+                raise self._error
+            result = self._finish(in_time)
+            if self._error is not None and not isinstance(self._error, DeadlineReachedError):
+                raise self._error
+            if result["status"] == "FAILED":
+                raise SyncFailedError(result)
+            return result
         finally:
             logger.remove_keys(["runId"])
+
+    def _finish(self, in_time: bool) -> dict[str, Any]:
+        """Record what did not finish, release the lease, report. Runs on the supervisor."""
+        plan = self.plan
+        final_store = None
+        if self.lease_taken:
+            final_store = self._final_store()
+            if plan is not None and self.context is not None:
+                for scope in plan.scopes:
+                    if scope not in self.outcomes:
+                        self.outcomes[scope] = deadline_outcome(scope)
+            if not self.dry_run:
+                self._record_remaining(final_store, in_time)
+            self.lease.release(final_store.client)
+        ordered = [self.outcomes[s] for s in (plan.scopes if plan else []) if s in self.outcomes]
+        facts = RunFacts(
+            run_id=self.run_id,
+            started=self.started,
+            finished=self.clock(),
+            dry_run=self.dry_run,
+            plan=plan,
+            outcomes=ordered,
+            sweep=self.sweep_result,
+            status_unwritten=set(self.recorder.failed) if self.recorder else set(),
+            api_calls={
+                "assumeRole": self.factory.assume_role_calls,
+                "dynamodbReads": self.store.reads,
+                "dynamodbWrites": self.store.writes + self.lease.requests,
+            },
+            skipped_by=self.skipped_by,
+        )
+        result = summary(facts)
+        publish(result, dry_run=self.dry_run)
+        return result
+
+    def _final_store(self) -> SyncStore:
+        """A store for the supervisor's last writes: short timeouts, its own gate, so a
+        hung DynamoDB can delay the return by seconds, never past Lambda's timeout."""
+        reserve = max(2.0, float(self.settings.deadline_reserve_seconds))
+        last_writes = Deadline(reserve * 0.75)
+        config = Config(
+            connect_timeout=min(2.0, reserve / 8),
+            read_timeout=min(5.0, reserve / 6),
+            retries={"mode": "standard", "max_attempts": 2},
+        )
+        client = self.factory.client(
+            "dynamodb", self.home_region, validate=False, config=config, label="final"
+        )
+        return SyncStore(client, self.tables, gate=lambda: not last_writes.reached())
+
+    def _record_remaining(self, final_store: SyncStore, in_time: bool) -> None:
+        recorder = self.recorder
+        if recorder is None:
+            return
+        if in_time:
+            recorder.close()
+            return
+        # The workers were abandoned: write what they queued, then every scope they did not
+        # finish, unless a worker's own write of that scope landed first.
+        recorder.stop()
+        queued = recorder.take_pending()
+        if queued:
+            recorder.write_with(final_store, queued)
+        for scope, outcome in self.outcomes.items():
+            if scope in recorder.recorded or scope in recorder.failed:
+                continue
+            item = status_item(outcome, self.previous.get(scope, {}), self.run_id, self.run_time)
+            try:
+                final_store.put_region_status_unless_recorded(item)
+                recorder.recorded.add(scope)
+            except Exception:  # any failure here is reported as StatusWriteFailed
+                recorder.failed.add(scope)
+
+    # --- the work ----------------------------------------------------------------------------
+    def _work(self) -> None:
+        try:
+            self.plan = self._plan()
+            if not self.lease.acquire(int(time.time()), self._lease_expiry(), self.run_time):
+                self.skipped_by = self.lease.holder() or "(unknown)"
+                logger.warning(
+                    "another sync holds the lease; skipping", extra={"holder": self.skipped_by}
+                )
+                return
+            self.lease_taken = True
+            self.previous = self.store.region_statuses()
+            self._sync_scopes(self.plan)
+            if not self.plan.narrowed:
+                self._sweep(self.plan)
+        except BaseException as exc:  # handed to the supervisor, which decides
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def _lease_expiry(self) -> int:
+        # Held while this run can work and record, never into the next schedule's start.
+        return int(self.deadline.wall_epoch() + self.settings.deadline_reserve_seconds)
 
     def _plan(self) -> Plan:
         hub = self.factory.hub_account_id()
         self.factory.register(AccountAccess(hub))
         registry = self.store.registered_accounts()
-        self.registered = {hub} | {str(a["accountId"]) for a in registry}
+        registered = {hub} | {str(a["accountId"]) for a in registry}
         enabled = {hub}
         for account in registry:
             if account.get("enabled", True) and account["accountId"] != hub:
@@ -159,171 +269,105 @@ class SyncRun:
         configured_regions = drs_regions()
         accounts = sorted(enabled)
         regions = configured_regions
-        wanted_accounts = self.params.get("accountIds")
-        if wanted_accounts:
-            unknown = sorted(set(wanted_accounts) - enabled)
+        request = self.request
+        if request.account_ids:
+            unknown = sorted(set(request.account_ids) - enabled)
             if unknown:
                 raise InvalidParameterError(
-                    f"{OPERATION}: accountIds {', '.join(unknown)} are not the hub or an enabled "
-                    f"target account; valid accountIds: {', '.join(accounts)}"
+                    f"{OPERATION}: accountIds {_capped(unknown)} are not the hub or an enabled "
+                    f"target account; valid accountIds: {_capped(accounts)}"
                 )
-            accounts = sorted(set(wanted_accounts))
-        wanted_regions = self.params.get("regions")
-        if wanted_regions:
-            unknown = sorted(set(wanted_regions) - set(configured_regions))
+            accounts = sorted(set(request.account_ids))
+        if request.regions:
+            unknown = sorted(set(request.regions) - set(configured_regions))
             if unknown:
                 raise InvalidParameterError(
-                    f"{OPERATION}: regions {', '.join(unknown)} are not DRS regions this "
-                    f"function syncs; valid regions: {', '.join(configured_regions)}"
+                    f"{OPERATION}: regions {_capped(unknown)} are not DRS regions this "
+                    f"function syncs; valid regions: {_capped(configured_regions)}"
                 )
-            regions = sorted(set(wanted_regions))
+            regions = sorted(set(request.regions))
+        # Region-major order: the first workers start on different accounts, so their single
+        # AssumeRoles run in parallel instead of every worker queueing behind one account's.
+        scopes = [Scope(a, r) for r in regions for a in accounts]
+        confirm = frozenset(Scope(a, r) for a, r in request.confirm_deletions)
+        outside = sorted(confirm - set(scopes))
+        if outside:
+            raise InvalidParameterError(
+                f"{OPERATION}: confirmDeletions names scopes this run does not cover: "
+                f"{_capped([f'{s.account_id}/{s.region}' for s in outside])}; a confirmation "
+                "applies only to a scope the same run lists"
+            )
         plan = Plan(
             accounts,
             regions,
-            narrowed=bool(wanted_accounts or wanted_regions),
+            narrowed=bool(request.account_ids or request.regions),
             dry_run=self.dry_run,
+            registered=frozenset(registered),
+            confirm_deletions=confirm,
+            scopes=scopes,
         )
-        # Region-major order: the first workers start on different accounts, so their single
-        # AssumeRoles run in parallel instead of every worker queueing behind one account's.
-        plan.scopes = [Scope(a, r) for r in regions for a in accounts]
         logger.info(
             "sync planned",
             extra={
                 "accounts": len(accounts),
                 "regions": len(regions),
-                "scopes": len(plan.scopes),
+                "scopes": len(scopes),
                 "dryRun": self.dry_run,
             },
         )
         return plan
 
-    def _sync(self, plan: Plan) -> tuple[list[ScopeOutcome], list[dict[str, Any]]]:
-        before = self.store.region_statuses()
-        self._total = len(plan.scopes)
-        workers = max(1, min(self.settings.max_concurrency, len(plan.scopes)))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scope") as pool:
-            outcomes = list(pool.map(self._sync_scope, plan.scopes))
-        unregistered = [] if plan.narrowed else self._sweep_unregistered(before)
+    def _sync_scopes(self, plan: Plan) -> None:
         if not self.dry_run:
-            statuses = [self._region_status(o, before.get(o.scope, {})) for o in outcomes]
-            failed = self.store.put_region_statuses(statuses)
-            if failed:
-                logger.error("region status items not written", extra={"unwritten": failed})
-        return outcomes, unregistered
-
-    # --- one scope ---------------------------------------------------------------------------
-    def _sync_scope(self, scope: Scope) -> ScopeOutcome:
-        if time.monotonic() >= self.stop_starting_at:
-            listing = ScopeListing(
-                scope,
-                ScopeStatus.SKIPPED,
-                error_code=DEADLINE_SKIP_CODE,
-                error_message="not started: the run's deadline was reached",
-            )
-            return self._finish(
-                ScopeOutcome(listing, listing.status, listing.error_code, listing.error_message)
-            )
-        try:
-            return self._finish(self._sync_listed_scope(scope))
-        except Exception as exc:  # one scope's surprise must not stop the others
-            logger.exception(
-                "scope failed unexpectedly",
-                extra={"accountId": scope.account_id, "region": scope.region},
-            )
-            listing = ScopeListing(
-                scope, ScopeStatus.ERROR, error_code=type(exc).__name__, error_message=str(exc)
-            )
-            return self._finish(
-                ScopeOutcome(listing, ScopeStatus.ERROR, listing.error_code, listing.error_message)
-            )
-
-    def _sync_listed_scope(self, scope: Scope) -> ScopeOutcome:
-        listing, calls = list_scope(scope, self._drs_client, self.settings.page_size)
-        # This scope is the DRS client's only user: free its connection now, not at run end.
-        self.factory.release("drs", scope.region, scope.account_id)
-        with self._lock:
-            self._describe_calls += calls
-        outcome = ScopeOutcome(
-            replace(listing, servers=()),  # the outcome outlives the scope: keep no records
-            listing.status,
-            listing.error_code,
-            listing.error_message,
-            servers_seen=len(listing.servers),
+            self.recorder = StatusRecorder(self.store, self.previous, self.run_id, self.run_time)
+        self.context = RunContext(
+            store=self.store,
+            settings=self.settings,
+            deadline=self.deadline,
+            run_id=self.run_id,
+            run_time=self.run_time,
+            started_epoch=int(self.started.timestamp()),
+            dry_run=self.dry_run,
+            previous_status=self.previous,
+            confirm_deletions=plan.confirm_deletions,
+            drs_client=self._drs_client,
+            release_drs_client=lambda s: self.factory.release("drs", s.region, s.account_id),
+            ec2_client=lambda account, region: self.factory.client("ec2", region, account),
+            count_describe=lambda: None,
         )
-        if not listing.complete:
-            return outcome
-
-        existing = self.store.scope_items(scope)
-        enrichment = enrich(listing.servers, self._ec2_client, self.settings.ec2_batch_size)
-        outcome.describe_instances_calls = enrichment.calls
-        for account, region, code, message in enrichment.errors:
-            logger.warning(
-                "EC2 enrichment unavailable",
-                extra={
-                    "accountId": scope.account_id,
-                    "region": scope.region,
-                    "originAccountId": account,
-                    "originRegion": region,
-                    "errorCode": code,
-                    "error": message,
-                },
-            )
-
-        items = []
-        for server in listing.servers:
-            previous = existing.get(server["arn"])
-            if previous is None:
-                outcome.servers_new += 1
-            elif "deletedAt" in previous:
-                outcome.servers_revived += 1
-            ec2 = None
-            origin = ec2_origin(server)
-            if origin is not None:
-                ec2 = enrichment.instances.get(origin)
-                if ec2 is not None:
-                    outcome.ec2_enriched += 1
-                elif origin in enrichment.unavailable:
-                    # Could not look: keep what we knew rather than erase it.
-                    ec2 = (previous or {}).get("ec2")
-                    outcome.ec2_unavailable += 1
-                else:
-                    outcome.ec2_not_found += 1
-            items.append(inventory_item(server, scope, self.run_time, ec2))
-
-        listed = {server["arn"] for server in listing.servers}
-        vanished = [
-            arn for arn, item in existing.items() if arn not in listed and "deletedAt" not in item
+        pending: queue.SimpleQueue[Scope] = queue.SimpleQueue()
+        for scope in plan.scopes:
+            pending.put(scope)
+        workers = [
+            threading.Thread(target=self._worker, args=(pending,), name=f"scope-{n}", daemon=True)
+            for n in range(max(1, min(self.settings.max_concurrency, len(plan.scopes))))
         ]
-        if self.dry_run:
-            outcome.servers_written = len(items)
-            outcome.servers_soft_deleted = len(vanished)
-            return outcome
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
 
-        outcome.write_failures = self.store.put_inventory_items(items)
-        outcome.servers_written = len(items) - outcome.write_failures
-        if outcome.write_failures:
-            outcome.status = ScopeStatus.ERROR
-            outcome.error_code = "InventoryWriteFailed"
-            outcome.error_message = (
-                f"{outcome.write_failures} of {len(items)} items stayed unprocessed after retries"
-            )
-        outcome.servers_soft_deleted = self._soft_delete(scope, vanished)
-        return outcome
+    def _worker(self, pending: queue.SimpleQueue[Scope]) -> None:
+        assert self.context is not None
+        while True:
+            try:
+                scope = pending.get_nowait()
+            except queue.Empty:
+                return
+            outcome = sync_scope(scope, self.context)
+            if self.deadline.reached() and self._done.is_set():
+                return  # the supervisor already reported this scope as unfinished
+            with self._lock:
+                self.outcomes[scope] = outcome
+                self._finished_scopes += 1
+                done = self._finished_scopes
+            if self.recorder is not None:
+                self.recorder.record(outcome)
+            self._log_scope(outcome, done)
 
-    def _soft_delete(self, scope: Scope, arns: list[str]) -> int:
-        deleted_at = self.run_time
-        expires_at = int(self.started.timestamp()) + self.settings.soft_delete_ttl_days * 86400
-        return sum(
-            1
-            for arn in arns
-            if self.store.soft_delete(arn, scope, self.run_time, deleted_at, expires_at)
-        )
-
-    def _finish(self, outcome: ScopeOutcome) -> ScopeOutcome:
-        with self._lock:
-            self._done += 1
-            done = self._done
-        level = logger.info if outcome.status in HEALTHY_STATUSES else logger.warning
+    def _log_scope(self, outcome: ScopeOutcome, done: int) -> None:
+        healthy = outcome.status in HEALTHY_STATUSES and outcome.error_code is None
+        level = logger.info if healthy else logger.warning
         level(
             "scope synced",
             extra={
@@ -333,165 +377,37 @@ class SyncRun:
                 "servers": outcome.servers_seen,
                 "written": outcome.servers_written,
                 "softDeleted": outcome.servers_soft_deleted,
+                "rejected": outcome.records_rejected,
                 "errorCode": outcome.error_code,
-                "progress": f"{done}/{self._total}",
+                "progress": f"{done}/{len(self.plan.scopes) if self.plan else 0}",
             },
         )
-        return outcome
 
     def _drs_client(self, scope: Scope) -> Any:
         client = self.factory.client("drs", scope.region, scope.account_id)
         use_fast_page_parsing(client)
         return client
 
-    def _ec2_client(self, account_id: str, region: str) -> Any:
-        return self.factory.client("ec2", region, account_id)
-
-    # --- accounts no longer registered -------------------------------------------------------
-    def _sweep_unregistered(self, before: dict[Scope, dict[str, Any]]) -> list[dict[str, Any]]:
-        swept = []
-        for scope in sorted(s for s in before if s.account_id not in self.registered):
-            vanished = [
-                arn
-                for arn, item in self.store.scope_items(scope).items()
-                if "deletedAt" not in item
-            ]
-            if self.dry_run:
-                deleted = len(vanished)
-            else:
-                deleted = self._soft_delete(scope, vanished)
-                self.store.delete_region_status(scope)
-            swept.append(
-                {"accountId": scope.account_id, "region": scope.region, "softDeleted": deleted}
-            )
-            logger.info(
-                "unregistered account swept",
-                extra={
-                    "accountId": scope.account_id,
-                    "region": scope.region,
-                    "softDeleted": deleted,
-                },
-            )
-        return swept
-
-    # --- results -----------------------------------------------------------------------------
-    def _region_status(self, outcome: ScopeOutcome, previous: dict[str, Any]) -> dict[str, Any]:
-        healthy = outcome.status in HEALTHY_STATUSES
-        if outcome.status is ScopeStatus.ACTIVE:
-            count = outcome.servers_seen
-        elif healthy:
-            count = 0
-        else:
-            count = previous.get("serverCount", 0)  # not listed: the last known count stands
-        return {
-            "accountId": outcome.scope.account_id,
-            "region": outcome.scope.region,
-            "status": str(outcome.status),
-            "serverCount": count,
-            "lastSyncTime": self.run_time,
-            "lastSuccessTime": self.run_time if healthy else previous.get("lastSuccessTime"),
-            "errorCode": outcome.error_code,
-            "errorMessage": outcome.error_message,
-            "runId": self.run_id,
-        }
-
-    def _summary(
-        self,
-        plan: Plan,
-        outcomes: list[ScopeOutcome],
-        unregistered: list[dict[str, Any]],
-        *,
-        status: str | None = None,
-        skipped_by: str | None = None,
-    ) -> dict[str, Any]:
-        finished = self.clock()
-        failures = [
-            {
-                "accountId": o.scope.account_id,
-                "region": o.scope.region,
-                "status": str(o.status),
-                "errorCode": o.error_code,
-                "message": o.error_message,
-            }
-            for o in outcomes
-            if o.status not in HEALTHY_STATUSES
-        ]
-        if status is None:
-            if outcomes and len(failures) == len(outcomes):
-                status = "FAILED"
-            else:
-                status = "PARTIAL" if failures else "SUCCEEDED"
-        by_status = Counter(str(o.status) for o in outcomes)
-        unregistered_deleted = sum(entry["softDeleted"] for entry in unregistered)
-        counts = {
-            "accounts": len(plan.accounts),
-            "regions": len(plan.regions),
-            "scopes": len(outcomes),
-            "scopesByStatus": dict(sorted(by_status.items())),
-            "scopesFailed": len(failures),
-            "serversSeen": sum(o.servers_seen for o in outcomes),
-            "serversWritten": sum(o.servers_written for o in outcomes),
-            "serversNew": sum(o.servers_new for o in outcomes),
-            "serversRevived": sum(o.servers_revived for o in outcomes),
-            "serversSoftDeleted": sum(o.servers_soft_deleted for o in outcomes)
-            + unregistered_deleted,
-            "serversWriteFailed": sum(o.write_failures for o in outcomes),
-            "unregisteredAccountsSwept": sorted({entry["accountId"] for entry in unregistered}),
-            "ec2Enriched": sum(o.ec2_enriched for o in outcomes),
-            "ec2NotFound": sum(o.ec2_not_found for o in outcomes),
-            "ec2Unavailable": sum(o.ec2_unavailable for o in outcomes),
-            # Calls this code made (botocore's retries inside a call not counted).
-            "apiCalls": {
-                "describeSourceServers": self._describe_calls,
-                "describeInstances": sum(o.describe_instances_calls for o in outcomes),
-                "assumeRole": self.factory.assume_role_calls,
-                "dynamodbReads": self.store.reads,
-                "dynamodbWrites": self.store.writes,
-            },
-        }
-        summary: dict[str, Any] = {
-            "operation": OPERATION,
-            "status": status,
-            "runId": self.run_id,
-            "startedAt": self.run_time,
-            "finishedAt": iso(finished),
-            "durationMs": int((finished - self.started).total_seconds() * 1000),
-            "dryRun": self.dry_run,
-            "narrowed": plan.narrowed,
-            "counts": counts,
-            "failures": failures,
-        }
-        if skipped_by is not None:
-            summary["skippedBecause"] = f"sync run {skipped_by} holds the lease"
-        return summary
-
-    def _report(self, summary: dict[str, Any]) -> None:
-        counts = summary["counts"]
-        logger.info(
-            "sync finished",
-            extra={
-                "status": summary["status"],
-                "durationMs": summary["durationMs"],
-                "counts": counts,
-            },
+    def _sweep(self, plan: Plan) -> None:
+        assert self.context is not None
+        confirmed = frozenset(
+            scope
+            for scope, outcome in self.outcomes.items()
+            if outcome.confirmed and outcome.status.value == "ACTIVE"
         )
-        if self.dry_run:
-            return
-        emit_metrics(
-            "data-management-handler",
-            counts={
-                "ServersSeen": counts["serversSeen"],
-                "ServersWritten": counts["serversWritten"],
-                "ServersSoftDeleted": counts["serversSoftDeleted"],
-                "ScopesFailed": counts["scopesFailed"],
-                "SyncSucceeded": 0 if summary["status"] == "FAILED" else 1,
-            },
-            durations_ms={"SyncDurationMs": summary["durationMs"]},
-        )
-
-
-def _remaining_seconds(context: Any) -> float | None:
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return None
-    return float(remaining()) / 1000.0
+        self.sweep_result = SweepResult()
+        try:
+            self.sweep_result = sweep(
+                self.store,
+                registered=plan.registered,
+                confirmed=confirmed,
+                listed_unwritten=self.context.listed_unwritten,
+                previous_status=self.previous,
+                deadline=self.deadline,
+                dry_run=self.dry_run,
+                run_time=self.run_time,
+                expires_at=int(self.started.timestamp())
+                + self.settings.soft_delete_ttl_days * 86400,
+            )
+        except DeadlineReachedError:
+            logger.warning("sweep stopped at the deadline; the next full run continues it")

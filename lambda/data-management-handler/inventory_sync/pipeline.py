@@ -1,0 +1,350 @@
+"""One scope's pipeline: list, judge the answer, check each record, enrich, write, soft-delete.
+
+Everything a scope does happens here, on one worker thread, and ends in a ScopeOutcome that
+is filled in as the work goes (so a scope that fails half-way still reports what it wrote).
+The rules that keep the inventory true live here:
+- a "no DRS here" answer that contradicts what the inventory holds is a failure;
+- one bad record is rejected and counted, never its scope, and never written over another
+  scope's item;
+- absence means deletion only after a complete listing, and never for more than the
+  mass-deletion guard allows without an operator's confirmation.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from inventory_sync.deadline import DEADLINE_CODE, Deadline
+from inventory_sync.enrichment import enrich
+from inventory_sync.exceptions import DeadlineReachedError, UnstorableRecordError
+from inventory_sync.listing import list_scope
+from inventory_sync.models import (
+    NO_DRS_STATUSES,
+    Scope,
+    ScopeListing,
+    ScopeOutcome,
+    ScopeStatus,
+    SyncSettings,
+)
+from inventory_sync.records import ec2_origin, inventory_item, record_identity
+from inventory_sync.store import BatchResult, SyncStore
+from shared.observability import get_logger
+
+MASS_DELETION_HELD = "MassDeletionHeld"
+INVENTORY_WRITE_FAILED = "InventoryWriteFailed"
+
+logger = get_logger("data-management-handler")
+
+
+@dataclass
+class RunContext:
+    """What every scope of one run shares."""
+
+    store: SyncStore
+    settings: SyncSettings
+    deadline: Deadline
+    run_id: str
+    run_time: str  # ISO-8601 start of the run: lastSyncTime of every item it writes
+    started_epoch: int
+    dry_run: bool
+    previous_status: dict[Scope, dict[str, Any]]
+    confirm_deletions: frozenset[Scope]
+    drs_client: Callable[[Scope], Any]
+    release_drs_client: Callable[[Scope], None]
+    ec2_client: Callable[[str, str], Any]
+    count_describe: Callable[[], None]
+    # ARNs listed by DRS but not written (rejected records): never swept as vanished.
+    listed_unwritten: set[str] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def sync_scope(scope: Scope, run: RunContext) -> ScopeOutcome:
+    """Run `scope` through the pipeline. Never raises: every failure is the outcome's."""
+    outcome = ScopeOutcome(scope, ScopeStatus.SKIPPED)
+    if run.deadline.reached():
+        outcome.fail(ScopeStatus.SKIPPED, DEADLINE_CODE, "not started: the run's deadline came")
+        return outcome
+    try:
+        _run(scope, run, outcome)
+    except DeadlineReachedError as exc:
+        outcome.fail(ScopeStatus.SKIPPED, DEADLINE_CODE, f"not finished: {exc}")
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code") or "Unknown")
+        outcome.fail(ScopeStatus.ERROR, code, str(exc))
+    except Exception as exc:  # one scope's surprise must not stop the others
+        logger.exception(
+            "scope failed unexpectedly",
+            extra={"accountId": scope.account_id, "region": scope.region},
+        )
+        outcome.fail(ScopeStatus.ERROR, type(exc).__name__, str(exc) or type(exc).__name__)
+    return outcome
+
+
+def _run(scope: Scope, run: RunContext, outcome: ScopeOutcome) -> None:
+    try:
+        listing = list_scope(
+            scope,
+            run.drs_client,
+            run.settings.page_size,
+            max_pages=run.settings.max_pages,
+            deadline=run.deadline,
+            on_call=lambda: _counted(outcome, run),
+        )
+    finally:
+        # This scope is the DRS client's only user: free its connection now, not at run end.
+        run.release_drs_client(scope)
+    outcome.status = listing.status
+    outcome.error_code = listing.error_code
+    outcome.error_message = listing.error_message
+    outcome.pages = listing.pages
+    if listing.status in NO_DRS_STATUSES:
+        _judge_no_drs_answer(listing, run, outcome)
+        return
+    if not listing.complete:
+        return
+    _sync_listed(scope, listing, run, outcome)
+
+
+def _counted(outcome: ScopeOutcome, run: RunContext) -> None:
+    outcome.describe_calls += 1
+    run.count_describe()
+
+
+def _judge_no_drs_answer(listing: ScopeListing, run: RunContext, outcome: ScopeOutcome) -> None:
+    """ "No DRS here" is the truth only for a scope that never held servers: after a page
+    succeeded, or where the inventory holds live servers, or where the last run listed
+    the scope, it contradicts what we know and is a failure (items untouched)."""
+    scope = listing.scope
+    code = listing.error_code or str(listing.status)
+    previous = run.previous_status.get(scope, {})
+    if listing.pages > 0:
+        reason = f"after {listing.pages} page(s) of the same listing succeeded"
+    elif previous.get("status") == ScopeStatus.ACTIVE.value:
+        reason = "although the scope was ACTIVE on the last run"
+    else:
+        live = run.store.live_item_count(scope)
+        if live == 0:
+            outcome.confirmed = True  # a true, complete answer: nothing is here
+            return
+        reason = f"although the inventory holds {live} live server(s) of this scope"
+    outcome.fail(ScopeStatus.ERROR, code, f"DRS answered {code} {reason}; items kept as they were")
+
+
+@dataclass
+class _Records:
+    """A listing's records after checking them one by one."""
+
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by ARN, duplicates merged
+    unwritten: set[str] = field(default_factory=set)  # listed ARNs that will not be written
+    unidentified: int = 0  # records with no usable identity: they could be any server
+
+
+def _check_records(listing: ScopeListing, outcome: ScopeOutcome) -> _Records:
+    records = _Records()
+    scope = listing.scope
+    for index, server in enumerate(listing.servers):
+        try:
+            arn = record_identity(server, scope)
+        except UnstorableRecordError as exc:
+            outcome.records_rejected += 1
+            if not isinstance(server, dict) or not isinstance(server.get("arn"), str):
+                records.unidentified += 1
+            logger.warning(
+                "record rejected",
+                extra={
+                    "accountId": scope.account_id,
+                    "region": scope.region,
+                    "recordIndex": index,
+                    "reason": str(exc),
+                },
+            )
+            continue
+        if arn in records.servers:
+            outcome.records_duplicate += 1
+        records.servers[arn] = server
+    return records
+
+
+def _sync_listed(
+    scope: Scope, listing: ScopeListing, run: RunContext, outcome: ScopeOutcome
+) -> None:
+    records = _check_records(listing, outcome)
+    outcome.servers_seen = len(records.servers)
+    existing = run.store.scope_items(scope)
+    servers = list(records.servers.values())
+    enrichment = enrich(
+        servers,
+        run.ec2_client,
+        run.settings.ec2_batch_size,
+        check=lambda: run.deadline.check(f"EC2 enrichment of {scope.account_id}/{scope.region}"),
+    )
+    outcome.describe_instances_calls = enrichment.calls
+    for account, region, code, message in enrichment.errors:
+        logger.warning(
+            "EC2 enrichment unavailable",
+            extra={
+                "accountId": scope.account_id,
+                "region": scope.region,
+                "originAccountId": account,
+                "originRegion": region,
+                "errorCode": code,
+                "error": message,
+            },
+        )
+
+    items: list[dict[str, Any]] = []
+    added: list[str] = []
+    revived: list[str] = []
+    for arn, server in records.servers.items():
+        previous = existing.get(arn)
+        ec2 = None
+        origin = ec2_origin(server)
+        if origin is not None:
+            ec2 = enrichment.instances.get(origin)
+            if ec2 is None and origin in enrichment.unavailable:
+                ec2 = (previous or {}).get("ec2")  # could not look: keep what we knew
+        try:
+            item = inventory_item(server, scope, run.run_time, ec2)
+        except Exception as exc:  # odd shapes inside one record: that record only
+            outcome.records_rejected += 1
+            records.unwritten.add(arn)
+            logger.warning(
+                "record rejected",
+                extra={
+                    "accountId": scope.account_id,
+                    "region": scope.region,
+                    "arn": arn,
+                    "reason": f"{type(exc).__name__}: {exc}",
+                },
+            )
+            continue
+        if origin is not None:
+            if "ec2" in item and origin in enrichment.instances:
+                outcome.ec2_enriched += 1
+            elif origin in enrichment.unavailable:
+                outcome.ec2_unavailable += 1
+            else:
+                outcome.ec2_not_found += 1
+        if previous is None:
+            added.append(arn)
+        elif "deletedAt" in previous:
+            revived.append(arn)
+        items.append(item)
+    outcome.servers_new = len(added)
+    outcome.servers_revived = len(revived)
+
+    listed = set(records.servers)
+    vanished = sorted(
+        arn for arn, item in existing.items() if arn not in listed and "deletedAt" not in item
+    )
+    live_before = sum(1 for item in existing.values() if "deletedAt" not in item)
+    held = _held_by_guard(scope, len(vanished), live_before, run)
+    if records.unidentified and vanished and not held:
+        # A record we cannot identify could be any of the vanished servers: keep them all.
+        logger.warning(
+            "soft-deletes deferred: records without identity in the listing",
+            extra={
+                "accountId": scope.account_id,
+                "region": scope.region,
+                "deferred": len(vanished),
+                "unidentified": records.unidentified,
+            },
+        )
+        vanished = []
+
+    if run.dry_run:
+        outcome.servers_written = len(items)
+        _plan(outcome, run.settings.plan_limit, added, revived, vanished, held)
+        if held:
+            _hold(outcome, vanished, live_before)
+        else:
+            outcome.servers_soft_deleted = len(vanished)
+            outcome.confirmed = True
+        return
+
+    written = BatchResult()
+    try:
+        run.store.put_inventory_items(items, written)
+    finally:
+        outcome.servers_written = written.written
+        outcome.write_failures = len(written.unprocessed)
+        outcome.records_rejected += len(written.rejected)
+        for item, reason in written.rejected:
+            records.unwritten.add(item["sourceServerArn"])
+            logger.warning(
+                "record rejected by DynamoDB",
+                extra={
+                    "accountId": scope.account_id,
+                    "region": scope.region,
+                    "arn": item["sourceServerArn"],
+                    "reason": reason,
+                },
+            )
+        if records.unwritten:
+            with run.lock:
+                run.listed_unwritten.update(records.unwritten)
+    if held:
+        _hold(outcome, vanished, live_before)
+    else:
+        expires_at = run.started_epoch + run.settings.soft_delete_ttl_days * 86400
+        for arn in vanished:
+            if run.store.soft_delete(arn, scope, run.run_time, run.run_time, expires_at):
+                outcome.servers_soft_deleted += 1
+    if outcome.write_failures:
+        outcome.fail(
+            ScopeStatus.ERROR,
+            INVENTORY_WRITE_FAILED,
+            f"{outcome.write_failures} of {len(items)} items stayed unprocessed after retries",
+        )
+    elif not held:
+        outcome.confirmed = True
+
+
+def _held_by_guard(scope: Scope, vanishing: int, live: int, run: RunContext) -> bool:
+    settings = run.settings
+    too_many = vanishing > settings.delete_guard_min
+    too_large_a_share = vanishing * 100 > settings.delete_guard_percent * live
+    return too_many and too_large_a_share and scope not in run.confirm_deletions
+
+
+def _hold(outcome: ScopeOutcome, vanished: list[str], live: int) -> None:
+    outcome.servers_held = len(vanished)
+    outcome.fail(
+        ScopeStatus.ERROR,
+        MASS_DELETION_HELD,
+        f"{len(vanished)} of {live} live servers are no longer listed: soft-deletes held "
+        "until a run with confirmDeletions for this scope",
+    )
+
+
+def _plan(
+    outcome: ScopeOutcome,
+    limit: int,
+    added: list[str],
+    revived: list[str],
+    vanished: list[str],
+    held: bool,
+) -> None:
+    """What a dry run would change in this scope, at most `limit` ARNs per kind."""
+
+    def bounded(arns: list[str]) -> dict[str, Any]:
+        return {"count": len(arns), "arns": sorted(arns)[:limit], "more": max(0, len(arns) - limit)}
+
+    outcome.plan = {
+        "added": bounded(added),
+        "revived": bounded(revived),
+        "softDeleted": bounded([] if held else vanished),
+        "held": bounded(vanished if held else []),
+    }
+
+
+def deadline_outcome(scope: Scope) -> ScopeOutcome:
+    """The outcome of a scope the run gave up on at its deadline."""
+    outcome = ScopeOutcome(scope, ScopeStatus.SKIPPED)
+    outcome.fail(ScopeStatus.SKIPPED, DEADLINE_CODE, "not finished: the run's deadline was reached")
+    return outcome

@@ -1,0 +1,187 @@
+"""The run report: the summary a caller gets back, the closing log line and the metrics.
+
+The run's status is earned: SUCCEEDED only when every scope is healthy and every write
+(items and status) landed; FAILED when no scope has a true, recorded answer; PARTIAL
+otherwise.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from inventory_sync.models import Plan, Scope, ScopeOutcome
+from inventory_sync.status import STATUS_WRITE_FAILED
+from inventory_sync.sweep import SweepResult
+from shared.observability import emit_metrics, get_logger
+
+OPERATION = "sync_source_server_inventory"
+MAX_PLAN_SCOPES = 200  # a dry run's plan lists at most this many scopes with changes
+
+logger = get_logger("data-management-handler")
+
+
+def iso(moment: datetime) -> str:
+    """Fixed-width ISO-8601 UTC with milliseconds, so strings compare in time order."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+@dataclass
+class RunFacts:
+    """Everything the report is made of."""
+
+    run_id: str
+    started: datetime
+    finished: datetime
+    dry_run: bool
+    plan: Plan | None
+    outcomes: list[ScopeOutcome] = field(default_factory=list)
+    sweep: SweepResult | None = None
+    status_unwritten: set[Scope] = field(default_factory=set)
+    api_calls: dict[str, int] = field(default_factory=dict)
+    skipped_by: str | None = None
+    lease_released: bool = True
+
+
+def _failure(outcome: ScopeOutcome, status_unwritten: set[Scope]) -> dict[str, Any] | None:
+    unwritten = outcome.scope in status_unwritten
+    if outcome.healthy and not unwritten:
+        return None
+    entry: dict[str, Any] = {
+        "accountId": outcome.scope.account_id,
+        "region": outcome.scope.region,
+        "status": str(outcome.status),
+        "errorCode": outcome.error_code,
+        "message": outcome.error_message,
+    }
+    if unwritten:
+        entry["statusRecorded"] = False
+        if outcome.healthy:
+            entry["errorCode"] = STATUS_WRITE_FAILED
+            entry["message"] = "the scope's region-status item could not be written"
+    return entry
+
+
+def run_status(facts: RunFacts, failures: list[dict[str, Any]]) -> str:
+    if facts.skipped_by is not None:
+        return "SKIPPED"
+    if facts.outcomes and len(failures) == len(facts.outcomes):
+        return "FAILED"  # not one scope has a true, recorded answer
+    return "PARTIAL" if failures else "SUCCEEDED"
+
+
+def summary(facts: RunFacts) -> dict[str, Any]:
+    """The run's result (see README, "The sync's result")."""
+    outcomes = facts.outcomes
+    failures = [f for o in outcomes if (f := _failure(o, facts.status_unwritten)) is not None]
+    status = run_status(facts, failures)
+    sweep = facts.sweep
+    by_status = Counter(str(o.status) for o in outcomes)
+    plan = facts.plan
+
+    def total(name: str) -> int:
+        return sum(int(getattr(o, name)) for o in outcomes)
+
+    counts: dict[str, Any] = {
+        "accounts": len(plan.accounts) if plan else 0,
+        "regions": len(plan.regions) if plan else 0,
+        "scopes": len(outcomes),
+        "scopesByStatus": dict(sorted(by_status.items())),
+        "scopesFailed": len(failures),
+        "serversSeen": total("servers_seen"),
+        "serversWritten": total("servers_written"),
+        "serversNew": total("servers_new"),
+        "serversRevived": total("servers_revived"),
+        "serversSoftDeleted": total("servers_soft_deleted") + (sweep.soft_deleted if sweep else 0),
+        "serversHeld": total("servers_held"),
+        "serversWriteFailed": total("write_failures"),
+        "recordsRejected": total("records_rejected"),
+        "recordsDuplicate": total("records_duplicate"),
+        "statusWriteFailed": len(facts.status_unwritten),
+        "unregisteredAccountsSwept": sweep.accounts if sweep else [],
+        "orphanItemsReported": sweep.orphans_reported if sweep else 0,
+        "ec2Enriched": total("ec2_enriched"),
+        "ec2NotFound": total("ec2_not_found"),
+        "ec2Unavailable": total("ec2_unavailable"),
+        # Calls this code made (botocore's retries inside a call not counted).
+        "apiCalls": {
+            **facts.api_calls,
+            "describeSourceServers": total("describe_calls"),
+            "describeInstances": total("describe_instances_calls"),
+        },
+    }
+    result: dict[str, Any] = {
+        "operation": OPERATION,
+        "status": status,
+        "runId": facts.run_id,
+        "startedAt": iso(facts.started),
+        "finishedAt": iso(facts.finished),
+        "durationMs": int((facts.finished - facts.started).total_seconds() * 1000),
+        "dryRun": facts.dry_run,
+        "narrowed": bool(plan and plan.narrowed),
+        "counts": counts,
+        "failures": failures,
+    }
+    if facts.skipped_by is not None:
+        result["skippedBecause"] = f"sync run {facts.skipped_by} holds the lease"
+    if facts.dry_run:
+        result["plan"] = _dry_run_plan(outcomes, sweep)
+    return result
+
+
+def _dry_run_plan(outcomes: list[ScopeOutcome], sweep: SweepResult | None) -> dict[str, Any]:
+    changing = [o for o in outcomes if o.plan and any(v["count"] for v in o.plan.values())]
+    scopes = [
+        {"accountId": o.scope.account_id, "region": o.scope.region, **(o.plan or {})}
+        for o in sorted(changing, key=lambda o: o.scope)[:MAX_PLAN_SCOPES]
+    ]
+    unregistered = (
+        [
+            {"accountId": s.account_id, "region": s.region, "softDeleted": n}
+            for s, n in sorted(sweep.unregistered.items())
+        ]
+        if sweep
+        else []
+    )
+    return {
+        "scopes": scopes,
+        "moreScopes": max(0, len(changing) - MAX_PLAN_SCOPES),
+        "unregistered": unregistered,
+    }
+
+
+def publish(result: dict[str, Any], *, dry_run: bool) -> None:
+    """The closing log line and, for real runs, the run's metrics (EMF).
+
+    `SyncSucceeded` is 1 only for SUCCEEDED; `SyncCompleted` is 1 for any run that recorded
+    its scopes (SUCCEEDED or PARTIAL), which is what the staleness alarm watches.
+    """
+    counts = result["counts"]
+    status = result["status"]
+    logger.info(
+        "sync finished",
+        extra={"status": status, "durationMs": result["durationMs"], "counts": counts},
+    )
+    if dry_run:
+        return
+    held = sum(1 for f in result["failures"] if f.get("errorCode") == "MassDeletionHeld")
+    emit_metrics(
+        "data-management-handler",
+        counts={
+            "ServersSeen": counts.get("serversSeen", 0),
+            "ServersWritten": counts.get("serversWritten", 0),
+            "ServersSoftDeleted": counts.get("serversSoftDeleted", 0),
+            "ScopesFailed": counts.get("scopesFailed", 0),
+            "RecordsRejected": counts.get("recordsRejected", 0),
+            "StatusWriteFailures": counts.get("statusWriteFailed", 0),
+            "MassDeletionHeld": held,
+            "SyncSucceeded": int(status == "SUCCEEDED"),
+            "SyncCompleted": int(status in ("SUCCEEDED", "PARTIAL")),
+            "SyncPartial": int(status == "PARTIAL"),
+            "SyncFailed": int(status == "FAILED"),
+            "SyncSkipped": int(status == "SKIPPED"),
+        },
+        durations_ms={"SyncDurationMs": result["durationMs"]},
+    )
