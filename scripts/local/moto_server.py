@@ -22,6 +22,7 @@ import argparse
 import io
 import json
 import logging
+import math
 import re
 import signal
 import sys
@@ -91,8 +92,10 @@ class MotoFault:
             500/503 for the internal and unavailable codes) in the protocol's shape: JSON
             `{"__type", "message"}` for JSON services, EC2's `<Response><Errors>` XML, the query
             protocol's `<ErrorResponse>` XML (STS, IAM), S3's `<Error>` XML. moto is not called.
-        "unprocessed": a DynamoDB BatchWriteItem writes nothing and answers 200 with every
-            request item in `UnprocessedItems`. Only BatchWriteItem requests match.
+        "unprocessed": a DynamoDB BatchWriteItem answers 200 with request items in
+            `UnprocessedItems`: all of them (`fraction` 1.0, the default: nothing is written),
+            or the first ceil(fraction * n) in request order, the rest written by moto.
+            Only BatchWriteItem requests match.
         "hang": hold the request `hang_seconds` (outside moto's lock), then process it. The
             server's stop ends the wait at once.
     count: fault only `count` matching requests (after the skipped ones), then disarm;
@@ -110,6 +113,7 @@ class MotoFault:
     count: int | None = None
     skip: int = 0
     hang_seconds: float = DEFAULT_HANG_SECONDS
+    fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in MOTO_FAULT_KINDS:
@@ -130,6 +134,8 @@ class MotoFault:
             raise ValueError(f"MotoFault.count must be >= 1 or None, got {self.count}")
         if self.skip < 0:
             raise ValueError(f"MotoFault.skip must be >= 0, got {self.skip}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"MotoFault.fraction must be in (0, 1], got {self.fraction}")
         if self.hang_seconds < 0:
             raise ValueError(f"MotoFault.hang_seconds must be >= 0, got {self.hang_seconds}")
 
@@ -160,6 +166,7 @@ class MotoFault:
             "count": self.count,
             "skip": self.skip,
             "hangSeconds": self.hang_seconds if self.kind == HANG else None,
+            "fraction": self.fraction if self.kind == UNPROCESSED else None,
         }
         return {key: value for key, value in data.items() if value is not None}
 
@@ -177,6 +184,7 @@ class MotoFault:
             count=data.get("count"),
             skip=int(data.get("skip", 0)),
             hang_seconds=float(data.get("hangSeconds", DEFAULT_HANG_SECONDS)),
+            fraction=float(data.get("fraction", 1.0)),
         )
 
 
@@ -290,16 +298,28 @@ def _error_answer(call: _Call, fault: MotoFault) -> _WsgiAnswer:
     return status, headers, text.encode()
 
 
-def _unprocessed_answer(environ: dict[str, Any]) -> _WsgiAnswer:
-    """A BatchWriteItem answer that wrote nothing: every request item is unprocessed."""
-    unprocessed = _json_body(environ).get("RequestItems") or {}
-    body = json.dumps({"UnprocessedItems": unprocessed, "ConsumedCapacity": []}).encode()
-    headers = [
-        ("Content-Type", "application/x-amz-json-1.0"),
-        ("x-amzn-RequestId", str(uuid.uuid4())),
-        ("x-amz-crc32", str(zlib.crc32(body))),
-    ]
-    return 200, headers, body
+RequestItems = dict[str, list[Any]]
+
+
+def _split_request_items(items: RequestItems, fraction: float) -> tuple[RequestItems, RequestItems]:
+    """(unprocessed, to write): the first ceil(fraction * n) items in request order are left."""
+    total = sum(len(requests) for requests in items.values())
+    left = math.ceil(fraction * total)
+    unprocessed: RequestItems = {}
+    to_write: RequestItems = {}
+    for table, requests in items.items():
+        kept, left = requests[:left], max(0, left - len(requests))
+        if kept:
+            unprocessed[table] = kept
+        if requests[len(kept) :]:
+            to_write[table] = requests[len(kept) :]
+    return unprocessed, to_write
+
+
+def _batch_write_answer(payload: dict[str, Any], headers: Iterable[tuple[str, str]]) -> _WsgiAnswer:
+    body = json.dumps(payload).encode()
+    kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "x-amz-crc32")]
+    return 200, [*kept, ("x-amz-crc32", str(zlib.crc32(body)))], body
 
 
 class _SerialisedApp:
@@ -398,11 +418,43 @@ class _SerialisedApp:
         if fault is not None and fault.kind == ERROR:
             return self._respond(start_response, _error_answer(call, fault))
         if fault is not None and fault.kind == UNPROCESSED:
-            return self._respond(start_response, _unprocessed_answer(environ))
+            return self._respond(start_response, self._unprocessed(environ, fault.fraction))
         if fault is not None and fault.kind == HANG:
             self.stopping.wait(fault.hang_seconds)
         with self._lock:
             return list(self._app(environ, start_response))
+
+    def _unprocessed(self, environ: dict[str, Any], fraction: float) -> _WsgiAnswer:
+        """A BatchWriteItem answer leaving `fraction` of the items unprocessed; moto writes the
+        rest (and its own unprocessed items, if any, are returned too)."""
+        body = _json_body(environ)
+        unprocessed, to_write = _split_request_items(body.get("RequestItems") or {}, fraction)
+        headers = [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ]
+        if not to_write:
+            return _batch_write_answer(
+                {"UnprocessedItems": unprocessed, "ConsumedCapacity": []}, headers
+            )
+        forwarded = json.dumps({**body, "RequestItems": to_write}).encode()
+        environ["wsgi.input"] = io.BytesIO(forwarded)
+        environ["CONTENT_LENGTH"] = str(len(forwarded))
+        answered: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answered.update(status=int(status.split()[0]), headers=headers)
+            return lambda data: None
+
+        with self._lock:
+            moto_body = b"".join(self._app(environ, capture))
+        if answered["status"] != 200:
+            return answered["status"], answered["headers"], moto_body
+        payload = json.loads(moto_body)
+        for table, requests in (payload.get("UnprocessedItems") or {}).items():
+            unprocessed.setdefault(table, []).extend(requests)
+        payload["UnprocessedItems"] = unprocessed
+        return _batch_write_answer(payload, answered["headers"])
 
     @staticmethod
     def _respond(start_response: Callable[..., Any], answer: _WsgiAnswer) -> list[bytes]:

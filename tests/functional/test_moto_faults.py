@@ -81,6 +81,38 @@ def test_unprocessed_batch_write_writes_nothing_and_returns_every_item(moto_serv
     assert _item_count(dynamodb, tables.inventory) == 5
 
 
+def test_unprocessed_fraction_leaves_the_first_items_and_writes_the_rest(moto_server, tables):
+    dynamodb = _client("dynamodb", moto_server.endpoint)
+    moto_server.set_fault(
+        MotoFault("dynamodb", "BatchWriteItem", kind=UNPROCESSED, fraction=0.5, count=1)
+    )
+    status_items = [
+        {"PutRequest": {"Item": {"accountId": {"S": HUB}, "region": {"S": region}}}}
+        for region in ("us-east-1", "us-west-2")
+    ]
+    inventory_items = _put_requests(3)
+
+    answer = dynamodb.batch_write_item(
+        RequestItems={tables.inventory: inventory_items, tables.region_status: status_items}
+    )
+
+    # ceil(0.5 * 5) = 3: the first three in request order, i.e. the inventory table's.
+    assert answer["UnprocessedItems"] == {tables.inventory: inventory_items}
+    assert _item_count(dynamodb, tables.inventory) == 0
+    assert _item_count(dynamodb, tables.region_status) == 2
+
+
+def test_unprocessed_fraction_splits_one_tables_items(moto_server, tables):
+    dynamodb = _client("dynamodb", moto_server.endpoint)
+    moto_server.set_fault(MotoFault("dynamodb", kind=UNPROCESSED, fraction=0.4))
+    items = _put_requests(5)
+
+    answer = dynamodb.batch_write_item(RequestItems={tables.inventory: items})
+
+    assert answer["UnprocessedItems"] == {tables.inventory: items[:2]}
+    assert _item_count(dynamodb, tables.inventory) == 3
+
+
 @pytest.mark.parametrize(
     ("code", "status"),
     [
