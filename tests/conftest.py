@@ -53,12 +53,18 @@ def moto_server() -> Iterator[LocalMotoServer]:
 
 
 @pytest.fixture
-def moto_endpoint(moto_server: LocalMotoServer, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A clean moto (state reset) that every boto3 client in the test talks to."""
+def moto_endpoint(moto_server: LocalMotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A clean moto (state reset, no faults) that every boto3 client in the test talks to.
+
+    Faults the test arms on the shared server are cleared when it ends.
+    """
     request = urllib.request.Request(f"{moto_server.endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
+    moto_server.clear_faults()
+    moto_server.reset_counts()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint)
-    return moto_server.endpoint
+    yield moto_server.endpoint
+    moto_server.clear_faults()
 
 
 @pytest.fixture

@@ -22,8 +22,11 @@ shift. `maxResults` has no upper bound in the model; the simulator serves at mos
 `max_page_size` (default 1000) and uses `default_page_size` (default 1000) when it is absent.
 
 Control (tests, `make demo`, benchmarks): Python methods on `DrsSimulator`, or the same over
-HTTP under `/_sim/` (see `SimulatorControl`): servers per (account, region), faults per
-(account, region[, operation]) with optional "N failures then success", latency, request counts.
+HTTP under `/_sim/` (see `SimulatorControl`): servers per (account, region), raw records (any
+JSON, served unvalidated among the servers), faults per (account, region[, operation]) with
+optional "skip N, then fail M, then succeed", latency, request counts. A fault answers an error,
+hangs a request until `stop()`, or bends the shape of a DescribeSourceServers answer (no
+`items`, `items` not a list, a repeating or never-ending `nextToken`); see `Fault`.
 
 As a process: `python -m scripts.local.drs_simulator --port 0 --sts-endpoint URL` prints
 `DRS_ENDPOINT=http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
@@ -36,6 +39,7 @@ import base64
 import binascii
 import bisect
 import contextlib
+import itertools
 import json
 import logging
 import random
@@ -186,38 +190,91 @@ def fault_error(
     return DrsApiError(code, text, fields=fields, headers=headers)
 
 
+ERROR_KIND = "error"
+MISSING_ITEMS = "missing_items"
+ITEMS_NOT_LIST = "items_not_list"
+REPEAT_TOKEN = "repeat_token"
+ENDLESS_PAGES = "endless_pages"
+HANG = "hang"
+# Kinds that change the shape of a DescribeSourceServers answer (200) instead of failing it.
+RESPONSE_SHAPE_KINDS = frozenset({MISSING_ITEMS, ITEMS_NOT_LIST, REPEAT_TOKEN, ENDLESS_PAGES})
+FAULT_KINDS = frozenset({ERROR_KIND, HANG} | RESPONSE_SHAPE_KINDS)
+DEFAULT_HANG_SECONDS = 300.0
+
+
 @dataclass(frozen=True)
 class Fault:
-    """An injected error for matching requests.
+    """A fault injected into matching requests.
 
-    error_code: one of `FAULT_ERROR_CODES`.
+    kind: what happens to a faulted request:
+        "error" (default): answer `error_code`, one of `FAULT_ERROR_CODES`.
+        "missing_items": DescribeSourceServers answers 200 with the body `{}`.
+        "items_not_list": DescribeSourceServers answers 200 with `{"items": "oops"}`.
+        "repeat_token": DescribeSourceServers answers the listing's first page, with that
+            page's nextToken, whatever token was sent: the listing never advances.
+        "endless_pages": DescribeSourceServers answers the page the token asks for (empty once
+            the servers run out) with a fresh, never-repeated nextToken: the listing never ends.
+        "hang": hold the request `hang_seconds`, then answer it normally. `stop()` of the
+            simulator ends the wait at once.
+        The response-shape kinds apply to DescribeSourceServers only; other operations are not
+        matched by them (and do not use up `skip` or `count`).
+    error_code: the error of kind "error"; must be None for the other kinds.
     operation: only this operation (e.g. "DescribeSourceServers"); None = every operation.
-    count: fail only the next `count` matching requests, then succeed; None = until cleared.
+    count: fault only `count` matching requests (after the skipped ones), then disarm;
+        None = until cleared.
+    skip: let the first `skip` matching requests through untouched before the fault applies,
+        e.g. skip=1 fails page 2 of a listing whose page 1 succeeded.
     message / retry_after_seconds: override the error's message / Retry-After header.
+    hang_seconds: how long "hang" holds a request.
     """
 
-    error_code: str
+    error_code: str | None = None
     operation: str | None = None
     count: int | None = None
     message: str | None = None
     retry_after_seconds: int | None = None
+    kind: str = ERROR_KIND
+    skip: int = 0
+    hang_seconds: float = DEFAULT_HANG_SECONDS
 
     def __post_init__(self) -> None:
-        if self.error_code not in FAULT_ERROR_CODES:
+        if self.kind not in FAULT_KINDS:
+            raise ValueError(
+                f"unsupported fault kind {self.kind!r}; use one of {sorted(FAULT_KINDS)}"
+            )
+        if self.kind == ERROR_KIND and self.error_code not in FAULT_ERROR_CODES:
             raise ValueError(
                 f"unsupported fault {self.error_code!r}; use one of {sorted(FAULT_ERROR_CODES)}"
             )
+        if self.kind != ERROR_KIND and self.error_code is not None:
+            raise ValueError(f"a fault of kind {self.kind!r} takes no error_code")
+        if self.kind in RESPONSE_SHAPE_KINDS and self.operation not in (
+            None,
+            "DescribeSourceServers",
+        ):
+            raise ValueError(f"a fault of kind {self.kind!r} applies to DescribeSourceServers only")
         if self.count is not None and self.count < 1:
             raise ValueError(f"Fault.count must be >= 1 or None, got {self.count}")
+        if self.skip < 0:
+            raise ValueError(f"Fault.skip must be >= 0, got {self.skip}")
+        if self.hang_seconds < 0:
+            raise ValueError(f"Fault.hang_seconds must be >= 0, got {self.hang_seconds}")
+
+    def applies_to(self, operation: str) -> bool:
+        """Whether the fault can act on a request for `operation` (its own filter aside)."""
+        return self.kind not in RESPONSE_SHAPE_KINDS or operation == "DescribeSourceServers"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form used by the control API (camelCase keys, None values dropped)."""
         data = {
+            "kind": self.kind,
             "errorCode": self.error_code,
             "operation": self.operation,
             "count": self.count,
+            "skip": self.skip,
             "message": self.message,
             "retryAfterSeconds": self.retry_after_seconds,
+            "hangSeconds": self.hang_seconds if self.kind == HANG else None,
         }
         return {key: value for key, value in data.items() if value is not None}
 
@@ -225,11 +282,14 @@ class Fault:
     def from_dict(cls, data: Mapping[str, Any]) -> Fault:
         """Inverse of `to_dict`. Raises KeyError/ValueError/TypeError on malformed input."""
         return cls(
-            error_code=data["errorCode"],
+            error_code=data.get("errorCode"),
             operation=data.get("operation"),
             count=data.get("count"),
             message=data.get("message"),
             retry_after_seconds=data.get("retryAfterSeconds"),
+            kind=data.get("kind", ERROR_KIND),
+            skip=int(data.get("skip", 0)),
+            hang_seconds=float(data.get("hangSeconds", DEFAULT_HANG_SECONDS)),
         )
 
 
@@ -237,6 +297,7 @@ class Fault:
 class _ArmedFault:
     fault: Fault
     remaining: int | None
+    to_skip: int = 0
 
 
 @dataclass(frozen=True)
@@ -326,10 +387,19 @@ class _Entry:
 
 @dataclass
 class _Scope:
-    """The servers of one (account, region): sorted ids (stable pages) and entries by id."""
+    """The servers of one (account, region): sorted keys (stable pages) and entries by key.
+
+    A server's key is its sourceServerID; a raw record's is a synthetic key from `_raw_key`,
+    listed in `raw_keys` too.
+    """
 
     ids: list[str] = field(default_factory=list)
     entries: dict[str, _Entry] = field(default_factory=dict)
+    raw_keys: set[str] = field(default_factory=set)
+
+    def server_ids(self) -> list[str]:
+        """The keys of real servers, in page order (raw records left out)."""
+        return [key for key in self.ids if key not in self.raw_keys]
 
 
 def _entry_for(server: Mapping[str, Any]) -> _Entry:
@@ -344,6 +414,31 @@ def _entry_for(server: Mapping[str, Any]) -> _Entry:
         hardware_ids=frozenset(value for value in hardware if value),
         staging_account_id=staged_in,
     )
+
+
+def _raw_key(record: Any, sequence: int) -> str:
+    """A raw record's sort key: right after the server its sourceServerID names (a duplicate
+    sits next to the original), or after every server when it has no string id.
+
+    "~" sorts after every character of a real id, and `sequence` keeps keys unique and in
+    insertion order.
+    """
+    server_id = record.get("sourceServerID") if isinstance(record, dict) else None
+    prefix = server_id if isinstance(server_id, str) else ""
+    return f"{prefix}~raw-{sequence:012d}"
+
+
+def _raw_entry(record: Any) -> _Entry:
+    """An entry served as is: no filter ever selects it (no hardware ids, no staging account).
+
+    Raises:
+        ValueError: `record` cannot be written as strict JSON (NaN, infinity, non-JSON types).
+    """
+    try:
+        blob = json.dumps(record, separators=(",", ":"), allow_nan=False).encode()
+    except TypeError as exc:
+        raise ValueError(f"raw record is not JSON: {exc}") from exc
+    return _Entry(blob=blob, hardware_ids=frozenset(), staging_account_id=None)
 
 
 # ---- requests ---------------------------------------------------------------------------------
@@ -462,11 +557,12 @@ def _validate(value: Any, shape: Shape, path: str) -> None:
             raise fail(f"length must be <= {meta['max']}")
 
 
-def _encode_token(operation: str, caller: _Caller, after: str) -> str:
-    raw = json.dumps(
-        {"v": 1, "op": operation, "a": caller.account_id, "r": caller.region, "after": after},
-        separators=(",", ":"),
-    )
+def _encode_token(operation: str, caller: _Caller, after: str, nonce: str | None = None) -> str:
+    """An opaque token resuming `operation` after key `after`; `nonce` makes it unique."""
+    data = {"v": 1, "op": operation, "a": caller.account_id, "r": caller.region, "after": after}
+    if nonce is not None:
+        data["n"] = nonce  # ignored by _decode_token: tokens differ, the position does not
+    raw = json.dumps(data, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -548,6 +644,9 @@ class DrsSimulator:
         self._faults: dict[tuple[str | None, str | None, str | None], _ArmedFault] = {}
         self._latency: dict[tuple[str | None, str | None], Latency] = {}
         self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._raw_sequence = itertools.count()
+        # Set by stop(): hung requests and latency waits end at once instead of holding stop().
+        self._stopping = threading.Event()
         self._http: _SimulatorHttpServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -564,6 +663,7 @@ class DrsSimulator:
         """Serve on loopback in a background thread; return the endpoint."""
         if self._http is not None:
             return self.endpoint
+        self._stopping.clear()
         self._http = _SimulatorHttpServer((LOOPBACK, self._port), self)
         # A short poll interval makes stop() return in ~50 ms instead of the default 0.5 s.
         self._thread = threading.Thread(
@@ -573,7 +673,12 @@ class DrsSimulator:
         return self.endpoint
 
     def stop(self) -> None:
-        """Stop serving, close open keep-alive connections and wait for handler threads."""
+        """Stop serving, close open keep-alive connections and wait for handler threads.
+
+        Requests held by a "hang" fault or by latency are released first; their answers go
+        nowhere, since their connections are closed.
+        """
+        self._stopping.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.close_all()
@@ -629,12 +734,48 @@ class DrsSimulator:
         servers = fleet.generate_fleet(account_id, region, count, **kwargs)
         return self.add_source_servers(account_id, region, servers)
 
+    def add_raw_records(self, account_id: str, region: str, records: Iterable[Any]) -> int:
+        """Serve `records` as they are inside `items` of (account, region)'s DescribeSourceServers.
+
+        Nothing is validated: a record may lack `sourceServerID`, hold numbers such as 1e200 or
+        10**40, name another account or region in its ARN, repeat an existing server's ARN or
+        id, or be no object at all (a string, null). Each gets a synthetic key (see `_raw_key`),
+        so pages stay stable: a record whose `sourceServerID` is a string follows that id in
+        page order, any other record follows every server, in the order added. Unfiltered
+        listings serve raw records; the hardwareId, stagingAccountIDs and sourceServerIDs
+        filters never select them. They are not counted by `scope_counts` or listed by
+        `source_server_ids`; `clear_source_servers` and `set_source_servers` remove them.
+
+        What a stock boto3 `drs` client (botocore's rest-json parser) returns for them:
+        - an object: only the members of the SourceServer shape, values as in the JSON
+          (an object without any, e.g. `{"foo": 1}`, becomes `{}`; 10**40 stays an int,
+          1e200 a float; nothing is checked against the model);
+        - null: kept as `None` in `items`;
+        - a string, number or list: the parser raises a bare AttributeError out of the client
+          call (not a ClientError or BotoCoreError), and the whole page is lost.
+
+        Returns the number of records added. Raises ValueError, storing nothing, for a record
+        that is not strict JSON (NaN, infinity, a non-JSON type).
+        """
+        materialised = list(records)
+        entries = [_raw_entry(record) for record in materialised]
+        with self._lock:
+            scope = self._scopes.setdefault((account_id, region), _Scope())
+            for record, entry in zip(materialised, entries, strict=True):
+                key = _raw_key(record, next(self._raw_sequence))
+                scope.entries[key] = entry
+                scope.raw_keys.add(key)
+                scope.ids.append(key)
+            scope.ids.sort()
+        return len(entries)
+
     def remove_source_server(self, account_id: str, region: str, source_server_id: str) -> bool:
         """Remove one server; True if it existed."""
         with self._lock:
             scope = self._scopes.get((account_id, region))
             if scope is None or scope.entries.pop(source_server_id, None) is None:
                 return False
+            scope.raw_keys.discard(source_server_id)
             del scope.ids[bisect.bisect_left(scope.ids, source_server_id)]
             return True
 
@@ -651,12 +792,15 @@ class DrsSimulator:
         """The ids stored for (account, region), in page order."""
         with self._lock:
             scope = self._scopes.get((account_id, region))
-            return list(scope.ids) if scope else []
+            return scope.server_ids() if scope else []
 
     def scope_counts(self) -> dict[tuple[str, str], int]:
-        """Number of servers per (account, region)."""
+        """Number of servers per (account, region), raw records left out."""
         with self._lock:
-            return {key: len(scope.ids) for key, scope in self._scopes.items() if scope.ids}
+            counts = {
+                key: len(scope.ids) - len(scope.raw_keys) for key, scope in self._scopes.items()
+            }
+        return {key: count for key, count in counts.items() if count}
 
     # -- callers --
 
@@ -671,10 +815,12 @@ class DrsSimulator:
         """Arm `fault` for requests from (account, region); None matches any account/region.
 
         One fault per (account, region, fault.operation): setting again replaces it. The most
-        specific armed fault wins (account over region over operation-less).
+        specific armed fault that applies to the request wins (account over region over
+        operation-less); while it is skipping requests, they pass untouched.
         """
         with self._lock:
-            self._faults[(account_id, region, fault.operation)] = _ArmedFault(fault, fault.count)
+            armed = _ArmedFault(fault, fault.count, fault.skip)
+            self._faults[(account_id, region, fault.operation)] = armed
 
     def clear_faults(self, account_id: str | None = None, region: str | None = None) -> None:
         """Disarm faults set for the account/region given (None: any); no arguments = all."""
@@ -684,7 +830,7 @@ class DrsSimulator:
                     del self._faults[key]
 
     def faults(self) -> list[dict[str, Any]]:
-        """Armed faults as JSON-ready dicts: accountId, region, fault, remaining."""
+        """Armed faults as JSON-ready dicts: accountId, region, fault, remaining, toSkip."""
         with self._lock:
             return [
                 {
@@ -692,6 +838,7 @@ class DrsSimulator:
                     "region": key[1],
                     "fault": armed.fault.to_dict(),
                     "remaining": armed.remaining,
+                    "toSkip": armed.to_skip,
                 }
                 for key, armed in self._faults.items()
             ]
@@ -772,9 +919,13 @@ class DrsSimulator:
             latency = self._latency_for(caller)
             fault = self._take_fault(caller, operation) if operation else None
         if latency is not None:
-            time.sleep(latency.sample_seconds())
-        if fault is not None:
+            self._stopping.wait(latency.sample_seconds())
+        if fault is not None and fault.kind == ERROR_KIND:
+            assert fault.error_code is not None  # Fault checks it for this kind
             raise fault_error(fault.error_code, fault.message, fault.retry_after_seconds)
+        if fault is not None and fault.kind == HANG:
+            # Not under the lock: other requests and the control API go on meanwhile.
+            self._stopping.wait(fault.hang_seconds)
         if operation is None:
             raise _validation_error(
                 f"No DRS operation matches {request.method} {request.path}", "unknownOperation"
@@ -790,6 +941,8 @@ class DrsSimulator:
         params = self._input_params(request, operation_model)
         if operation_model.input_shape is not None:
             _validate(params, operation_model.input_shape, "")
+        if fault is not None and fault.kind in RESPONSE_SHAPE_KINDS:
+            return self._describe_source_servers(caller, params, shape_fault=fault.kind)
         return handler(caller, params)
 
     def _operations(self) -> dict[str, Callable[[_Caller, dict[str, Any]], SimResponse]]:
@@ -828,13 +981,19 @@ class DrsSimulator:
         return None
 
     def _take_fault(self, caller: _Caller, operation: str) -> Fault | None:
-        """The most specific armed fault for this request, consuming one of its uses (locked)."""
+        """The most specific armed fault for this request, consuming one of its uses (locked).
+
+        None while that fault is still skipping requests (one skip is used up then).
+        """
         for account in (caller.account_id, None):
             for region in (caller.region, None):
                 for op in (operation, None):
                     armed = self._faults.get((account, region, op))
-                    if armed is None:
+                    if armed is None or not armed.fault.applies_to(operation):
                         continue
+                    if armed.to_skip > 0:
+                        armed.to_skip -= 1
+                        return None
                     if armed.remaining is not None:
                         armed.remaining -= 1
                         if armed.remaining <= 0:
@@ -875,14 +1034,23 @@ class DrsSimulator:
         limit = params.get("maxResults") or self.default_page_size
         return min(limit, model_max or self.max_page_size, self.max_page_size)
 
-    def _describe_source_servers(self, caller: _Caller, params: dict[str, Any]) -> SimResponse:
+    def _describe_source_servers(
+        self, caller: _Caller, params: dict[str, Any], shape_fault: str | None = None
+    ) -> SimResponse:
+        """One page of the caller's servers; `shape_fault` is a kind of RESPONSE_SHAPE_KINDS."""
         operation = "DescribeSourceServers"
+        if shape_fault == MISSING_ITEMS:
+            return SimResponse(200, b"{}")
+        if shape_fault == ITEMS_NOT_LIST:
+            return SimResponse(200, b'{"items":"oops"}')
         filters = params.get("filters") or {}
         wanted_ids = filters.get("sourceServerIDs") or None
         hardware_id = filters.get("hardwareId") or None
         staging_ids = set(filters.get("stagingAccountIDs") or ()) or None
         token = params.get("nextToken")
         after = _decode_token(token, operation, caller) if token else None
+        if shape_fault == REPEAT_TOKEN:
+            after = None  # the first page again, whatever the token asked for
         limit = self._page_size(params)
 
         def selected(entry: _Entry) -> bool:
@@ -914,8 +1082,13 @@ class DrsSimulator:
             blobs = [scope.entries[sid].blob for sid in page]
         # Pre-serialised items: a 1000-server page is a join, not 1000 json.dumps calls.
         body = b'{"items":[' + b",".join(blobs) + b"]"
-        if more:
-            next_token = _encode_token(operation, caller, page[-1])
+        next_token = _encode_token(operation, caller, page[-1]) if more else None
+        if shape_fault in (REPEAT_TOKEN, ENDLESS_PAGES):
+            # Always a token; once the fault disarms, the listing resumes where it stands.
+            position = page[-1] if page else (after or "")
+            nonce = uuid.uuid4().hex if shape_fault == ENDLESS_PAGES else None
+            next_token = _encode_token(operation, caller, position, nonce)
+        if next_token is not None:
             body += b',"nextToken":' + json.dumps(next_token).encode()
         return SimResponse(200, body + b"}", {})
 
@@ -1000,6 +1173,9 @@ class DrsSimulator:
         if route == ("DELETE", "servers", 4):
             removed = self.remove_source_server(parts[1], parts[2], parts[3])
             return _json_response(200 if removed else 404, {"removed": removed})
+        if route == ("POST", "raw-records", 3):
+            count = self.add_raw_records(parts[1], parts[2], body["records"])
+            return _json_response(200, {"count": count})
         if route == ("POST", "fleet", 3):
             kwargs = _fleet_kwargs(body)
             count = self.generate_fleet(parts[1], parts[2], int(body["count"]), **kwargs)
@@ -1268,6 +1444,11 @@ class SimulatorControl:
         """
         path = self._scope_path("fleet", account_id, region)
         return int(self._call("POST", path, {"count": count, **options})["count"])
+
+    def add_raw_records(self, account_id: str, region: str, records: list[Any]) -> int:
+        """See `DrsSimulator.add_raw_records`; returns the number of records added."""
+        path = self._scope_path("raw-records", account_id, region)
+        return int(self._call("POST", path, {"records": records})["count"])
 
     def remove_source_server(self, account_id: str, region: str, source_server_id: str) -> bool:
         path = self._scope_path("servers", account_id, region) + "/" + source_server_id

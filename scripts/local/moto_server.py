@@ -1,9 +1,15 @@
-"""moto in server mode on loopback, with request handling serialised.
+"""moto in server mode on loopback, with request handling serialised and faults injectable.
 
 moto's backends are plain dicts and are not thread-safe: several threads writing and
 scanning one table can fail inside moto ("dictionary changed size during iteration").
 This server keeps werkzeug's threaded HTTP handling (so slow clients do not block each
 other) but runs moto's request processing under one lock.
+
+Faults (`MotoFault`) make matching requests fail the way AWS fails them, without reaching
+moto: an AWS error in the protocol's own shape (JSON `__type`, EC2 or query XML), a
+BatchWriteItem that processes nothing, or a request held until the server stops. Arm them
+in-process (`LocalMotoServer.set_fault`) or over HTTP under `/_local/` for a server in
+another process (`MotoControl`).
 
 Use it in-process (`with LocalMotoServer() as moto: moto.endpoint`) or as a process:
 `python -m scripts.local.moto_server [--port N]` prints `MOTO_ENDPOINT=http://127.0.0.1:N`
@@ -13,15 +19,26 @@ and serves until SIGTERM/SIGINT.
 from __future__ import annotations
 
 import argparse
+import io
+import json
 import logging
+import math
 import re
 import signal
 import sys
 import threading
-import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import zlib
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
 from types import FrameType
 from typing import Any
+from xml.sax.saxutils import escape
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
@@ -32,12 +49,285 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 # SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request
 _SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
 
+# The control API's paths: no AWS service served by moto uses a path starting with "/_local/"
+# (bucket names cannot start with "_").
+CONTROL_PREFIX = "/_local/"
+FAULTS_PATH = CONTROL_PREFIX + "faults"
+COUNTS_PATH = CONTROL_PREFIX + "request-counts"
+
+ERROR = "error"
+UNPROCESSED = "unprocessed"
+HANG = "hang"
+MOTO_FAULT_KINDS = frozenset({ERROR, UNPROCESSED, HANG})
+DEFAULT_HANG_SECONDS = 300.0
+BATCH_WRITE_ITEM = "BatchWriteItem"
+
+# HTTP status of an error code when the fault does not give one; every other code answers 400.
+_ERROR_STATUS = {
+    "InternalServerError": 500,  # DynamoDB
+    "InternalFailure": 500,
+    "InternalError": 500,  # EC2
+    "ServiceUnavailable": 503,
+    "ServiceUnavailableException": 503,
+    "RequestLimitExceeded": 503,  # EC2 throttling
+    "Unavailable": 503,  # EC2
+}
+# JSON-protocol error types carry the service's namespace; botocore keeps what follows "#".
+_JSON_ERROR_NAMESPACE = {"dynamodb": "com.amazonaws.dynamodb.v20120810#"}
+
+
+@dataclass(frozen=True)
+class MotoFault:
+    """A fault for requests to the local moto server, matched by service, operation and table.
+
+    service: the SigV4 signing name ("dynamodb", "sts", "ec2", ...).
+    operation: the operation ("BatchWriteItem", "AssumeRole", "DescribeInstances"): the
+        X-Amz-Target's operation for JSON services (the full target, e.g.
+        "DynamoDB_20120810.BatchWriteItem", matches too) or `Action=` for query services;
+        None = every operation of the service.
+    table_name: only requests naming this table (`TableName`, the `RequestItems` keys of batch
+        operations, or a `TransactItems` entry); None = any request.
+    kind:
+        "error" (default): answer `error_code` with `message` and HTTP `status` (default 400,
+            500/503 for the internal and unavailable codes) in the protocol's shape: JSON
+            `{"__type", "message"}` for JSON services, EC2's `<Response><Errors>` XML, the query
+            protocol's `<ErrorResponse>` XML (STS, IAM), S3's `<Error>` XML. moto is not called.
+        "unprocessed": a DynamoDB BatchWriteItem answers 200 with request items in
+            `UnprocessedItems`: all of them (`fraction` 1.0, the default: nothing is written),
+            or the first ceil(fraction * n) in request order, the rest written by moto.
+            Only BatchWriteItem requests match.
+        "hang": hold the request `hang_seconds` (outside moto's lock), then process it. The
+            server's stop ends the wait at once.
+    count: fault only `count` matching requests (after the skipped ones), then disarm;
+        None = until cleared.
+    skip: let the first `skip` matching requests through untouched before the fault applies.
+    """
+
+    service: str
+    operation: str | None = None
+    table_name: str | None = None
+    kind: str = ERROR
+    error_code: str | None = None
+    message: str | None = None
+    status: int | None = None
+    count: int | None = None
+    skip: int = 0
+    hang_seconds: float = DEFAULT_HANG_SECONDS
+    fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in MOTO_FAULT_KINDS:
+            raise ValueError(
+                f"unsupported fault kind {self.kind!r}; use one of {sorted(MOTO_FAULT_KINDS)}"
+            )
+        if self.kind == ERROR and not self.error_code:
+            raise ValueError("a fault of kind 'error' needs an error_code")
+        if self.kind != ERROR and self.error_code is not None:
+            raise ValueError(f"a fault of kind {self.kind!r} takes no error_code")
+        if self.kind == UNPROCESSED and (
+            self.service != "dynamodb" or self.key[1] not in (None, BATCH_WRITE_ITEM)
+        ):
+            raise ValueError("a fault of kind 'unprocessed' is for dynamodb BatchWriteItem only")
+        if self.status is not None and not 400 <= self.status <= 599:
+            raise ValueError(f"MotoFault.status must be an HTTP error status, got {self.status}")
+        if self.count is not None and self.count < 1:
+            raise ValueError(f"MotoFault.count must be >= 1 or None, got {self.count}")
+        if self.skip < 0:
+            raise ValueError(f"MotoFault.skip must be >= 0, got {self.skip}")
+        if not 0.0 < self.fraction <= 1.0:
+            raise ValueError(f"MotoFault.fraction must be in (0, 1], got {self.fraction}")
+        if self.hang_seconds < 0:
+            raise ValueError(f"MotoFault.hang_seconds must be >= 0, got {self.hang_seconds}")
+
+    @property
+    def key(self) -> tuple[str, str | None, str | None]:
+        """One armed fault per key: setting a fault with the same key replaces it."""
+        operation = self.operation.rsplit(".", 1)[-1] if self.operation else None
+        return (self.service, operation, self.table_name)
+
+    @property
+    def http_status(self) -> int:
+        return self.status or _ERROR_STATUS.get(self.error_code or "", 400)
+
+    def applies_to(self, operation: str) -> bool:
+        """Whether the fault can act on `operation` at all (its own filters aside)."""
+        return self.kind != UNPROCESSED or operation == BATCH_WRITE_ITEM
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form used by the control API (camelCase keys, None values dropped)."""
+        data = {
+            "service": self.service,
+            "operation": self.operation,
+            "tableName": self.table_name,
+            "kind": self.kind,
+            "errorCode": self.error_code,
+            "message": self.message,
+            "status": self.status,
+            "count": self.count,
+            "skip": self.skip,
+            "hangSeconds": self.hang_seconds if self.kind == HANG else None,
+            "fraction": self.fraction if self.kind == UNPROCESSED else None,
+        }
+        return {key: value for key, value in data.items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MotoFault:
+        """Inverse of `to_dict`. Raises KeyError/ValueError/TypeError on malformed input."""
+        return cls(
+            service=data["service"],
+            operation=data.get("operation"),
+            table_name=data.get("tableName"),
+            kind=data.get("kind", ERROR),
+            error_code=data.get("errorCode"),
+            message=data.get("message"),
+            status=data.get("status"),
+            count=data.get("count"),
+            skip=int(data.get("skip", 0)),
+            hang_seconds=float(data.get("hangSeconds", DEFAULT_HANG_SECONDS)),
+            fraction=float(data.get("fraction", 1.0)),
+        )
+
+
+@dataclass
+class _ArmedFault:
+    fault: MotoFault
+    remaining: int | None
+    to_skip: int
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once; moto then reads the same bytes from a fresh stream."""
+    if "local.body" not in environ:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        stream = environ["wsgi.input"]
+        if length > 0:
+            body = stream.read(length)
+        elif environ.get("wsgi.input_terminated"):
+            body = stream.read()  # chunked: werkzeug ends the stream at the last chunk
+        else:
+            body = b""
+        environ["local.body"] = body
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+    return bytes(environ["local.body"])
+
+
+def _json_body(environ: dict[str, Any]) -> dict[str, Any]:
+    try:
+        body = json.loads(_read_body(environ) or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+@dataclass(frozen=True)
+class _Call:
+    """What a fault matches a request on."""
+
+    service: str
+    operation: str
+    json_protocol: bool  # X-Amz-Target: the JSON protocol (DynamoDB)
+
+
+def _call_of(environ: dict[str, Any]) -> _Call:
+    match = _SERVICE_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = match.group(1) if match else ""
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    if target:
+        return _Call(service, target.rsplit(".", 1)[-1], json_protocol=True)
+    action = urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).get("Action")
+    content_type = environ.get("CONTENT_TYPE", "")
+    if not action and content_type.startswith("application/x-www-form-urlencoded"):
+        form = urllib.parse.parse_qs(_read_body(environ).decode("utf-8", "replace"))
+        action = form.get("Action")
+    return _Call(service, action[0] if action else "", json_protocol=False)
+
+
+def _table_names(environ: dict[str, Any]) -> list[str]:
+    """The DynamoDB tables a JSON request names (single-table, batch and transaction forms)."""
+    body = _json_body(environ)
+    names = [body["TableName"]] if isinstance(body.get("TableName"), str) else []
+    if isinstance(body.get("RequestItems"), dict):
+        names += [name for name in body["RequestItems"] if isinstance(name, str)]
+    for item in body.get("TransactItems") or ():
+        for action in item.values() if isinstance(item, dict) else ():
+            if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                names.append(action["TableName"])
+    return names
+
+
+_WsgiAnswer = tuple[int, list[tuple[str, str]], bytes]
+
+
+def _error_answer(call: _Call, fault: MotoFault) -> _WsgiAnswer:
+    """`fault`'s error in the shape the service's protocol answers errors with."""
+    code = fault.error_code or "InternalFailure"
+    message = fault.message or f"{code} (injected by the local moto server)"
+    status = fault.http_status
+    request_id = str(uuid.uuid4())
+    headers = [("x-amzn-RequestId", request_id)]
+    # No target and no Action: a REST service (Lambda, ...), which answers errors as JSON too.
+    rest_json = not call.json_protocol and not call.operation and call.service not in ("ec2", "s3")
+    if call.json_protocol or rest_json:
+        # botocore reads the code from `__type` (after "#") or the x-amzn-ErrorType header.
+        namespace = _JSON_ERROR_NAMESPACE.get(call.service, "")
+        body = json.dumps({"__type": namespace + code, "message": message}).encode()
+        headers += [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", code)]
+        if call.service == "dynamodb":
+            headers.append(("x-amz-crc32", str(zlib.crc32(body))))  # botocore checks it
+        return status, headers, body
+    code_xml, message_xml = escape(code), escape(message)
+    if call.service == "ec2":
+        text = (
+            f"<Response><Errors><Error><Code>{code_xml}</Code><Message>{message_xml}</Message>"
+            f"</Error></Errors><RequestID>{request_id}</RequestID></Response>"
+        )
+    elif call.service == "s3":
+        text = (
+            f"<Error><Code>{code_xml}</Code><Message>{message_xml}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        )
+    else:  # the query protocol: STS, IAM, ...
+        sender = "Receiver" if status >= 500 else "Sender"
+        text = (
+            f"<ErrorResponse><Error><Type>{sender}</Type><Code>{code_xml}</Code>"
+            f"<Message>{message_xml}</Message></Error><RequestId>{request_id}</RequestId>"
+            "</ErrorResponse>"
+        )
+    headers.append(("Content-Type", "text/xml"))
+    return status, headers, text.encode()
+
+
+RequestItems = dict[str, list[Any]]
+
+
+def _split_request_items(items: RequestItems, fraction: float) -> tuple[RequestItems, RequestItems]:
+    """(unprocessed, to write): the first ceil(fraction * n) items in request order are left."""
+    total = sum(len(requests) for requests in items.values())
+    left = math.ceil(fraction * total)
+    unprocessed: RequestItems = {}
+    to_write: RequestItems = {}
+    for table, requests in items.items():
+        kept, left = requests[:left], max(0, left - len(requests))
+        if kept:
+            unprocessed[table] = kept
+        if requests[len(kept) :]:
+            to_write[table] = requests[len(kept) :]
+    return unprocessed, to_write
+
+
+def _batch_write_answer(payload: dict[str, Any], headers: Iterable[tuple[str, str]]) -> _WsgiAnswer:
+    body = json.dumps(payload).encode()
+    kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "x-amz-crc32")]
+    return 200, [*kept, ("x-amz-crc32", str(zlib.crc32(body)))], body
+
 
 class _SerialisedApp:
     """WSGI middleware: one request inside moto at a time; the body is drained under the lock.
 
     `latency_ms` maps a SigV4 service name (e.g. "ec2") to added latency, slept outside
-    the lock so simulated network time overlaps as it would against AWS.
+    the lock so simulated network time overlaps as it would against AWS. Faults are matched
+    and answered before moto's lock is taken; a hang waits outside it too.
     """
 
     def __init__(
@@ -46,15 +336,164 @@ class _SerialisedApp:
         self._app = app
         self._lock = threading.Lock()
         self._latency_ms = dict(latency_ms or {})
+        # Guards faults and counters only, never held while moto runs or a request waits.
+        self._state_lock = threading.Lock()
+        self._faults: dict[tuple[str, str | None, str | None], _ArmedFault] = {}
+        self._counts: Counter[tuple[str, str]] = Counter()
+        # Set when the server stops: hung requests and latency waits end at once.
+        self.stopping = threading.Event()
+
+    # -- faults and counters --
+
+    def set_fault(self, fault: MotoFault) -> None:
+        with self._state_lock:
+            self._faults[fault.key] = _ArmedFault(fault, fault.count, fault.skip)
+
+    def clear_faults(self) -> None:
+        with self._state_lock:
+            self._faults.clear()
+
+    def faults(self) -> list[dict[str, Any]]:
+        with self._state_lock:
+            return [
+                {
+                    "fault": armed.fault.to_dict(),
+                    "remaining": armed.remaining,
+                    "toSkip": armed.to_skip,
+                }
+                for armed in self._faults.values()
+            ]
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        with self._state_lock:
+            return dict(self._counts)
+
+    def reset_counts(self) -> None:
+        with self._state_lock:
+            self._counts.clear()
+
+    def _take_fault(self, call: _Call, environ: dict[str, Any]) -> MotoFault | None:
+        """The most specific armed fault for this request, using one of its uses (or skips)."""
+        with self._state_lock:
+            if not any(key[0] == call.service for key in self._faults):
+                return None
+            wants_tables = any(
+                key[0] == call.service and key[2] is not None for key in self._faults
+            )
+        # Parsing the body happens outside the lock; only requests a fault could match pay it.
+        tables = _table_names(environ) if wants_tables and call.json_protocol else []
+        candidates: list[tuple[str, str | None, str | None]] = [
+            (call.service, call.operation, table) for table in tables
+        ]
+        candidates.append((call.service, call.operation, None))
+        candidates += [(call.service, None, table) for table in tables]
+        candidates.append((call.service, None, None))
+        with self._state_lock:
+            for key in candidates:
+                armed = self._faults.get(key)
+                if armed is None or not armed.fault.applies_to(call.operation):
+                    continue
+                if armed.to_skip > 0:
+                    armed.to_skip -= 1
+                    return None
+                if armed.remaining is not None:
+                    armed.remaining -= 1
+                    if armed.remaining <= 0:
+                        del self._faults[key]
+                return armed.fault
+        return None
+
+    # -- WSGI --
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if self._latency_ms:
-            match = _SERVICE_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
-            delay = self._latency_ms.get(match.group(1), 0.0) if match else 0.0
-            if delay:
-                time.sleep(delay / 1000.0)
+        if environ.get("PATH_INFO", "").startswith(CONTROL_PREFIX):
+            return self._respond(start_response, self._control(environ))
+        call = _call_of(environ)
+        with self._state_lock:
+            self._counts[(call.service, call.operation)] += 1
+        delay = self._latency_ms.get(call.service, 0.0)
+        if delay:
+            self.stopping.wait(delay / 1000.0)
+        fault = self._take_fault(call, environ)
+        if fault is not None and fault.kind == ERROR:
+            return self._respond(start_response, _error_answer(call, fault))
+        if fault is not None and fault.kind == UNPROCESSED:
+            return self._respond(start_response, self._unprocessed(environ, fault.fraction))
+        if fault is not None and fault.kind == HANG:
+            self.stopping.wait(fault.hang_seconds)
         with self._lock:
             return list(self._app(environ, start_response))
+
+    def _unprocessed(self, environ: dict[str, Any], fraction: float) -> _WsgiAnswer:
+        """A BatchWriteItem answer leaving `fraction` of the items unprocessed; moto writes the
+        rest (and its own unprocessed items, if any, are returned too)."""
+        body = _json_body(environ)
+        unprocessed, to_write = _split_request_items(body.get("RequestItems") or {}, fraction)
+        headers = [
+            ("Content-Type", "application/x-amz-json-1.0"),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+        ]
+        if not to_write:
+            return _batch_write_answer(
+                {"UnprocessedItems": unprocessed, "ConsumedCapacity": []}, headers
+            )
+        forwarded = json.dumps({**body, "RequestItems": to_write}).encode()
+        environ["wsgi.input"] = io.BytesIO(forwarded)
+        environ["CONTENT_LENGTH"] = str(len(forwarded))
+        answered: dict[str, Any] = {}
+
+        def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            answered.update(status=int(status.split()[0]), headers=headers)
+            return lambda data: None
+
+        with self._lock:
+            moto_body = b"".join(self._app(environ, capture))
+        if answered["status"] != 200:
+            return answered["status"], answered["headers"], moto_body
+        payload = json.loads(moto_body)
+        for table, requests in (payload.get("UnprocessedItems") or {}).items():
+            unprocessed.setdefault(table, []).extend(requests)
+        payload["UnprocessedItems"] = unprocessed
+        return _batch_write_answer(payload, answered["headers"])
+
+    @staticmethod
+    def _respond(start_response: Callable[..., Any], answer: _WsgiAnswer) -> list[bytes]:
+        status, headers, body = answer
+        start_response(
+            f"{status} {HTTPStatus(status).phrase}",
+            [*headers, ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    def _control(self, environ: dict[str, Any]) -> _WsgiAnswer:
+        """`/_local/faults` (GET list, POST arm one, DELETE clear all) and
+        `/_local/request-counts` (GET, DELETE)."""
+        route = (environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
+        try:
+            if route == ("GET", FAULTS_PATH):
+                return _json_answer(200, {"faults": self.faults()})
+            if route == ("POST", FAULTS_PATH):
+                self.set_fault(MotoFault.from_dict(_json_body(environ)))
+                return _json_answer(200, {})
+            if route == ("DELETE", FAULTS_PATH):
+                self.clear_faults()
+                return _json_answer(200, {})
+            if route == ("GET", COUNTS_PATH):
+                counts = [
+                    {"service": service, "operation": operation, "count": count}
+                    for (service, operation), count in sorted(self.request_counts().items())
+                ]
+                return _json_answer(200, {"counts": counts})
+            if route == ("DELETE", COUNTS_PATH):
+                self.reset_counts()
+                return _json_answer(200, {})
+        except (KeyError, ValueError, TypeError) as exc:
+            return _json_answer(400, {"message": f"bad control request: {exc!r}"})
+        return _json_answer(404, {"message": f"no control route {route[0]} {route[1]}"})
+
+
+def _json_answer(status: int, payload: Any) -> _WsgiAnswer:
+    return status, [("Content-Type", "application/json")], json.dumps(payload).encode()
 
 
 def _app(latency_ms: Mapping[str, float] | None = None) -> _SerialisedApp:
@@ -62,11 +501,15 @@ def _app(latency_ms: Mapping[str, float] | None = None) -> _SerialisedApp:
 
 
 class LocalMotoServer:
-    """A moto server bound to 127.0.0.1 on a free port (or `port`), stopped by `stop()`."""
+    """A moto server bound to 127.0.0.1 on a free port (or `port`), stopped by `stop()`.
+
+    Faults may be armed before `start()`; they and the request counters last until cleared
+    (a restart keeps them).
+    """
 
     def __init__(self, port: int = 0, latency_ms: Mapping[str, float] | None = None) -> None:
         self._port = port
-        self._latency_ms = latency_ms
+        self._app = _app(latency_ms)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -77,7 +520,8 @@ class LocalMotoServer:
         return f"http://{LOOPBACK}:{self._server.server_port}"
 
     def start(self) -> str:
-        self._server = make_server(LOOPBACK, self._port, _app(self._latency_ms), threaded=True)
+        self._app.stopping.clear()
+        self._server = make_server(LOOPBACK, self._port, self._app, threaded=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="moto-server", daemon=True
         )
@@ -85,6 +529,8 @@ class LocalMotoServer:
         return self.endpoint
 
     def stop(self) -> None:
+        """Stop serving; requests held by a "hang" fault or latency are released first."""
+        self._app.stopping.set()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -99,6 +545,95 @@ class LocalMotoServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    # -- faults and counters (the same as `MotoControl` does over HTTP) --
+
+    def set_fault(self, fault: MotoFault) -> None:
+        """Arm `fault`; one per (service, operation, table_name): setting again replaces it.
+
+        The most specific armed fault that applies wins: operation and table, then operation,
+        then table, then the service's catch-all. While it is skipping, requests pass untouched.
+        """
+        self._app.set_fault(fault)
+
+    def clear_faults(self) -> None:
+        """Disarm every fault."""
+        self._app.clear_faults()
+
+    def faults(self) -> list[dict[str, Any]]:
+        """Armed faults as JSON-ready dicts: fault (`MotoFault.to_dict`), remaining, toSkip."""
+        return self._app.faults()
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests per (SigV4 service, operation), faulted ones included.
+
+        The operation is the X-Amz-Target's or `Action=`'s; "" for REST services (S3, Lambda).
+        """
+        return self._app.request_counts()
+
+    def request_count(self, service: str | None = None, operation: str | None = None) -> int:
+        """Sum of `request_counts()` matching the arguments (None matches any)."""
+        return count_matching(self.request_counts(), service, operation)
+
+    def reset_counts(self) -> None:
+        self._app.reset_counts()
+
+
+def count_matching(
+    counts: Mapping[tuple[str, str], int], service: str | None = None, operation: str | None = None
+) -> int:
+    """Sum of the (service, operation) counters matching the arguments (None: any)."""
+    return sum(
+        count
+        for (svc, op), count in counts.items()
+        if service in (None, svc) and operation in (None, op)
+    )
+
+
+class MotoControlError(Exception):
+    """The control API answered an error status."""
+
+
+class MotoControl:
+    """Faults and counters of a local moto server running elsewhere, over `/_local/`."""
+
+    def __init__(self, endpoint: str, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._timeout = timeout
+
+    def _call(self, method: str, path: str, payload: Any = None) -> Any:
+        url = self.endpoint + path
+        data = None if payload is None else json.dumps(payload).encode()
+        request = urllib.request.Request(
+            url, data=data, method=method, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            text = exc.read().decode(errors="replace")
+            raise MotoControlError(f"{method} {url} -> {exc.code}: {text}") from exc
+
+    def set_fault(self, fault: MotoFault) -> None:
+        self._call("POST", FAULTS_PATH, fault.to_dict())
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", FAULTS_PATH)
+
+    def faults(self) -> list[dict[str, Any]]:
+        return list(self._call("GET", FAULTS_PATH)["faults"])
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        return {
+            (row["service"], row["operation"]): row["count"]
+            for row in self._call("GET", COUNTS_PATH)["counts"]
+        }
+
+    def request_count(self, service: str | None = None, operation: str | None = None) -> int:
+        return count_matching(self.request_counts(), service, operation)
+
+    def reset_counts(self) -> None:
+        self._call("DELETE", COUNTS_PATH)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,9 +653,11 @@ def main(argv: list[str] | None = None) -> int:
         if not service or not millis:
             parser.error(f"--latency takes SERVICE=MS, got {spec!r}")
         latency[service] = float(millis)
-    server = make_server(LOOPBACK, args.port, _app(latency), threaded=True)
+    app = _app(latency)
+    server = make_server(LOOPBACK, args.port, app, threaded=True)
 
     def _stop(signum: int, frame: FrameType | None) -> None:
+        app.stopping.set()  # hung requests end now
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, _stop)
