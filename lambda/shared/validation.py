@@ -110,7 +110,8 @@ def shown(value: object) -> str:
         return json_type(value)
     if isinstance(value, int) and abs(value) < 10**18:
         return str(value)
-    return f"a {json_type(value)}"
+    name = json_type(value)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
 
 
 def listed(items: Iterable[str], limit: int = MAX_LISTED) -> str:
