@@ -3,11 +3,16 @@
 Each operation takes the event parameters and returns a plain dict. Bad input raises
 InvalidParameterError before anything is written; conditional writes make "add" refuse an
 existing account and "update"/"delete" refuse a missing one.
+
+Input is strict (see `shared.validation`): accountId is 12 ASCII digits matched in full;
+roleArn is an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME, ASCII) in that same
+account; externalId follows STS (2-1224 ASCII letters, digits and _+=,.@:/-); accountName is 1-256
+characters, not blank; enabled is a JSON boolean. A parameter given as null is refused, not
+read as absent: omit it instead.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,27 +22,29 @@ from botocore.exceptions import ClientError
 from shared.config import table_names
 from shared.exceptions import ConflictError, InvalidParameterError, NotFoundError
 from shared.operations import Field, check_params
-from shared.pagination import decode_token, encode_token
+from shared.pagination import MAX_TOKEN_LENGTH, decode_token, encode_token
+from shared.validation import ACCOUNT_ID, EXTERNAL_ID, ROLE_ARN, account_of
 
-ACCOUNT_ID = re.compile(r"^\d{12}$")
-# IAM role ARN: partition, the account, and a role path/name of IAM's allowed characters.
-ROLE_ARN = re.compile(r"^arn:aws(?:-[a-z]+)*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
-# STS ExternalId: 2-1224 characters of [\w+=,.@:/-].
-EXTERNAL_ID = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
 MAX_NAME_LENGTH = 256
+MAX_EXTERNAL_ID_LENGTH = 1224  # STS's limit
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
 
+ACCOUNT_ID_FIELD = Field((str,), required=True, pattern=ACCOUNT_ID)
 _MUTABLE_FIELDS = {
-    "roleArn": Field((str,)),
-    "externalId": Field((str,)),
-    "accountName": Field((str,)),
+    "roleArn": Field((str,), pattern=ROLE_ARN),
+    "externalId": Field((str,), pattern=EXTERNAL_ID, max_length=MAX_EXTERNAL_ID_LENGTH),
+    "accountName": Field((str,), non_empty=True, max_length=MAX_NAME_LENGTH),
     "enabled": Field((bool,)),
 }
-ADD_SPEC = {"accountId": Field((str,), required=True), **_MUTABLE_FIELDS}
+ADD_SPEC = {"accountId": ACCOUNT_ID_FIELD, **_MUTABLE_FIELDS}
 UPDATE_SPEC = ADD_SPEC
-KEY_SPEC = {"accountId": Field((str,), required=True)}
-LIST_SPEC = {"limit": Field((int,)), "nextToken": Field((str,)), "enabledOnly": Field((bool,))}
+KEY_SPEC = {"accountId": ACCOUNT_ID_FIELD}
+LIST_SPEC = {
+    "limit": Field((int,)),
+    "nextToken": Field((str,), non_empty=True, max_length=MAX_TOKEN_LENGTH),
+    "enabledOnly": Field((bool,)),
+}
 
 
 def _table(table: Any | None) -> Any:
@@ -58,34 +65,16 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _check_account_id(operation: str, account_id: str) -> None:
-    if not ACCOUNT_ID.match(account_id):
-        raise InvalidParameterError(f"{operation}: accountId must be 12 digits, got {account_id!r}")
-
-
-def _check_fields(operation: str, account_id: str, params: dict[str, Any]) -> None:
+def _check_role_account(operation: str, account_id: str, params: dict[str, Any]) -> None:
+    """A roleArn (format already checked) must name a role in the account it is for."""
     role_arn = params.get("roleArn")
-    if role_arn is not None:
-        match = ROLE_ARN.match(role_arn)
-        if not match:
-            raise InvalidParameterError(
-                f"{operation}: roleArn must be an IAM role ARN "
-                f"(arn:aws:iam::{account_id}:role/NAME), got {role_arn!r}"
-            )
-        if match.group(1) != account_id:
-            raise InvalidParameterError(
-                f"{operation}: roleArn is in account {match.group(1)}, "
-                f"not in the target account {account_id}"
-            )
-    external_id = params.get("externalId")
-    if external_id is not None and not EXTERNAL_ID.match(external_id):
+    if role_arn is None:
+        return
+    role_account = account_of(ROLE_ARN, role_arn)
+    if role_account != account_id:
         raise InvalidParameterError(
-            f"{operation}: externalId must be 2-1224 characters of letters, digits and +=,.@:/-_"
-        )
-    name = params.get("accountName")
-    if name is not None and not 1 <= len(name.strip()) <= MAX_NAME_LENGTH:
-        raise InvalidParameterError(
-            f"{operation}: accountName must be 1-{MAX_NAME_LENGTH} characters"
+            f"{operation}: roleArn is in account {role_account}, "
+            f"not in the target account {account_id}"
         )
 
 
@@ -108,8 +97,7 @@ def add_target_account(
     operation = "add_target_account"
     check_params(operation, params, ADD_SPEC)
     account_id = params["accountId"]
-    _check_account_id(operation, account_id)
-    _check_fields(operation, account_id, params)
+    _check_role_account(operation, account_id, params)
     if "roleArn" not in params and account_id != _hub_account_id(hub_account_id):
         raise InvalidParameterError(
             f"{operation}: roleArn is required for account {account_id} (it is not the hub account)"
@@ -122,7 +110,7 @@ def add_target_account(
         "updatedAt": now,
     }
     for name in ("roleArn", "externalId", "accountName"):
-        if params.get(name) is not None:
+        if name in params:
             item[name] = params[name]
     try:
         _table(table).put_item(Item=item, ConditionExpression="attribute_not_exists(accountId)")
@@ -139,7 +127,6 @@ def get_target_account(
     """Return {"account": item}. Raises NotFoundError when it is not registered."""
     operation = "get_target_account"
     check_params(operation, params, KEY_SPEC)
-    _check_account_id(operation, params["accountId"])
     item = (
         _table(table)
         .get_item(Key={"accountId": params["accountId"]}, ConsistentRead=True)
@@ -160,13 +147,22 @@ def list_target_accounts(
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise InvalidParameterError(f"{operation}: limit must be 1-{MAX_PAGE_SIZE}, got {limit}")
     scan: dict[str, Any] = {"Limit": limit}
-    if params.get("nextToken"):
-        scan["ExclusiveStartKey"] = decode_token(params["nextToken"], {"accountId"})
+    if "nextToken" in params:
+        scan["ExclusiveStartKey"] = _start_key(operation, params["nextToken"])
     if params.get("enabledOnly"):
         scan["FilterExpression"] = "enabled = :true"
         scan["ExpressionAttributeValues"] = {":true": True}
     page = _table(table).scan(**scan)
     return {"items": page.get("Items", []), "nextToken": encode_token(page.get("LastEvaluatedKey"))}
+
+
+def _start_key(operation: str, token: str) -> dict[str, Any]:
+    """The ExclusiveStartKey in a list_target_accounts token; its accountId is checked like
+    a parameter, so a forged token can never reach DynamoDB as a malformed key."""
+    key = decode_token(token, {"accountId"})
+    if not ACCOUNT_ID.matches(key["accountId"]):
+        raise InvalidParameterError(f"{operation}: nextToken is malformed")
+    return key
 
 
 def update_target_account(
@@ -179,13 +175,12 @@ def update_target_account(
     operation = "update_target_account"
     check_params(operation, params, UPDATE_SPEC)
     account_id = params["accountId"]
-    _check_account_id(operation, account_id)
-    changes = {name: params[name] for name in _MUTABLE_FIELDS if params.get(name) is not None}
+    changes = {name: params[name] for name in _MUTABLE_FIELDS if name in params}
     if not changes:
         raise InvalidParameterError(
             f"{operation}: nothing to change; give at least one of {', '.join(_MUTABLE_FIELDS)}"
         )
-    _check_fields(operation, account_id, changes)
+    _check_role_account(operation, account_id, changes)
     changes["updatedAt"] = _now()
     names = {f"#{field}": field for field in changes}
     values = {f":{field}": value for field, value in changes.items()}
@@ -216,7 +211,6 @@ def delete_target_account(
     operation = "delete_target_account"
     check_params(operation, params, KEY_SPEC)
     account_id = params["accountId"]
-    _check_account_id(operation, account_id)
     try:
         _table(table).delete_item(
             Key={"accountId": account_id}, ConditionExpression="attribute_exists(accountId)"

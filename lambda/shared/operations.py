@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.exceptions import InvalidParameterError, InvalidRequestError, UnknownOperationError
+from shared.validation import TextFormat, json_type, listed, shown
 
 Operation = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -42,13 +43,32 @@ def dispatch(operations: Mapping[str, Operation], event: object, context: Any) -
     return operation(params, context)
 
 
+DEFAULT_MAX_LENGTH = 2048  # characters of any string parameter without its own limit
+DEFAULT_MAX_ITEMS = 1000  # items of any list (keys of any object) without its own limit
+
+
 @dataclass(frozen=True)
 class Field:
-    """One accepted parameter: its JSON type(s), whether it is required, and list item type."""
+    """One accepted parameter.
+
+    types:      the JSON type(s) accepted (bool is never an int, even though Python says so)
+    required:   the parameter must be given
+    items:      for a list, the type of every item
+    pattern:    a TextFormat every string (or string item of a list) must match in full
+    non_empty:  a string must hold a non-blank character, an object at least one key
+    max_length: characters of a string or of each string item (default DEFAULT_MAX_LENGTH)
+    max_items:  items of a list, keys of an object (default DEFAULT_MAX_ITEMS)
+
+    A list given is never empty (an empty filter would select nothing, or be read as "all").
+    """
 
     types: tuple[type, ...]
     required: bool = False
     items: type | None = None
+    pattern: TextFormat | None = None
+    non_empty: bool = False
+    max_length: int | None = None
+    max_items: int | None = None
 
     def describe(self) -> str:
         names = "|".join(_TYPE_NAMES.get(t, t.__name__) for t in self.types)
@@ -68,30 +88,101 @@ def _is_instance(value: object, types: tuple[type, ...]) -> bool:
 
 
 def check_params(operation: str, params: Mapping[str, Any], spec: Mapping[str, Field]) -> None:
-    """Validate `params` against `spec`.
+    """Validate `params` against `spec`: names, types, formats, lengths.
 
-    Raises InvalidParameterError naming the offending field and listing the valid fields.
+    An absent parameter takes its default; a parameter given as null is refused like any
+    other wrong type (a caller that sends null meant *something*, and guessing "absent"
+    could widen a filter to everything). Omit a parameter to get its default.
+
+    Raises InvalidParameterError naming the offending field and listing the valid fields;
+    refused values are shown cut short and long lists end in "... and N more".
     """
     valid = ", ".join(f"{name} ({field.describe()})" for name, field in spec.items()) or "none"
     unknown = sorted(set(params) - set(spec))
     if unknown:
         raise InvalidParameterError(
-            f"{operation}: unknown parameter(s) {', '.join(unknown)}; valid parameters: {valid}"
+            f"{operation}: unknown parameter(s) {listed(shown(name) for name in unknown)}; "
+            f"valid parameters: {valid}"
         )
     for name, field in spec.items():
-        if name not in params or params[name] is None:
+        if name not in params:
             if field.required:
                 raise InvalidParameterError(
                     f"{operation}: missing required parameter {name}; valid parameters: {valid}"
                 )
             continue
-        value = params[name]
-        if not _is_instance(value, field.types):
-            raise InvalidParameterError(
-                f"{operation}: parameter {name} must be {field.describe()}, "
-                f"got {type(value).__name__}"
-            )
-        if field.items is not None and not all(_is_instance(v, (field.items,)) for v in value):
-            raise InvalidParameterError(
-                f"{operation}: every item of {name} must be {_TYPE_NAMES.get(field.items)}"
-            )
+        _check_value(operation, name, params[name], field)
+
+
+def _check_value(operation: str, name: str, value: Any, field: Field) -> None:
+    if not _is_instance(value, field.types):
+        raise InvalidParameterError(
+            f"{operation}: parameter {name} must be {field.describe()}, got {json_type(value)}"
+            + ("; omit it to use the default" if value is None and not field.required else "")
+        )
+    if isinstance(value, str):
+        _check_text(operation, name, value, field)
+    elif isinstance(value, list | dict):
+        _check_size(operation, name, value, field)
+        if isinstance(value, list) and field.items is not None:
+            _check_items(operation, name, value, field)
+
+
+def _check_text(operation: str, where: str, value: str, field: Field) -> None:
+    max_length = DEFAULT_MAX_LENGTH if field.max_length is None else field.max_length
+    if len(value) > max_length:
+        raise InvalidParameterError(
+            f"{operation}: {where} must be at most {max_length} characters, got {len(value)}"
+        )
+    if field.non_empty and not value.strip():
+        raise InvalidParameterError(f"{operation}: {where} must not be empty")
+    if field.pattern is not None and not field.pattern.matches(value):
+        raise InvalidParameterError(
+            f"{operation}: {where} must be {field.pattern.description}, got {shown(value)}"
+        )
+
+
+def _check_size(operation: str, name: str, value: list[Any] | dict[Any, Any], field: Field) -> None:
+    noun = "item" if isinstance(value, list) else "key"
+    if not value and (isinstance(value, list) or field.non_empty):
+        raise InvalidParameterError(
+            f"{operation}: {name} must hold at least one {noun}; omit it to use the default"
+        )
+    max_items = DEFAULT_MAX_ITEMS if field.max_items is None else field.max_items
+    if len(value) > max_items:
+        raise InvalidParameterError(
+            f"{operation}: {name} may hold at most {max_items} {noun}s, got {len(value)}"
+        )
+
+
+def _check_items(operation: str, name: str, value: list[Any], field: Field) -> None:
+    item_type = field.items
+    if item_type is None:
+        return
+    wrong = [i for i, item in enumerate(value) if not _is_instance(item, (item_type,))]
+    if wrong:
+        raise InvalidParameterError(
+            f"{operation}: every item of {name} must be {_TYPE_NAMES.get(item_type)}; "
+            f"not so: {listed(f'item {i} ({json_type(value[i])})' for i in wrong)}"
+        )
+    if item_type is not str:
+        return
+    max_length = DEFAULT_MAX_LENGTH if field.max_length is None else field.max_length
+    too_long = [item for item in value if len(item) > max_length]
+    if too_long:
+        raise InvalidParameterError(
+            f"{operation}: every item of {name} must be at most {max_length} characters; "
+            f"not so: {listed(shown(item) for item in too_long)}"
+        )
+    refused = [
+        item
+        for item in value
+        if (field.non_empty and not item.strip())
+        or (field.pattern is not None and not field.pattern.matches(item))
+    ]
+    if refused:
+        wanted = field.pattern.description if field.pattern is not None else "a non-empty string"
+        raise InvalidParameterError(
+            f"{operation}: every item of {name} must be {wanted}; "
+            f"not so: {listed(shown(item) for item in refused)}"
+        )

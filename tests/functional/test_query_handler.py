@@ -17,6 +17,7 @@ handler answers from DynamoDB alone.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import urllib.request
@@ -47,6 +48,7 @@ from tests.conftest import HUB_ACCOUNT_ID
 from tests.support.aws import create_tables_from_template
 from tests.support.handlers import load_handler
 from tests.support.lambda_context import FakeLambdaContext
+from tests.support.strict import look_alikes
 
 query_handler = load_handler("query-handler")
 data_handler = load_handler("data-management-handler")
@@ -56,6 +58,7 @@ TARGET = "111122223333"
 TARGET_ROLE = f"arn:aws:iam::{TARGET}:role/drs-orchestration-cross-account"
 EAST, WEST = "us-east-1", "us-west-2"
 STALE_AGE = timedelta(hours=2)
+BAD_IDS = look_alikes(HUB)
 CONTRACT_OPERATIONS = {
     "list_source_servers",
     "get_source_server",
@@ -640,16 +643,36 @@ def test_region_status_of_one_account_and_a_freshness_override(inventory: Invent
     scopes = _scopes(result)
     assert list(scopes) == [(HUB, EAST), (HUB, WEST)]
     assert result["freshnessSeconds"] == 3 * 3600
-    assert scopes[(HUB, WEST)]["fresh"] is True  # two hours old is fresh within three
+    assert scopes[(HUB, EAST)]["fresh"] is True
+    # Its last success (two hours ago) is within three hours, but its latest run was denied:
+    # what it holds is what DRS said two hours ago, of unknown truth now. Not fresh.
+    assert scopes[(HUB, WEST)]["ageSeconds"] < 3 * 3600
+    assert scopes[(HUB, WEST)]["fresh"] is False
     assert invoke("get_region_status", accountId="999999999999")["scopes"] == []
+
+
+def test_the_threshold_override_decides_for_healthy_scopes(inventory: Inventory) -> None:
+    # GIVEN the clock two hours ahead  THEN healthy scopes are stale by default, fresh within 3 h
+    later = datetime.now(UTC) + STALE_AGE
+    status = query_handler.inventory_queries.get_region_status
+    by_default = _scopes(status({"accountId": HUB}, clock=lambda: later))
+    assert by_default[(HUB, EAST)]["fresh"] is False
+    overridden = _scopes(
+        status({"accountId": HUB, "freshnessSeconds": 3 * 3600}, clock=lambda: later)
+    )
+    assert overridden[(HUB, EAST)]["fresh"] is True
+    assert overridden[(HUB, WEST)]["fresh"] is False  # its latest run failed
 
 
 def test_freshness_threshold_comes_from_the_environment(
     inventory: Inventory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("INVENTORY_FRESHNESS_SECONDS", str(3 * 3600))
-    scopes = _scopes(invoke("get_region_status"))
-    assert scopes[(HUB, WEST)]["fresh"] is True
+    result = invoke("get_region_status")
+    assert result["freshnessSeconds"] == 3 * 3600
+    scopes = _scopes(result)
+    assert scopes[(HUB, EAST)]["fresh"] is True
+    assert scopes[(HUB, WEST)]["fresh"] is False  # latest run failed: never fresh
     assert scopes[(TARGET, WEST)]["fresh"] is False  # never succeeded: never fresh
 
 
@@ -736,6 +759,19 @@ def test_resolve_in_a_stale_scope_says_so(inventory: Inventory) -> None:
     assert result["ageSeconds"] >= STALE_AGE.total_seconds() - 120
 
 
+def test_resolve_in_a_scope_whose_latest_run_failed_is_not_fresh_within_any_threshold(
+    inventory: Inventory,
+) -> None:
+    _, result = _resolve(
+        accountId=HUB, region=WEST, tags={"DRGroup": "west"}, freshnessSeconds=3 * 3600
+    )
+    assert result["ageSeconds"] < 3 * 3600
+    assert (result["fresh"], result["scopeStatus"]) == (False, "ACCESS_DENIED")
+    summary = invoke("get_inventory_summary", freshnessSeconds=3 * 3600)
+    assert summary["freshScopes"] == 2
+    assert (HUB, WEST) in {(s["accountId"], s["region"]) for s in summary["staleScopes"]}
+
+
 def test_resolve_in_a_never_synced_scope_is_empty_and_not_fresh(inventory: Inventory) -> None:
     arns, result = _resolve(accountId=HUB, region="eu-west-1", tags={"DRGroup": "web-tier"})
     assert arns == set()
@@ -767,6 +803,135 @@ def test_resolve_pages(inventory: Inventory) -> None:
 
 VALID_TOKEN_SOURCE = {"operation": "list_source_servers", "limit": 1}
 
+ANY_ARN = f"arn:aws:drs:{EAST}:{HUB}:source-server/s-00000000000000000"
+NESTED: Any = "x"
+for _ in range(50_000):
+    NESTED = [NESTED]
+
+
+def _token(value: Any) -> str:
+    """urlsafe base64 of `value` as JSON: the shape of a real token, with any content."""
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode()
+
+
+# Strict input (DESIGN: ids, regions and ARNs in full and in ASCII, null is not absent,
+# every malformed token an InvalidParameterError, free text bounded).
+STRICT_REQUESTS = [
+    *[
+        ("list_source_servers", {"accountId": bad}, "accountId must be 12 digits")
+        for bad in BAD_IDS
+    ],
+    *[("get_region_status", {"accountId": bad}, "accountId must be 12 digits") for bad in BAD_IDS],
+    *[("get_inventory_summary", {"accountId": bad}, "12 digits") for bad in BAD_IDS],
+    *[
+        ("resolve_servers_by_tags", {"accountId": bad, "region": EAST, "tags": {"a": "b"}}, "12")
+        for bad in BAD_IDS
+    ],
+    *[("list_source_servers", {"region": bad}, "AWS region name") for bad in look_alikes(EAST)],
+    *[
+        ("get_source_server", {"sourceServerArn": bad}, "sourceServerArn must be")
+        for bad in look_alikes(ANY_ARN)
+    ],
+    ("get_source_server", {"sourceServerID": "s-00000000000000000\n"}, "sourceServerID"),
+    ("list_source_servers", {"region": "eu-north-9"}, "not a DRS region this deployment syncs"),
+    ("list_source_servers", {"accountId": None}, "accountId must be string, got null"),
+    ("list_source_servers", {"region": None}, "region must be string, got null"),
+    ("list_source_servers", {"includeDeleted": None}, "includeDeleted must be boolean, got null"),
+    ("list_source_servers", {"limit": None}, "limit must be integer, got null"),
+    ("list_source_servers", {"hostname": None}, "hostname must be string, got null"),
+    ("get_source_server", {"sourceServerArn": None}, "got null"),
+    ("get_region_status", {"freshnessSeconds": None}, "got null"),
+    ("resolve_servers_by_tags", {"accountId": HUB, "region": EAST, "tags": None}, "got null"),
+    ("list_source_servers", {"hostname": "h" * 256}, "hostname must be at most 255"),
+    ("list_source_servers", {"tagKey": "k" * 129}, "tagKey must be at most 128"),
+    ("list_source_servers", {"tagKey": "k", "tagValue": "v" * 257}, "tagValue must be at most"),
+    ("list_source_servers", {"tagKey": ""}, "tagKey must not be empty"),
+    ("list_source_servers", {"replicationState": "C" * 100_000}, "replicationState must be at"),
+    (
+        "resolve_servers_by_tags",
+        {"accountId": HUB, "region": EAST, "tags": {f"k{n}": "v" for n in range(51)}},
+        "at most 50",
+    ),
+    (
+        "resolve_servers_by_tags",
+        {"accountId": HUB, "region": EAST, "tags": {"a": NESTED}},
+        "string value",
+    ),
+    ("list_source_servers", {"hostname": NESTED}, "hostname must be string, got list"),
+]
+MALFORMED_TOKENS = [
+    7,
+    1.5,
+    True,
+    None,
+    [],
+    ["eyJr"],
+    {"key": {"sourceServerArn": ANY_ARN}},
+    NESTED,
+    "",
+    "A" * 1_000_000,
+    "not base64!",
+    "eyJ",
+    "eyJrZXkiOiAxfQ",
+    base64.urlsafe_b64encode(b"\xff\xfe\x00garbage").decode(),
+    base64.urlsafe_b64encode(b"[" * 3000).decode(),
+    base64.urlsafe_b64encode(b"null").decode(),
+    _token({"key": {"sourceServerArn": 5}, "listing": "x"}),
+    _token([[[["deep"]]]]),
+]
+
+
+@pytest.mark.parametrize(("operation", "params", "reason"), STRICT_REQUESTS)
+def test_input_is_matched_strictly(
+    inventory: Inventory, operation: str, params: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(InvalidParameterError, match=reason) as raised:
+        invoke(operation, **params)
+    assert len(str(raised.value)) < 2000  # refused values are shown cut short
+
+
+def test_a_region_outside_drs_regions_is_refused_not_empty(
+    inventory: Inventory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a deployment that syncs two regions  WHEN a query names a third
+    monkeypatch.setenv(DRS_REGIONS_ENV, f"{EAST},{WEST}")
+    assert listed_arns(region=WEST) == inventory.arns("west1", "west2", "west3")
+    for operation, params in (
+        ("list_source_servers", {"region": "eu-west-1"}),
+        ("list_source_servers", {"accountId": HUB, "region": "eu-west-1"}),
+        ("get_source_server", {"sourceServerID": "s-00000000000000000", "region": "eu-west-1"}),
+        ("resolve_servers_by_tags", {"accountId": HUB, "region": "eu-west-1", "tags": {"a": "b"}}),
+    ):
+        # THEN it is refused, naming the valid ones, rather than answering "no servers"
+        with pytest.raises(InvalidParameterError, match=f"valid regions: {EAST}, {WEST}"):
+            invoke(operation, **params)
+
+
+@pytest.mark.parametrize("operation", ["list_source_servers", "resolve_servers_by_tags"])
+@pytest.mark.parametrize("token", MALFORMED_TOKENS, ids=lambda t: f"{type(t).__name__}")
+def test_every_malformed_token_is_an_invalid_parameter(
+    inventory: Inventory, operation: str, token: Any
+) -> None:
+    params: dict[str, Any] = {"accountId": HUB, "region": EAST, "nextToken": token}
+    if operation == "resolve_servers_by_tags":
+        params["tags"] = {"DRGroup": "web-tier"}
+    with pytest.raises(InvalidParameterError, match="nextToken"):
+        invoke(operation, **params)
+
+
+def test_a_forged_token_outside_the_queried_scope_is_an_invalid_parameter(
+    inventory: Inventory,
+) -> None:
+    # GIVEN a real token of a scope-index listing, its key moved to another account
+    token = invoke("list_source_servers", accountId=HUB, region=EAST, limit=1)["nextToken"]
+    decoded = json.loads(base64.urlsafe_b64decode(token))
+    decoded["key"]["accountId"] = TARGET
+    forged = _token(decoded)
+    # THEN it is refused before DynamoDB could answer with a ValidationException
+    with pytest.raises(InvalidParameterError, match="nextToken is malformed"):
+        invoke("list_source_servers", accountId=HUB, region=EAST, limit=1, nextToken=forged)
+
+
 BAD_REQUESTS = [
     ("list_source_servers", {"acountId": HUB}, "unknown parameter.*acountId.*valid parameters"),
     ("list_source_servers", {"limit": "10"}, "limit must be integer"),
@@ -782,9 +947,13 @@ BAD_REQUESTS = [
     ("list_source_servers", {"nextToken": "not a token!"}, "nextToken is malformed"),
     ("list_source_servers", {"nextToken": "eyJhIjogMX0="}, "nextToken"),
     ("get_source_server", {}, "exactly one of sourceServerArn or sourceServerID"),
-    ("get_source_server", {"sourceServerID": "s-1", "sourceServerArn": "arn:x"}, "exactly one"),
-    ("get_source_server", {"sourceServerID": "i-0123"}, "sourceServerID must look like"),
-    ("get_source_server", {"sourceServerArn": "arn:aws:ec2:x"}, "sourceServerArn must look like"),
+    (
+        "get_source_server",
+        {"sourceServerID": "s-00000000000000000", "sourceServerArn": ANY_ARN},
+        "exactly one",
+    ),
+    ("get_source_server", {"sourceServerID": "i-0123"}, "sourceServerID must be a DRS source"),
+    ("get_source_server", {"sourceServerArn": "arn:aws:ec2:x"}, "sourceServerArn must be a DRS"),
     (
         "get_source_server",
         {

@@ -56,14 +56,14 @@ def test_the_sync_timestamp_format_parses_and_prints_back() -> None:
 def test_unknown_times_have_no_age(value: object) -> None:
     assert parse_time(value) is None
     assert age_seconds(value, NOW) is None
-    assert not is_fresh(age_seconds(value, NOW), 1800)
+    assert not is_fresh(age_seconds(value, NOW), 1800, "ACTIVE")
 
 
 def test_age_and_freshness_at_the_threshold() -> None:
     at_threshold = iso(NOW - timedelta(seconds=1800))
     just_over = iso(NOW - timedelta(seconds=1801))
-    assert age_seconds(at_threshold, NOW) == 1800 and is_fresh(1800, 1800)
-    assert age_seconds(just_over, NOW) == 1801 and not is_fresh(1801, 1800)
+    assert age_seconds(at_threshold, NOW) == 1800 and is_fresh(1800, 1800, "ACTIVE")
+    assert age_seconds(just_over, NOW) == 1801 and not is_fresh(1801, 1800, "ACTIVE")
 
 
 def test_a_timestamp_from_a_clock_ahead_of_ours_counts_as_age_zero() -> None:
@@ -85,6 +85,32 @@ def test_scope_view_reports_age_and_freshness() -> None:
     view = scope_view(item, NOW, 1800)
     assert view["ageSeconds"] == 3600 and view["fresh"] is False
     assert view["status"] == "THROTTLED" and view["serverCount"] == 7
-    assert scope_view(item, NOW, 7200)["fresh"] is True
+    # Within the threshold, but the latest run failed: data of unknown truth, not fresh.
+    assert scope_view(item, NOW, 7200)["fresh"] is False
+    assert scope_view({**item, "status": "ACTIVE"}, NOW, 7200)["fresh"] is True
     never = scope_view({"accountId": "123456789012", "region": "us-east-1"}, NOW, 1800)
     assert never["ageSeconds"] is None and never["fresh"] is False and never["status"] is None
+
+
+@pytest.mark.parametrize("status", ["ACTIVE", "NOT_INITIALIZED", "REGION_NOT_ENABLED"])
+def test_a_healthy_latest_run_within_the_threshold_is_fresh(status: str) -> None:
+    assert is_fresh(60, 1800, status)
+    assert not is_fresh(1801, 1800, status)
+
+
+@pytest.mark.parametrize(
+    "status", ["ACCESS_DENIED", "THROTTLED", "ERROR", "SKIPPED", None, "", "active", 1]
+)
+def test_a_failed_or_unknown_latest_run_is_never_fresh(status: object) -> None:
+    # GIVEN a success one minute ago  WHEN the latest run failed  THEN the data is not fresh
+    item = {
+        "accountId": "123456789012",
+        "region": "us-east-1",
+        "status": status,
+        "lastSuccessTime": iso(NOW - timedelta(minutes=1)),
+        "errorCode": "MassDeletionHeld",
+    }
+    view = scope_view(item, NOW, 1800)
+    assert view["ageSeconds"] == 60
+    assert view["fresh"] is False
+    assert not is_fresh(60, 1800, status)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import json
 from typing import Any
 
@@ -17,11 +19,15 @@ from inventory_queries.paging import (
     encode_next_token,
     listing_id,
 )
-from inventory_queries.reader import TABLE_KEY, Page
+from inventory_queries.reader import Page, ServerSelection
 from shared.exceptions import InvalidParameterError
 from shared.pagination import encode_token
 
 KEY = ("sourceServerArn",)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode()
 
 
 def item(n: int, **extra: Any) -> dict[str, Any]:
@@ -179,7 +185,9 @@ def test_a_token_round_trips_its_key() -> None:
     key = {"sourceServerArn": "arn-1", "accountId": "123456789012", "region": "us-east-1"}
     token = encode_next_token(key, listing)
     assert token and "arn-1" not in token  # opaque
-    assert decode_next_token("op", token, listing, tuple(key)) == key
+    selection = ServerSelection("123456789012", "us-east-1")
+    assert decode_next_token("op", token, listing, selection) == key
+    assert decode_next_token("op", token, listing, ServerSelection("123456789012")) == key
 
 
 def test_no_key_no_token() -> None:
@@ -204,11 +212,64 @@ def test_the_listing_id_depends_on_every_criterion_and_the_operation() -> None:
         (encode_token({"key": {"wrong": "a"}, "listing": "L"}), "malformed"),
         (encode_token({"key": {"sourceServerArn": 5}, "listing": "L"}), "malformed"),
         (encode_token({"key": ["sourceServerArn"], "listing": "L"}), "malformed"),
+        (encode_token({"key": {"sourceServerArn": ""}, "listing": "L"}), "malformed"),
+        (encode_token({"key": {"sourceServerArn": "a" * 2049}, "listing": "L"}), "malformed"),
+        (encode_token({"key": {"sourceServerArn": ["a"]}, "listing": "L"}), "malformed"),
+        (encode_token({"key": None, "listing": "L"}), "malformed"),
+        (encode_token({"key": {"sourceServerArn": "a"}, "listing": ["L"]}), "different filters"),
+        ("", "malformed"),
+        ("A" * 5000, "malformed"),  # longer than any token issued
+        ("eyJr", "malformed"),  # base64 of '{"k': not JSON
+        ("eyJ", "malformed"),  # not a multiple of four characters
+        ("eyJrZXki\nOiAxfQ==", "malformed"),  # a newline inside
+        ("ZXlK+/8=", "malformed"),  # the standard, not the urlsafe, alphabet
+        ("//79/A==", "malformed"),
+        (_b64(b"\xff\xfe\x00garbage"), "malformed"),  # valid base64, not UTF-8
+        (_b64(b"[" * 3000), "malformed"),  # deeper than the JSON parser's recursion limit
+        (_b64(b'{"key": {"sourceServerArn": "a"}, "listing": NaN}'), "different filters"),
+        (_b64(b"1e999999"), "does not belong"),
+        (_b64('{"ключ": 1}'.encode()), "does not belong"),
     ],
 )
 def test_bad_tokens_are_invalid_parameters(token: str, reason: str) -> None:
     with pytest.raises(InvalidParameterError, match=reason):
-        decode_next_token("list_source_servers", token, "L", TABLE_KEY)
+        decode_next_token("list_source_servers", token, "L", ServerSelection())
+
+
+@pytest.mark.parametrize("token", [None, 7, 1.5, True, ["x"], {"key": {}}, b"eyJr"])
+def test_a_token_that_is_not_a_string_is_malformed(token: Any) -> None:
+    with pytest.raises(InvalidParameterError, match="malformed"):
+        decode_next_token("list_source_servers", token, "L", ServerSelection())
+
+
+HUB, TARGET, EAST, WEST = "123456789012", "111122223333", "us-east-1", "us-west-2"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        {"sourceServerArn": "a", "accountId": TARGET, "region": EAST},  # another account
+        {"sourceServerArn": "a", "accountId": HUB, "region": WEST},  # another region
+        {"sourceServerArn": "a", "accountId": HUB + "\n", "region": EAST},
+        {"sourceServerArn": "a", "accountId": int(HUB), "region": EAST},
+        {"sourceServerArn": "a", "accountId": HUB, "region": EAST + "\n"},
+        {"sourceServerArn": "a", "accountId": HUB, "region": {"S": EAST}},
+        {"sourceServerArn": "a", "accountId": HUB},  # a key attribute missing
+    ],
+)
+def test_a_scope_index_key_must_lie_in_the_queried_scope(key: dict[str, Any]) -> None:
+    # DynamoDB answers a start key outside the key condition with a ValidationException;
+    # the query-handler must refuse it as a parameter instead.
+    token = encode_next_token(key, "L")
+    assert token
+    with pytest.raises(InvalidParameterError, match="malformed"):
+        decode_next_token("list_source_servers", token, "L", ServerSelection(HUB, EAST))
+
+
+@given(st.text(max_size=200) | st.binary(max_size=200).map(lambda raw: _b64(raw)))
+def test_no_string_makes_decoding_fail_other_than_invalid_parameter(token: str) -> None:
+    with contextlib.suppress(InvalidParameterError):
+        decode_next_token("list_source_servers", token, "L", ServerSelection(HUB, EAST))
 
 
 @pytest.mark.parametrize(("limit", "expected"), [(None, 100), (1, 1), (1000, 1000)])

@@ -1,9 +1,14 @@
 """How fresh a scope's inventory is: age of its last successful sync against a threshold.
 
-The sync runs every 15 minutes; a scope is *fresh* when its last success is at most
-`freshnessSeconds` old (default two intervals, 1800 s, so one late or failed run is
-tolerated but two are not). Operators change the default with the function's environment
-variable INVENTORY_FRESHNESS_SECONDS; a caller can override it per request with the
+The sync runs every 15 minutes; a scope is *fresh* when its latest run ended in a healthy
+status (HEALTHY_STATUSES: ACTIVE, NOT_INITIALIZED, REGION_NOT_ENABLED) and its last success
+is at most `freshnessSeconds` old (default two intervals, 1800 s, so one late run is
+tolerated but two are not). A scope whose latest run failed (ACCESS_DENIED, THROTTLED,
+ERROR, SKIPPED, a held mass deletion, ...) is never fresh, however recent its last success:
+its items are what an earlier run saw, and whether they are still true is unknown.
+
+Operators change the default threshold with the function's environment variable
+INVENTORY_FRESHNESS_SECONDS; a caller can override it per request with the
 `freshnessSeconds` parameter.
 """
 
@@ -20,6 +25,8 @@ FRESHNESS_ENV = "INVENTORY_FRESHNESS_SECONDS"
 SYNC_INTERVAL_SECONDS = 15 * 60  # the EventBridge rule's rate(15 minutes)
 DEFAULT_FRESHNESS_SECONDS = 2 * SYNC_INTERVAL_SECONDS
 MAX_FRESHNESS_SECONDS = 30 * 24 * 3600  # beyond a month "fresh" means nothing
+# The scope statuses of a run that confirmed the scope's contents (the sync's models agree).
+HEALTHY_STATUSES = frozenset({"ACTIVE", "NOT_INITIALIZED", "REGION_NOT_ENABLED"})
 
 Clock = Callable[[], datetime]
 
@@ -83,14 +90,16 @@ def age_seconds(timestamp: Any, now: datetime) -> int | None:
     return max(0, int((now - moment).total_seconds()))
 
 
-def is_fresh(age: int | None, threshold: int) -> bool:
-    """Fresh means a known last success at most `threshold` seconds ago."""
-    return age is not None and age <= threshold
+def is_fresh(age: int | None, threshold: int, status: object) -> bool:
+    """Fresh means the latest run's `status` is healthy and a known last success is at most
+    `threshold` seconds ago."""
+    return status in HEALTHY_STATUSES and age is not None and age <= threshold
 
 
 def scope_view(item: Mapping[str, Any], now: datetime, threshold: int) -> dict[str, Any]:
     """One region-status item as returned to callers, with `ageSeconds` (age of the data,
-    i.e. since lastSuccessTime) and `fresh`."""
+    i.e. since lastSuccessTime) and `fresh` (healthy latest status and age within
+    `threshold`; never for a scope whose latest run failed)."""
     age = age_seconds(item.get("lastSuccessTime"), now)
     return {
         "accountId": item["accountId"],
@@ -103,5 +112,5 @@ def scope_view(item: Mapping[str, Any], now: datetime, threshold: int) -> dict[s
         "errorMessage": item.get("errorMessage"),
         "runId": item.get("runId"),
         "ageSeconds": age,
-        "fresh": is_fresh(age, threshold),
+        "fresh": is_fresh(age, threshold, item.get("status")),
     }

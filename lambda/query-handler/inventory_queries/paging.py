@@ -17,14 +17,17 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inventory_queries.reader import Page
+from inventory_queries.reader import Page, ServerSelection
 from shared.exceptions import InvalidParameterError
 from shared.pagination import decode_token, encode_token
+from shared.validation import ACCOUNT_ID, REGION
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 # Lambda's synchronous response limit is 6 MB; keep room for the envelope and the token.
 MAX_RESPONSE_BYTES = 5_000_000
+# DynamoDB's limit on a partition key value (bytes; ASCII ARNs have one byte per character).
+MAX_KEY_LENGTH = 2048
 # Stop reading further DynamoDB pages when less than this is left of the invocation.
 DEADLINE_RESERVE_SECONDS = 3.0
 
@@ -110,12 +113,16 @@ def encode_next_token(resume_key: Mapping[str, Any] | None, listing: str) -> str
 
 
 def decode_next_token(
-    operation: str, token: str, listing: str, key_attributes: Sequence[str]
+    operation: str, token: str, listing: str, selection: ServerSelection
 ) -> dict[str, Any]:
     """The ExclusiveStartKey inside a token this listing issued.
 
-    Raises InvalidParameterError when the token is malformed, comes from another listing
-    (other filters or operation), or does not hold this access path's key.
+    Every value of the key is checked before it can reach DynamoDB: the key attributes of
+    `selection`'s access path, each a string; accountId and region strict and equal to the
+    ones `selection` queries (DynamoDB refuses a start key outside the key condition).
+    Raises InvalidParameterError (never a ClientError, TypeError or RecursionError) when the
+    token is malformed in any way, comes from another listing (other filters or operation),
+    or does not hold this access path's key.
     """
     decoded = decode_token(token, {"key", "listing"})
     if decoded["listing"] != listing:
@@ -124,13 +131,22 @@ def decode_next_token(
             "of the call that returned it, or start again without nextToken"
         )
     key = decoded["key"]
-    if (
-        not isinstance(key, dict)
-        or set(key) != set(key_attributes)
-        or not all(isinstance(value, str) and value for value in key.values())
-    ):
+    if not isinstance(key, dict) or set(key) != set(selection.key_attributes):
         raise InvalidParameterError(f"{operation}: nextToken is malformed")
+    wanted = selection.key_values()
+    for name, value in key.items():
+        if not _is_key_value(name, value) or wanted.get(name, value) != value:
+            raise InvalidParameterError(f"{operation}: nextToken is malformed")
     return key
+
+
+def _is_key_value(name: str, value: object) -> bool:
+    if name == "accountId":
+        return ACCOUNT_ID.matches(value)
+    if name == "region":
+        return REGION.matches(value)
+    # sourceServerArn: the table key of a stored item, whatever ARN the sync wrote.
+    return isinstance(value, str) and 0 < len(value) <= MAX_KEY_LENGTH
 
 
 def deadline_guard(

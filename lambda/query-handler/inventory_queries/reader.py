@@ -8,7 +8,6 @@ lazily from the function's environment when nothing is injected.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +16,14 @@ import boto3
 
 from inventory_queries.expressions import Expressions
 from shared.config import table_names
+from shared.validation import ACCOUNT_ID
 
 SCOPE_INDEX = "scope-index"
 # The key attributes a LastEvaluatedKey (hence a continuation token) holds per access path.
 TABLE_KEY = ("sourceServerArn",)
 SCOPE_INDEX_KEY = ("sourceServerArn", "accountId", "region")
-# Region-status items are scopes only when keyed by an account id: the sync's lease lives
-# in the same table under accountId "#sync-lease" and must never be reported.
-ACCOUNT_ID = re.compile(r"^\d{12}$")
+# Region-status items are scopes only when keyed by an account id (ACCOUNT_ID): the sync's
+# lease lives in the same table under accountId "#sync-lease" and must never be reported.
 
 
 @dataclass(frozen=True)
@@ -53,6 +52,16 @@ class ServerSelection:
     @property
     def key_attributes(self) -> tuple[str, ...]:
         return SCOPE_INDEX_KEY if self.uses_scope_index else TABLE_KEY
+
+    def key_values(self) -> dict[str, str]:
+        """The key attributes this selection fixes: every item (and every start key) of a
+        scope-index Query has them; a Scan fixes none (its region is a filter)."""
+        if not self.uses_scope_index:
+            return {}
+        fixed = {"accountId": self.account_id}
+        if self.region is not None:
+            fixed["region"] = self.region
+        return {name: value for name, value in fixed.items() if value is not None}
 
 
 class InventoryReader:
@@ -143,7 +152,7 @@ class InventoryReader:
             item
             for page in pages
             for item in page.items
-            if ACCOUNT_ID.match(str(item.get("accountId", "")))
+            if ACCOUNT_ID.matches(item.get("accountId"))
         ]
         return sorted(items, key=lambda item: (item["accountId"], item["region"]))
 

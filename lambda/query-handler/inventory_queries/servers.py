@@ -19,12 +19,17 @@ from inventory_queries.paging import (
     listing_id,
 )
 from inventory_queries.params import (
-    check_account_id,
-    check_non_empty,
-    check_region,
+    FIELD_ACCOUNT_ID,
+    FIELD_HOSTNAME,
+    FIELD_NEXT_TOKEN,
+    FIELD_REGION,
+    FIELD_REPLICATION_STATE,
+    FIELD_SOURCE_SERVER_ARN,
+    FIELD_SOURCE_SERVER_ID,
+    FIELD_TAG_KEY,
+    FIELD_TAG_VALUE,
+    check_configured_region,
     check_replication_state,
-    check_source_server_arn,
-    check_source_server_id,
 )
 from inventory_queries.reader import InventoryReader, ServerSelection
 from shared.exceptions import InvalidParameterError, NotFoundError
@@ -32,15 +37,15 @@ from shared.operations import Field, check_params
 
 LIST_OPERATION = "list_source_servers"
 LIST_PARAMS = {
-    "accountId": Field((str,)),
-    "region": Field((str,)),
-    "replicationState": Field((str,)),
-    "tagKey": Field((str,)),
-    "tagValue": Field((str,)),
-    "hostname": Field((str,)),
+    "accountId": FIELD_ACCOUNT_ID,
+    "region": FIELD_REGION,
+    "replicationState": FIELD_REPLICATION_STATE,
+    "tagKey": FIELD_TAG_KEY,
+    "tagValue": FIELD_TAG_VALUE,
+    "hostname": FIELD_HOSTNAME,
     "includeDeleted": Field((bool,)),
     "limit": Field((int,)),
-    "nextToken": Field((str,)),
+    "nextToken": FIELD_NEXT_TOKEN,
 }
 # The parameters that decide *what* is listed (a token is valid only for the same ones).
 LIST_CRITERIA = (
@@ -55,10 +60,10 @@ LIST_CRITERIA = (
 
 GET_OPERATION = "get_source_server"
 GET_PARAMS = {
-    "sourceServerArn": Field((str,)),
-    "sourceServerID": Field((str,)),
-    "accountId": Field((str,)),
-    "region": Field((str,)),
+    "sourceServerArn": FIELD_SOURCE_SERVER_ARN,
+    "sourceServerID": FIELD_SOURCE_SERVER_ID,
+    "accountId": FIELD_ACCOUNT_ID,
+    "region": FIELD_REGION,
     "includeDeleted": Field((bool,)),
 }
 
@@ -84,10 +89,8 @@ def list_source_servers(
     is malformed or was issued for other filters.
     """
     check_params(LIST_OPERATION, params, LIST_PARAMS)
-    check_account_id(LIST_OPERATION, params.get("accountId"))
-    check_region(LIST_OPERATION, params.get("region"))
+    check_configured_region(LIST_OPERATION, params.get("region"))
     check_replication_state(LIST_OPERATION, params.get("replicationState"))
-    check_non_empty(LIST_OPERATION, params, "tagKey", "hostname")
     if params.get("tagValue") is not None and params.get("tagKey") is None:
         raise InvalidParameterError(f"{LIST_OPERATION}: tagValue needs tagKey")
     limit = check_limit(LIST_OPERATION, params.get("limit"))
@@ -96,10 +99,8 @@ def list_source_servers(
     selection = ServerSelection(params.get("accountId"), params.get("region"))
     listing = listing_id(LIST_OPERATION, criteria)
     start_key = None
-    if params.get("nextToken"):
-        start_key = decode_next_token(
-            LIST_OPERATION, params["nextToken"], listing, selection.key_attributes
-        )
+    if "nextToken" in params:
+        start_key = decode_next_token(LIST_OPERATION, params["nextToken"], listing, selection)
 
     expressions = Expressions()
     _add_server_filters(expressions, criteria)
@@ -182,10 +183,7 @@ def get_source_server(
             f"{GET_OPERATION}: accountId/region narrow a sourceServerID lookup; "
             "a sourceServerArn already names one server"
         )
-    check_source_server_arn(GET_OPERATION, arn)
-    check_source_server_id(GET_OPERATION, server_id)
-    check_account_id(GET_OPERATION, params.get("accountId"))
-    check_region(GET_OPERATION, params.get("region"))
+    check_configured_region(GET_OPERATION, params.get("region"))
     include_deleted = bool(params.get("includeDeleted", False))
     reader = reader or InventoryReader.from_env()
 

@@ -9,13 +9,13 @@ from inventory_queries.expressions import Expressions
 from inventory_queries.freshness import Clock, freshness_seconds, iso, scope_view, utc_now
 from inventory_queries.jsonable import to_json_value
 from inventory_queries.matching import is_deleted
-from inventory_queries.params import check_account_id
+from inventory_queries.params import FIELD_ACCOUNT_ID
 from inventory_queries.reader import InventoryReader, ServerSelection
 from shared.operations import Field, check_params
 
 STATUS_OPERATION = "get_region_status"
 SUMMARY_OPERATION = "get_inventory_summary"
-SCOPE_PARAMS = {"accountId": Field((str,)), "freshnessSeconds": Field((int,))}
+SCOPE_PARAMS = {"accountId": FIELD_ACCOUNT_ID, "freshnessSeconds": Field((int,))}
 UNKNOWN_STATE = "UNKNOWN"  # an item without replicationState (DRS omitted it)
 # What the summary needs of each item; the rest (the bulky `drs` record) is not transferred.
 SUMMARY_PROJECTION = ("accountId", "region", "replicationState", "deletedAt")
@@ -40,7 +40,6 @@ def get_region_status(
     Raises InvalidParameterError (bad parameter) and ConfigurationError (bad environment).
     """
     check_params(STATUS_OPERATION, params, SCOPE_PARAMS)
-    check_account_id(STATUS_OPERATION, params.get("accountId"))
     threshold = freshness_seconds(params.get("freshnessSeconds"))
     reader = reader or InventoryReader.from_env()
     now = clock()
@@ -73,7 +72,6 @@ def get_inventory_summary(
     """
     check_params(SUMMARY_OPERATION, params, SCOPE_PARAMS)
     account_id = params.get("accountId")
-    check_account_id(SUMMARY_OPERATION, account_id)
     threshold = freshness_seconds(params.get("freshnessSeconds"))
     reader = reader or InventoryReader.from_env()
     now = clock()

@@ -8,6 +8,7 @@ because a stale inventory resolves a group to yesterday's members.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from inventory_queries.expressions import Expressions
@@ -22,18 +23,25 @@ from inventory_queries.paging import (
     encode_next_token,
     listing_id,
 )
-from inventory_queries.params import check_account_id, check_region, check_tag_map
+from inventory_queries.params import (
+    FIELD_ACCOUNT_ID,
+    FIELD_NEXT_TOKEN,
+    FIELD_REGION,
+    FIELD_TAGS,
+    check_configured_region,
+    check_tag_map,
+)
 from inventory_queries.reader import InventoryReader, ServerSelection
 from shared.operations import Field, check_params
 
 OPERATION = "resolve_servers_by_tags"
 PARAMS = {
-    "accountId": Field((str,), required=True),
-    "region": Field((str,), required=True),
-    "tags": Field((dict,), required=True),
+    "accountId": replace(FIELD_ACCOUNT_ID, required=True),
+    "region": replace(FIELD_REGION, required=True),
+    "tags": replace(FIELD_TAGS, required=True),
     "freshnessSeconds": Field((int,)),
     "limit": Field((int,)),
-    "nextToken": Field((str,)),
+    "nextToken": FIELD_NEXT_TOKEN,
 }
 
 
@@ -62,18 +70,15 @@ def resolve_servers_by_tags(
     check_params(OPERATION, params, PARAMS)
     account_id = params["accountId"]
     region = params["region"]
-    check_account_id(OPERATION, account_id)
-    check_region(OPERATION, region)
+    check_configured_region(OPERATION, region)
     wanted = check_tag_map(OPERATION, params["tags"])
     threshold = freshness_seconds(params.get("freshnessSeconds"))
     limit = check_limit(OPERATION, params.get("limit"))
     selection = ServerSelection(account_id, region)
     listing = listing_id(OPERATION, {"accountId": account_id, "region": region, "tags": wanted})
     start_key = None
-    if params.get("nextToken"):
-        start_key = decode_next_token(
-            OPERATION, params["nextToken"], listing, selection.key_attributes
-        )
+    if "nextToken" in params:
+        start_key = decode_next_token(OPERATION, params["nextToken"], listing, selection)
     reader = reader or InventoryReader.from_env()
     now = clock()
 
