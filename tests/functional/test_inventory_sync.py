@@ -157,8 +157,9 @@ def test_second_run_with_nothing_changed_makes_the_same_calls_and_adds_nothing(
     # Region status is written as scopes finish, in batches whose size depends on timing:
     # BatchWriteItem counts may differ by a few; every other call is the same.
     first_calls, second_calls = dict(first_log.calls), dict(second_log.calls)
-    first_batches, second_batches = first_calls.pop("BatchWriteItem"), second_calls.pop(
-        "BatchWriteItem"
+    first_batches, second_batches = (
+        first_calls.pop("BatchWriteItem"),
+        second_calls.pop("BatchWriteItem"),
     )
     assert first_calls == second_calls
     assert abs(first_batches - second_batches) <= 9  # at most one status batch per scope
@@ -355,7 +356,8 @@ def test_narrowed_run_touches_only_its_scopes(world: World) -> None:
     ("params", "reason"),
     [
         ({"accountIds": ["999999999999"]}, "valid accountIds"),
-        ({"regions": ["mars-north-1"]}, "valid regions"),
+        ({"regions": ["ap-mars-1"]}, "valid regions"),
+        ({"regions": ["mars-north-1"]}, "region"),
         ({"regions": "us-east-1"}, "must be list"),
         ({"dryRun": "yes"}, "must be boolean"),
     ],

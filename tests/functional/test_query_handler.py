@@ -32,7 +32,7 @@ import pytest
 
 from inventory_queries.exceptions import AmbiguousSourceServerError
 from inventory_sync import sync_source_server_inventory
-from inventory_sync.store import SyncStore
+from inventory_sync.lease import SYNC_LEASE, Lease
 from scripts.local import fleet
 from scripts.local.drs_simulator import ACCESS_DENIED, DrsSimulator, Fault
 from scripts.local.moto_server import LocalMotoServer
@@ -40,6 +40,7 @@ from shared.config import (
     DRS_REGIONS_ENV,
     INVENTORY_TABLE_ENV,
     REGION_STATUS_TABLE_ENV,
+    SYNC_LEASE_TABLE_ENV,
     TARGET_ACCOUNTS_TABLE_ENV,
     TableNames,
 )
@@ -272,6 +273,7 @@ def module_environment(
     env.setenv(INVENTORY_TABLE_ENV, tables.inventory)
     env.setenv(REGION_STATUS_TABLE_ENV, tables.region_status)
     env.setenv(TARGET_ACCOUNTS_TABLE_ENV, tables.target_accounts)
+    env.setenv(SYNC_LEASE_TABLE_ENV, tables.sync_lease)
     return tables
 
 
@@ -281,6 +283,7 @@ def point_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, tables: TableNames)
     monkeypatch.setenv(INVENTORY_TABLE_ENV, tables.inventory)
     monkeypatch.setenv(REGION_STATUS_TABLE_ENV, tables.region_status)
     monkeypatch.setenv(TARGET_ACCOUNTS_TABLE_ENV, tables.target_accounts)
+    monkeypatch.setenv(SYNC_LEASE_TABLE_ENV, tables.sync_lease)
 
 
 @pytest.fixture(scope="module")
@@ -304,11 +307,12 @@ def inventory(moto_server: LocalMotoServer) -> Iterator[Inventory]:
         second = data_handler.handle_direct_invocation(
             {"operation": "sync_source_server_inventory"}, FakeLambdaContext()
         )
-        # A sync "in progress": its lease item sits in the region-status table.
-        store = SyncStore(boto3.client("dynamodb", region_name=EAST), tables)
-        assert store.acquire_lease(
-            "run-in-progress", int(datetime.now(UTC).timestamp()), 900, "2099-01-01T00:00:00.000Z"
+        # A sync "in progress" holds the lease (in a table of its own, which readers never see).
+        lease = Lease(
+            boto3.client("dynamodb", region_name=EAST), tables.sync_lease, SYNC_LEASE, "busy"
         )
+        now = int(datetime.now(UTC).timestamp())
+        assert lease.acquire(now, now + 900, "2099-01-01T00:00:00.000Z")
         built = Inventory(
             moto_server.endpoint, tables, servers, scope_of, first["startedAt"], [first, second]
         )
