@@ -34,7 +34,6 @@ import time
 import traceback
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -99,21 +98,15 @@ def _counted_session() -> boto3.Session:
 class ThreadedProfiling:
     """A profiler per pool task plus one for the main thread, merged at the end.
 
-    Python profilers see only the thread that started them, and the sync works on a
-    ThreadPoolExecutor, so the executor class the sync module uses is swapped for one that
-    wraps every task in its own profiler. Subclasses say which profiler and how to merge.
+    Python profilers see only the thread that started them, and the sync works each scope on
+    a worker thread, so the sync module's per-scope function is swapped for one that runs
+    every scope in its own profiler. Subclasses say which profiler and how to merge.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.results: list[Any] = []
-        profiling = self
-
-        class ProfiledExecutor(ThreadPoolExecutor):
-            def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-                return super().submit(profiling.wrap(fn), *args, **kwargs)
-
-        inventory_sync.sync.ThreadPoolExecutor = ProfiledExecutor  # type: ignore[misc]
+        inventory_sync.sync.sync_scope = self.wrap(inventory_sync.sync.sync_scope)  # type: ignore[assignment]
 
     def wrap(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """`fn`, profiled in whichever thread runs it."""

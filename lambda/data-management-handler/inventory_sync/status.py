@@ -87,14 +87,17 @@ class StatusRecorder:
         )
 
     def record(self, outcome: ScopeOutcome) -> None:
-        """Queue `outcome`'s status; write the queue when it is full or old enough."""
+        """Queue `outcome`'s status; write the queue when it is full."""
+        if self.enqueue(outcome):
+            self.flush()
+
+    def enqueue(self, outcome: ScopeOutcome) -> bool:
+        """Queue `outcome`'s status without writing; True when the queue is due a flush."""
         with self._lock:
             self._pending.append(self.item_for(outcome))
             if self._oldest is None:
                 self._oldest = time.monotonic()
-            due = len(self._pending) >= self._batch_size
-        if due:
-            self.flush()
+            return len(self._pending) >= self._batch_size
 
     def flush(self) -> None:
         """Write every queued status now (in the calling thread)."""

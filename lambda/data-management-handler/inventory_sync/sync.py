@@ -128,6 +128,7 @@ class SyncRun:
         self.sweep_result: SweepResult | None = None
         self.context: RunContext | None = None
         self._finished_scopes = 0
+        self._closed = False  # set by the supervisor: abandoned workers report nothing more
 
     def _may_write(self) -> bool:
         return not self.dry_run and not self.deadline.reached()
@@ -141,6 +142,8 @@ class SyncRun:
             in_time = self._done.wait(timeout=max(0.0, self.deadline.left()))
             if not in_time:
                 self.deadline.abandon()
+                with self._lock:
+                    self._closed = True
                 logger.warning(
                     "deadline reached: unfinished work abandoned",
                     extra={"finishedScopes": len(self.outcomes)},
@@ -355,14 +358,15 @@ class SyncRun:
             except queue.Empty:
                 return
             outcome = sync_scope(scope, self.context)
-            if self.deadline.reached() and self._done.is_set():
-                return  # the supervisor already reported this scope as unfinished
             with self._lock:
+                if self._closed:
+                    return  # abandoned: the supervisor reports this scope as unfinished
                 self.outcomes[scope] = outcome
                 self._finished_scopes += 1
                 done = self._finished_scopes
-            if self.recorder is not None:
-                self.recorder.record(outcome)
+                due = self.recorder.enqueue(outcome) if self.recorder is not None else False
+            if due and self.recorder is not None:
+                self.recorder.flush()
             self._log_scope(outcome, done)
 
     def _log_scope(self, outcome: ScopeOutcome, done: int) -> None:
