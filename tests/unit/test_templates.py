@@ -588,3 +588,34 @@ def test_every_alarm_notifies_the_topic_and_email_is_optional() -> None:
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     assert subscription["Condition"] == "HasAlarmEmail"
     assert not monitoring_stack().condition("HasAlarmEmail")
+
+
+def test_every_sync_alarm_watches_a_metric_the_code_emits_with_its_dimensions() -> None:
+    environment = lambda_stack().resource_properties(DMH_FUNCTION)["Environment"]["Variables"]
+    emitted_dimensions = [
+        {"Name": "service", "Value": environment["POWERTOOLS_SERVICE_NAME"]},
+        {"Name": "environment", "Value": environment["DEPLOYMENT_ENVIRONMENT"]},
+    ]
+    alarm_ids = [
+        logical_id
+        for logical_id, resource in load_template("monitoring-stack.yaml")["Resources"].items()
+        if resource["Type"] == "AWS::CloudWatch::Alarm"
+        and resource["Properties"]["Namespace"] == METRICS_NAMESPACE
+    ]
+    alarms = {logical_id: _alarm(logical_id) for logical_id in alarm_ids}
+    emitted = _string_constants_in_lambda_code()
+
+    assert {"SyncSkippedAlarm", "SyncFailedAlarm", "MassDeletionHeldAlarm"} <= set(alarms)
+    off_contract = [
+        logical_id
+        for logical_id, alarm in alarms.items()
+        if alarm["MetricName"] not in emitted or alarm["Dimensions"] != emitted_dimensions
+    ]
+    assert off_contract == []
+    # Skipped runs alarm only when they repeat: three schedule intervals in a row.
+    skipped = alarms["SyncSkippedAlarm"]
+    assert (skipped["Period"], skipped["EvaluationPeriods"], skipped["DatapointsToAlarm"]) == (
+        900,
+        3,
+        3,
+    )
