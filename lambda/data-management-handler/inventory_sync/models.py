@@ -89,7 +89,11 @@ class ScopeOutcome:
 
     @property
     def healthy(self) -> bool:
-        return self.status in HEALTHY_STATUSES and self.error_code is None
+        """A true, complete answer: ACTIVE with no error, or a "no DRS here" that stood
+        (its AWS error code is kept for the status row; a contradiction is ERROR instead)."""
+        if self.status in NO_DRS_STATUSES:
+            return True
+        return self.status is ScopeStatus.ACTIVE and self.error_code is None
 
     def fail(self, status: ScopeStatus, code: str, message: str) -> None:
         self.status = status

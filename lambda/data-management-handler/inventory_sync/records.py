@@ -85,7 +85,9 @@ def _check_number(number: Decimal) -> None:
         raise UnstorableRecordError(f"number {number} cannot be stored")
     if number.is_zero():
         return
-    digits = number.normalize().as_tuple().digits
+    # Counted as written, not normalised: readers (boto3's deserializer among them) refuse
+    # to round a 41-digit integer even when DynamoDB could hold it as 1E+40.
+    digits = number.as_tuple().digits
     if len(digits) > MAX_NUMBER_DIGITS:
         raise UnstorableRecordError(f"number with {len(digits)} digits cannot be stored")
     exponent = number.adjusted()

@@ -1,8 +1,8 @@
 """The run report: the summary a caller gets back, the closing log line and the metrics.
 
 The run's status is earned: SUCCEEDED only when every scope is healthy and every write
-(items and status) landed; FAILED when no scope has a true, recorded answer; PARTIAL
-otherwise.
+(items, status, sweep) landed; FAILED when no scope has a true answer; PARTIAL otherwise
+(a status that could not be written makes a run PARTIAL, never FAILED).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class RunFacts:
     status_unwritten: set[Scope] = field(default_factory=set)
     api_calls: dict[str, int] = field(default_factory=dict)
     skipped_by: str | None = None
-    lease_released: bool = True
+    sweep_error: str | None = None  # the error code that stopped the sweep, if any
 
 
 def _failure(outcome: ScopeOutcome, status_unwritten: set[Scope]) -> dict[str, Any] | None:
@@ -67,8 +67,10 @@ def _failure(outcome: ScopeOutcome, status_unwritten: set[Scope]) -> dict[str, A
 def run_status(facts: RunFacts, failures: list[dict[str, Any]]) -> str:
     if facts.skipped_by is not None:
         return "SKIPPED"
-    if facts.outcomes and len(failures) == len(facts.outcomes):
-        return "FAILED"  # not one scope has a true, recorded answer
+    if facts.outcomes and not any(outcome.healthy for outcome in facts.outcomes):
+        return "FAILED"  # not one scope has a true answer
+    if facts.sweep_error is not None:
+        return "PARTIAL"
     return "PARTIAL" if failures else "SUCCEEDED"
 
 
@@ -124,6 +126,8 @@ def summary(facts: RunFacts) -> dict[str, Any]:
         "counts": counts,
         "failures": failures,
     }
+    if facts.sweep_error is not None:
+        result["sweepError"] = facts.sweep_error
     if facts.skipped_by is not None:
         result["skippedBecause"] = f"sync run {facts.skipped_by} holds the lease"
     if facts.dry_run:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory_sync.deadline import Deadline, remaining_seconds
 from inventory_sync.exceptions import DeadlineReachedError, SyncFailedError
@@ -127,6 +128,7 @@ class SyncRun:
         self.recorder: StatusRecorder | None = None
         self.sweep_result: SweepResult | None = None
         self.context: RunContext | None = None
+        self.sweep_error: str | None = None
         self._finished_scopes = 0
         self._closed = False  # set by the supervisor: abandoned workers report nothing more
 
@@ -188,6 +190,7 @@ class SyncRun:
                 "dynamodbWrites": self.store.writes + self.lease.requests,
             },
             skipped_by=self.skipped_by,
+            sweep_error=self.sweep_error,
         )
         result = summary(facts)
         publish(result, dry_run=self.dry_run)
@@ -415,3 +418,11 @@ class SyncRun:
             )
         except DeadlineReachedError:
             logger.warning("sweep stopped at the deadline; the next full run continues it")
+        except (ClientError, BotoCoreError) as exc:
+            # The scopes' truth stands; the sweep is retried by the next full run.
+            self.sweep_error = (
+                str(exc.response.get("Error", {}).get("Code"))
+                if isinstance(exc, ClientError)
+                else type(exc).__name__
+            )
+            logger.error("sweep failed", extra={"errorCode": self.sweep_error, "error": str(exc)})
