@@ -16,6 +16,7 @@ import boto3
 import pytest
 
 from inventory_sync import store as store_module
+from inventory_sync.deadline import Deadline
 from inventory_sync.models import SyncSettings
 from scripts.local.drs_simulator import Fault
 from scripts.local.moto_server import LocalMotoServer, MotoFault
@@ -184,14 +185,6 @@ def test_fault_in_one_scope_fails_only_that_scope(world: World, row: Row) -> Non
 # --- "no DRS here" that is the truth ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: pipeline._judge_no_drs_answer marks the scope confirmed but leaves "
-        "outcome.error_code = UninitializedAccountException, so ScopeOutcome.healthy is False "
-        "and report._failure lists it: run PARTIAL instead of SUCCEEDED"
-    ),
-)
 def test_uninitialized_scope_without_items_is_healthy_not_initialized(world: World) -> None:
     # GIVEN a scope that never held servers answers UninitializedAccountException
     for scope in ALL_SCOPES:
@@ -216,14 +209,6 @@ def test_uninitialized_scope_without_items_is_healthy_not_initialized(world: Wor
 # --- region status that cannot be written ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: when no region-status item can be written, report.run_status counts every "
-        "scope as failed and returns FAILED, so the invocation raises SyncFailedError, "
-        "although every scope was listed and its inventory written (DESIGN 7: PARTIAL)"
-    ),
-)
 @pytest.mark.parametrize(
     "fault_kwargs",
     [
@@ -300,15 +285,14 @@ def test_status_items_that_stay_unprocessed_make_the_run_partial(
 
 HANG_TIMEOUT_MS = 6000
 HANG_SETTINGS = {"deadline_reserve_seconds": 2}
-DEADLINE_XFAIL = pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a hung call does not reach the deadline: Deadline.client_config sizes the "
-        "read timeout to max(1 s, left/12) with 3 attempts, so the hung call ends in "
-        "ReadTimeoutError after ~3 s and the scope is recorded ERROR/ReadTimeoutError, "
-        "not SKIPPED/DeadlineReached"
-    ),
-)
+
+
+@pytest.fixture
+def call_outlives_its_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hung call that its connect/read timeouts do not end (a server trickling bytes keeps
+    every read under the timeout): the clients keep the world's 30 s read timeout, so only
+    the run's deadline can end the wait. The supervisor must abandon it."""
+    monkeypatch.setattr(Deadline, "client_config", lambda self, base: base)
 
 
 def _hung_drs_run(world: World) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
@@ -343,10 +327,22 @@ def test_hung_drs_call_returns_in_time_and_leaves_the_scope_untouched(world: Wor
     assert summary["counts"]["serversSoftDeleted"] == len(ALL_SCOPES) - 1
 
 
-@DEADLINE_XFAIL
-def test_hung_drs_call_scope_is_recorded_deadline_reached(world: World) -> None:
-    summary, _, _ = _hung_drs_run(world)
+def test_a_hung_drs_call_past_its_timeouts_is_abandoned_at_the_deadline(
+    world: World, call_outlives_its_timeouts: None
+) -> None:
+    summary, elapsed, before = _hung_drs_run(world)
 
+    assert elapsed < HANG_TIMEOUT_MS / 1000, f"returned after {elapsed:.1f}s"
+    failure = failures_by_scope(summary)[FAULTED]
+    assert (failure["status"], failure["errorCode"]) == ("SKIPPED", "DeadlineReached")
+    row = world.region_status()[FAULTED]
+    assert (row["status"], row["errorCode"], row["runId"]) == (
+        "SKIPPED",
+        "DeadlineReached",
+        summary["runId"],
+    )
+    assert scope_snapshot(world, *FAULTED) == before
+    assert world.lease() is None
     failure = failures_by_scope(summary)[FAULTED]
     assert (failure["status"], failure["errorCode"]) == ("SKIPPED", "DeadlineReached")
     row = world.region_status()[FAULTED]
@@ -357,7 +353,7 @@ INVENTORY_HANG_SECONDS = 4.0
 
 
 def _hung_inventory_write_run(
-    world: World, moto_server: LocalMotoServer
+    world: World, moto_server: LocalMotoServer, hang_seconds: float = INVENTORY_HANG_SECONDS
 ) -> tuple[dict[str, Any], float]:
     """Only FAULTED holds servers (so only it writes items); every inventory BatchWriteItem
     hangs. Returns the sync's summary and wall time, after the held requests completed."""
@@ -368,7 +364,7 @@ def _hung_inventory_write_run(
             operation="BatchWriteItem",
             table_name=world.tables.inventory,
             kind="hang",
-            hang_seconds=INVENTORY_HANG_SECONDS,
+            hang_seconds=hang_seconds,
         )
     )
     started = time.monotonic()
@@ -382,7 +378,7 @@ def _hung_inventory_write_run(
         moto_server.clear_faults()
         # moto processes a held request when its hang ends: let that happen in this test,
         # not inside the next one's freshly made tables.
-        time.sleep(INVENTORY_HANG_SECONDS)
+        time.sleep(max(0.0, hang_seconds - (time.monotonic() - started)))
     return summary, elapsed
 
 
@@ -401,12 +397,16 @@ def test_hung_inventory_write_returns_in_time_and_records_the_scope(
     assert world.lease() is None
 
 
-@DEADLINE_XFAIL
-def test_hung_inventory_write_scope_is_recorded_deadline_reached(
-    world: World, moto_server: LocalMotoServer
+def test_a_hung_inventory_write_past_its_timeouts_is_abandoned_at_the_deadline(
+    world: World, moto_server: LocalMotoServer, call_outlives_its_timeouts: None
 ) -> None:
-    summary, _ = _hung_inventory_write_run(world, moto_server)
+    summary, elapsed = _hung_inventory_write_run(world, moto_server, hang_seconds=8.0)
 
+    assert elapsed < HANG_TIMEOUT_MS / 1000, f"returned after {elapsed:.1f}s"
+    failure = failures_by_scope(summary)[FAULTED]
+    assert (failure["status"], failure["errorCode"]) == ("SKIPPED", "DeadlineReached")
+    assert world.region_status()[FAULTED]["runId"] == summary["runId"]
+    assert world.lease() is None
     failure = failures_by_scope(summary)[FAULTED]
     assert (failure["status"], failure["errorCode"]) == ("SKIPPED", "DeadlineReached")
 
@@ -521,16 +521,6 @@ def test_bad_records_are_skipped_and_counted_never_their_scope(world: World) -> 
     assert first["status"] == "SUCCEEDED"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: records.check_storable counts digits after Decimal.normalize(), so 10**40 "
-        "(41 digits, '1E+40') passes and is written as a 41-digit N; boto3's TypeDeserializer "
-        "(38-digit context, Rounded trapped) cannot read it back: moto's Scan answers 500, "
-        "the sweep raises ClientError and the whole invocation fails, on this and every later "
-        "run"
-    ),
-)
 def test_a_record_with_a_41_digit_number_is_rejected(world: World) -> None:
     world.add_servers(HUB, "us-east-1", 2, ec2_fraction=0.0)
     server_id = "s-" + "e" * 17
