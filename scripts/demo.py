@@ -677,7 +677,8 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
             )
             progress.detail("")
             progress.detail(
-                f"region status (fresh = last success within {status['freshnessSeconds']} s):"
+                "region status (fresh = latest run healthy and last success within "
+                f"{status['freshnessSeconds']} s):"
             )
             progress.detail(region_status_table(status["scopes"]))
 
