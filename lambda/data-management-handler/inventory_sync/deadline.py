@@ -28,8 +28,9 @@ MAX_READ_TIMEOUT = 30.0
 class Deadline:
     """A point in time, on both clocks, after which the run's workers stop."""
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, reserve: float = 0.0) -> None:
         self.seconds = max(0.0, seconds)
+        self.reserve = reserve  # kept after the deadline for the supervisor's last writes
         self._mono_stop = time.monotonic() + self.seconds
         self._wall_stop = time.time() + self.seconds
         self._abandoned = threading.Event()
@@ -40,10 +41,11 @@ class Deadline:
     ) -> Deadline:
         """The deadline of a run with `remaining_seconds` of Lambda time (None: no context)."""
         budget = float(max_run_seconds)
+        reserve = float(reserve_seconds)
         if remaining_seconds is not None:
-            reserve = min(float(reserve_seconds), remaining_seconds / 4)
+            reserve = min(reserve, remaining_seconds / 4)
             budget = min(budget, remaining_seconds - reserve)
-        return cls(budget)
+        return cls(budget, reserve)
 
     def left(self) -> float:
         """Seconds until the deadline (<= 0 once reached or abandoned)."""

@@ -127,6 +127,10 @@ class SyncStore:
     def client(self) -> Any:
         return self._client
 
+    def may_write(self) -> bool:
+        """Whether the gate lets writes through now."""
+        return self._gate()
+
     def _may_write(self, what: str) -> None:
         if not self._gate():
             raise DeadlineReachedError(f"{what} not sent: the run's deadline was reached")

@@ -173,7 +173,10 @@ class SyncRun:
                         self.outcomes[scope] = deadline_outcome(scope)
             if not self.dry_run:
                 self._record_remaining(final_store, in_time)
-            self.lease.release(final_store.client)
+            if final_store.may_write():
+                self.lease.release(final_store.client)
+            else:
+                logger.warning("lease left to expire on its own: no time left to release it")
         ordered = [self.outcomes[s] for s in (plan.scopes if plan else []) if s in self.outcomes]
         facts = RunFacts(
             run_id=self.run_id,
@@ -199,11 +202,14 @@ class SyncRun:
     def _final_store(self) -> SyncStore:
         """A store for the supervisor's last writes: short timeouts, its own gate, so a
         hung DynamoDB can delay the return by seconds, never past Lambda's timeout."""
-        reserve = max(2.0, float(self.settings.deadline_reserve_seconds))
-        last_writes = Deadline(reserve * 0.75)
+        # Worst case with the default 30 s reserve: the last call starts at 12 s and takes
+        # two attempts of connect + read timeout (9 s): the invocation returns within the
+        # reserve. The floors keep a loaded local fake from failing a tiny reserve's writes.
+        reserve = self.deadline.reserve
+        last_writes = Deadline(max(1.0, reserve * 0.4))
         config = Config(
-            connect_timeout=min(2.0, reserve / 8),
-            read_timeout=min(5.0, reserve / 6),
+            connect_timeout=max(0.5, min(2.0, reserve / 20)),
+            read_timeout=max(1.0, min(5.0, reserve / 10)),
             retries={"mode": "standard", "max_attempts": 2},
         )
         client = self.factory.client(
@@ -215,17 +221,15 @@ class SyncRun:
         recorder = self.recorder
         if recorder is None:
             return
-        if in_time:
-            recorder.close()
-            return
-        # The workers were abandoned: write what they queued, then every scope they did not
-        # finish, unless a worker's own write of that scope landed first.
+        # The supervisor writes through the bounded final store only (never the run's client,
+        # whose timeouts are sized for the work): what the workers queued, then every scope
+        # they did not finish, unless a worker's own write of that scope landed first.
         recorder.stop()
         queued = recorder.take_pending()
         if queued:
             recorder.write_with(final_store, queued)
         for scope, outcome in self.outcomes.items():
-            if scope in recorder.recorded or scope in recorder.failed:
+            if in_time or scope in recorder.recorded or scope in recorder.failed:
                 continue
             item = status_item(outcome, self.previous.get(scope, {}), self.run_id, self.run_time)
             try:
