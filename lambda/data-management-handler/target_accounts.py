@@ -19,6 +19,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from shared.aws import error_code
 from shared.config import table_names
 from shared.exceptions import ConflictError, InvalidParameterError, NotFoundError
 from shared.operations import Field, check_params
@@ -79,7 +80,7 @@ def _check_role_account(operation: str, account_id: str, params: dict[str, Any])
 
 
 def _is_conditional_failure(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return error_code(exc) == "ConditionalCheckFailedException"
 
 
 def add_target_account(

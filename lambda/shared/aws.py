@@ -27,6 +27,16 @@ DEFAULT_MAX_ATTEMPTS = 5
 _SHARED_LOADER = botocore.loaders.create_loader()
 
 
+def error_code(exc: ClientError) -> str:
+    """The AWS error code `exc` carries ("Unknown" when none): codes decide, never messages."""
+    return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+
+
+def error_message(exc: ClientError) -> str:
+    """The AWS error message `exc` carries, or its text."""
+    return str(exc.response.get("Error", {}).get("Message") or exc)
+
+
 def new_session() -> boto3.Session:
     """A fresh boto3 Session (credentials from the environment) sharing the model loader."""
     core = botocore.session.get_session()
@@ -225,9 +235,9 @@ class ClientFactory:
             try:
                 credentials = sts.assume_role(**params)["Credentials"]
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "Unknown")
-                message = exc.response.get("Error", {}).get("Message", str(exc))
-                error = AssumeRoleError(account_id, access.role_arn, code, message)
+                error = AssumeRoleError(
+                    account_id, access.role_arn, error_code(exc), error_message(exc)
+                )
                 self._assume_failures[account_id] = error
                 raise error from exc
             except BotoCoreError as exc:

@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory_sync.records import ec2_origin, ec2_summary
+from shared.aws import error_code
 from shared.exceptions import AssumeRoleError
 
 Ec2ClientFor = Callable[[str, str], Any]  # (account, region) -> EC2 client
@@ -92,7 +93,7 @@ def enrich(
 
 def _code(exc: Exception) -> str:
     if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code") or "Unknown")
+        return error_code(exc)
     if isinstance(exc, AssumeRoleError):
         return exc.error_code
     if isinstance(exc, KeyError):

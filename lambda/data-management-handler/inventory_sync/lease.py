@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from shared.aws import error_code
 from shared.observability import get_logger
 
 SYNC_LEASE = "inventory-sync"
@@ -64,7 +65,7 @@ class Lease:
                 },
             )
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -95,7 +96,7 @@ class Lease:
                 ExpressionAttributeValues={":runId": {"S": self.run_id}},
             )
         except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code")
+            code = error_code(exc)
             if code == "ConditionalCheckFailedException":
                 return True  # taken over after it expired: nothing of ours to release
             logger.warning(

@@ -11,6 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from inventory_sync.deadline import Deadline
 from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope, ScopeListing, ScopeStatus
+from shared.aws import error_code, error_message
 from shared.exceptions import AssumeRoleError
 
 # Error codes -> scope status. Codes, never message text, decide.
@@ -64,10 +65,6 @@ def use_fast_page_parsing(drs_client: Any) -> None:
 def status_for_error_code(code: str) -> ScopeStatus:
     """The scope status an AWS error code means; ERROR for any code not known here."""
     return _STATUS_BY_CODE.get(code, ScopeStatus.ERROR)
-
-
-def error_code_of(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code") or "Unknown")
 
 
 MALFORMED = "MalformedResponse"
@@ -156,8 +153,8 @@ def list_scope(
             scope, status, pages=pages, error_code=exc.error_code, error_message=str(exc)
         )
     except ClientError as exc:
-        code = error_code_of(exc)
-        message = str(exc.response.get("Error", {}).get("Message") or exc)
+        code = error_code(exc)
+        message = error_message(exc)
         return ScopeListing(
             scope, status_for_error_code(code), pages=pages, error_code=code, error_message=message
         )

@@ -33,6 +33,7 @@ from inventory_sync.models import (
 )
 from inventory_sync.records import ec2_origin, inventory_item, record_identity
 from inventory_sync.store import BatchResult, SyncStore
+from shared.aws import error_code
 from shared.observability import get_logger
 
 MASS_DELETION_HELD = "MassDeletionHeld"
@@ -74,8 +75,7 @@ def sync_scope(scope: Scope, run: RunContext) -> ScopeOutcome:
     except DeadlineReachedError as exc:
         outcome.fail(ScopeStatus.SKIPPED, DEADLINE_CODE, f"not finished: {exc}")
     except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code") or "Unknown")
-        outcome.fail(ScopeStatus.ERROR, code, str(exc))
+        outcome.fail(ScopeStatus.ERROR, error_code(exc), str(exc))
     except Exception as exc:  # one scope's surprise must not stop the others
         logger.exception(
             "scope failed unexpectedly",

@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope, ScopeOutcome, ScopeStatus
 from inventory_sync.store import SyncStore
+from shared.aws import error_code
 from shared.observability import get_logger
 
 STATUS_WRITE_FAILED = "StatusWriteFailed"
@@ -117,7 +118,7 @@ class StatusRecorder:
         try:
             result = store.put_region_statuses(batch)
         except ClientError as exc:
-            self._failed(scopes, str(exc.response.get("Error", {}).get("Code")))
+            self._failed(scopes, error_code(exc))
             return
         except (BotoCoreError, DeadlineReachedError) as exc:
             self._failed(scopes, type(exc).__name__)

@@ -21,6 +21,7 @@ from botocore.serialize import JSONSerializer
 
 from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope
+from shared.aws import error_code, error_message
 from shared.config import TableNames
 
 BATCH_SIZE = 25  # BatchWriteItem's maximum
@@ -243,10 +244,10 @@ class SyncStore:
         try:
             unprocessed = self._send_batch(table, items)
         except ClientError as exc:
-            if _code(exc) != "ValidationException":
+            if error_code(exc) != "ValidationException":
                 raise
             if len(items) == 1:
-                result.rejected.append((items[0], str(_message(exc))))
+                result.rejected.append((items[0], error_message(exc)))
                 return
             middle = len(items) // 2
             self._write_batch(table, items[:middle], result)
@@ -356,17 +357,9 @@ class SyncStore:
         try:
             write(**request)
         except ClientError as exc:
-            if _code(exc) != "ConditionalCheckFailedException":
+            if error_code(exc) != "ConditionalCheckFailedException":
                 raise
             return False
         finally:
             self._count(writes=1)
         return True
-
-
-def _code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code") or "Unknown")
-
-
-def _message(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Message") or exc)

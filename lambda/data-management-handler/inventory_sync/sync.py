@@ -36,7 +36,7 @@ from inventory_sync.report import RunFacts, iso, publish, summary
 from inventory_sync.status import StatusRecorder, status_item
 from inventory_sync.store import SyncStore, use_wire_form_batch_writes
 from inventory_sync.sweep import SweepResult, sweep
-from shared.aws import AccountAccess, ClientFactory, make_config
+from shared.aws import AccountAccess, ClientFactory, error_code, make_config
 from shared.config import drs_regions, sync_lease_table, table_names
 from shared.exceptions import InvalidParameterError
 from shared.observability import get_logger
@@ -425,8 +425,6 @@ class SyncRun:
         except (ClientError, BotoCoreError) as exc:
             # The scopes' truth stands; the sweep is retried by the next full run.
             self.sweep_error = (
-                str(exc.response.get("Error", {}).get("Code"))
-                if isinstance(exc, ClientError)
-                else type(exc).__name__
+                error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
             )
             logger.error("sweep failed", extra={"errorCode": self.sweep_error, "error": str(exc)})
