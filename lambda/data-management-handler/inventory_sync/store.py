@@ -142,15 +142,27 @@ class SyncStore:
         return list(self._scan(self._tables.target_accounts, ConsistentRead=True))
 
     def _scan(self, table: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        request: dict[str, Any] = {"TableName": table, **kwargs}
-        while True:
-            page = self._client.scan(**request)
-            self._count(reads=1)
+        for page in self._pages(self._client.scan, {"TableName": table, **kwargs}):
             for item in page.get("Items", []):
                 yield from_attribute_map(item)
+
+    def _pages(
+        self,
+        call: Callable[..., dict[str, Any]],
+        request: dict[str, Any],
+        check: Callable[[], None] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every page of a Query or Scan, following LastEvaluatedKey; `check()` runs before
+        each request (the run's deadline may stop the reading)."""
+        while True:
+            if check is not None:
+                check()
+            page = call(**request)
+            self._count(reads=1)
+            yield page
             if "LastEvaluatedKey" not in page:
                 return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     # --- inventory ---------------------------------------------------------------------------
     def scope_items(self, scope: Scope) -> dict[str, dict[str, Any]]:
@@ -164,16 +176,9 @@ class SyncStore:
 
     def live_item_count(self, scope: Scope) -> int:
         """How many items of `scope` are not soft-deleted (a COUNT query: no item is read out)."""
-        total = 0
         request = self._scope_request(scope)
         request.update(Select="COUNT", FilterExpression="attribute_not_exists(deletedAt)")
-        while True:
-            page = self._client.query(**request)
-            self._count(reads=1)
-            total += int(page.get("Count", 0))
-            if "LastEvaluatedKey" not in page:
-                return total
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sum(int(page.get("Count", 0)) for page in self._pages(self._client.query, request))
 
     def _scope_request(self, scope: Scope) -> dict[str, Any]:
         return {
@@ -189,14 +194,9 @@ class SyncStore:
 
     def _query_scope(self, scope: Scope, **kwargs: Any) -> Iterator[dict[str, Any]]:
         request = {**self._scope_request(scope), **kwargs}
-        while True:
-            page = self._client.query(**request)
-            self._count(reads=1)
+        for page in self._pages(self._client.query, request):
             for raw in page.get("Items", []):
                 yield from_attribute_map(raw)
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def inventory_keys(self, check: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:
         """Every inventory item's identity and state (ARN, account, region, lastSyncTime,
@@ -206,16 +206,9 @@ class SyncStore:
             "ProjectionExpression": "sourceServerArn, #account, #region, lastSyncTime, deletedAt",
             "ExpressionAttributeNames": {"#account": "accountId", "#region": "region"},
         }
-        while True:
-            if check is not None:
-                check()
-            page = self._client.scan(**request)
-            self._count(reads=1)
+        for page in self._pages(self._client.scan, request, check):
             for raw in page.get("Items", []):
                 yield from_attribute_map(raw)
-            if "LastEvaluatedKey" not in page:
-                return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def put_items(
         self, table: str, items: Iterable[dict[str, Any]], result: BatchResult | None = None
