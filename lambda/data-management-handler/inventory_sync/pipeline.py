@@ -58,7 +58,6 @@ class RunContext:
     drs_client: Callable[[Scope], Any]
     release_drs_client: Callable[[Scope], None]
     ec2_client: Callable[[str, str], Any]
-    count_describe: Callable[[], None]
     # ARNs listed by DRS but not written (rejected records): never swept as vanished.
     listed_unwritten: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -93,7 +92,7 @@ def _run(scope: Scope, run: RunContext, outcome: ScopeOutcome) -> None:
             run.settings.page_size,
             max_pages=run.settings.max_pages,
             deadline=run.deadline,
-            on_call=lambda: _counted(outcome, run),
+            on_call=lambda: _counted(outcome),
         )
     finally:
         # This scope is the DRS client's only user: free its connection now, not at run end.
@@ -110,9 +109,8 @@ def _run(scope: Scope, run: RunContext, outcome: ScopeOutcome) -> None:
     _sync_listed(scope, listing, run, outcome)
 
 
-def _counted(outcome: ScopeOutcome, run: RunContext) -> None:
+def _counted(outcome: ScopeOutcome) -> None:
     outcome.describe_calls += 1
-    run.count_describe()
 
 
 def _judge_no_drs_answer(listing: ScopeListing, run: RunContext, outcome: ScopeOutcome) -> None:

@@ -87,11 +87,6 @@ class StatusRecorder:
             outcome, self._previous.get(outcome.scope, {}), self._run_id, self._run_time
         )
 
-    def record(self, outcome: ScopeOutcome) -> None:
-        """Queue `outcome`'s status; write the queue when it is full."""
-        if self.enqueue(outcome):
-            self.flush()
-
     def enqueue(self, outcome: ScopeOutcome) -> bool:
         """Queue `outcome`'s status without writing; True when the queue is due a flush."""
         with self._lock:
@@ -141,11 +136,6 @@ class StatusRecorder:
                 "count": len(scopes),
             },
         )
-
-    def close(self) -> None:
-        """Stop the background flusher and write what is queued."""
-        self.stop()
-        self.flush()
 
     def stop(self) -> None:
         """Stop the background flusher (what is queued stays queued)."""

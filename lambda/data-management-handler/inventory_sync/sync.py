@@ -33,7 +33,7 @@ from inventory_sync.models import HEALTHY_STATUSES, Plan, Scope, ScopeOutcome, S
 from inventory_sync.params import OPERATION, SyncRequest, parse_sync_params
 from inventory_sync.pipeline import RunContext, deadline_outcome, sync_scope
 from inventory_sync.report import RunFacts, iso, publish, summary
-from inventory_sync.status import StatusRecorder, status_item
+from inventory_sync.status import StatusRecorder
 from inventory_sync.store import SyncStore, use_wire_form_batch_writes
 from inventory_sync.sweep import SweepResult, sweep
 from shared.aws import AccountAccess, ClientFactory, error_code, make_config
@@ -225,13 +225,13 @@ class SyncRun:
         # whose timeouts are sized for the work): what the workers queued, then every scope
         # they did not finish, unless a worker's own write of that scope landed first.
         recorder.stop()
-        queued = recorder.take_pending()
-        if queued:
-            recorder.write_with(final_store, queued)
+        recorder.write_with(final_store, recorder.take_pending())
+        if in_time:
+            return  # every scope finished and was queued: nothing else to record
         for scope, outcome in self.outcomes.items():
-            if in_time or scope in recorder.recorded or scope in recorder.failed:
+            if scope in recorder.recorded or scope in recorder.failed:
                 continue
-            item = status_item(outcome, self.previous.get(scope, {}), self.run_id, self.run_time)
+            item = recorder.item_for(outcome)
             try:
                 final_store.put_region_status_unless_recorded(item)
                 recorder.recorded.add(scope)
@@ -343,7 +343,6 @@ class SyncRun:
             drs_client=self._drs_client,
             release_drs_client=lambda s: self.factory.release("drs", s.region, s.account_id),
             ec2_client=lambda account, region: self.factory.client("ec2", region, account),
-            count_describe=lambda: None,
         )
         pending: queue.SimpleQueue[Scope] = queue.SimpleQueue()
         for scope in plan.scopes:
