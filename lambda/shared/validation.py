@@ -56,7 +56,7 @@ SOURCE_SERVER_ARN = TextFormat(
     "arn:aws:drs:us-east-1:123456789012:source-server/s-0123456789abcdef0",
     _ascii(
         f"arn:{PARTITION_PATTERN}:drs:(?P<region>{REGION_PATTERN}):"
-        f"(?P<account>{ACCOUNT_ID_PATTERN}):source-server/{SOURCE_SERVER_ID_PATTERN}"
+        f"(?P<account>{ACCOUNT_ID_PATTERN}):source-server/(?P<id>{SOURCE_SERVER_ID_PATTERN})"
     ),
 )
 ROLE_ARN = TextFormat(

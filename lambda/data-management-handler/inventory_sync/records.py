@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from inventory_sync.exceptions import UnstorableRecordError
 from inventory_sync.models import Scope
+from shared.validation import SOURCE_SERVER_ARN
 
 # DynamoDB's item limit is 400 KB; stay clear of it with room for attribute names.
 MAX_ITEM_BYTES = 350_000
 NEVER_LAUNCHED = "NEVER_LAUNCHED"
-# arn:PARTITION:drs:REGION:ACCOUNT:source-server/ID, ASCII only, matched in full.
-SOURCE_SERVER_ARN = re.compile(
-    r"arn:(aws[a-z-]*):drs:([a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}):([0-9]{12}):"
-    r"source-server/(s-[0-9a-zA-Z]{17})",
-    re.ASCII,
-)
 # DynamoDB numbers: up to 38 significant digits, magnitude 1E-130 to 9.9999...E+125.
 MAX_NUMBER_DIGITS = 38
 MAX_NUMBER_EXPONENT = 125
@@ -29,10 +23,10 @@ MAX_NESTING = 30  # DynamoDB allows 32 levels of nested maps and lists in an ite
 
 def scope_of_arn(arn: Any) -> Scope | None:
     """The (account, region) a source-server ARN names, or None when it is no such ARN."""
-    if not isinstance(arn, str):
+    if not SOURCE_SERVER_ARN.matches(arn):
         return None
-    match = SOURCE_SERVER_ARN.fullmatch(arn)
-    return Scope(match.group(3), match.group(2)) if match else None
+    match = SOURCE_SERVER_ARN.regex.fullmatch(str(arn))
+    return Scope(match["account"], match["region"]) if match else None
 
 
 def record_identity(server: Any, scope: Scope) -> str:
@@ -45,15 +39,15 @@ def record_identity(server: Any, scope: Scope) -> str:
     if not isinstance(server, dict):
         raise UnstorableRecordError(f"record is a {type(server).__name__}, not an object")
     arn = server.get("arn")
-    match = SOURCE_SERVER_ARN.fullmatch(arn) if isinstance(arn, str) else None
+    match = SOURCE_SERVER_ARN.regex.fullmatch(str(arn)) if SOURCE_SERVER_ARN.matches(arn) else None
     if match is None:
         raise UnstorableRecordError(f"record has no valid source-server arn: {str(arn)[:200]!r}")
-    if server.get("sourceServerID") != match.group(4):
+    if server.get("sourceServerID") != match["id"]:
         raise UnstorableRecordError(
             f"record {arn}: sourceServerID {str(server.get('sourceServerID'))[:40]!r} "
             "does not match its arn"
         )
-    if (match.group(3), match.group(2)) != (scope.account_id, scope.region):
+    if (match["account"], match["region"]) != (scope.account_id, scope.region):
         raise UnstorableRecordError(
             f"record {arn} names another scope than {scope.account_id}/{scope.region}"
         )

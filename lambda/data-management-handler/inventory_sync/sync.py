@@ -40,10 +40,10 @@ from shared.aws import AccountAccess, ClientFactory, error_code, make_config
 from shared.config import drs_regions, sync_lease_table, table_names
 from shared.exceptions import InvalidParameterError
 from shared.observability import get_logger
+from shared.validation import listed
 
 logger = get_logger("data-management-handler")
 Clock = Callable[[], datetime]
-MAX_LISTED = 10  # ids named in one error message
 
 
 def sync_source_server_inventory(
@@ -75,12 +75,6 @@ def sync_source_server_inventory(
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _capped(values: list[str]) -> str:
-    shown = ", ".join(values[:MAX_LISTED])
-    more = len(values) - MAX_LISTED
-    return f"{shown} ... and {more} more" if more > 0 else shown
 
 
 class SyncRun:
@@ -284,16 +278,16 @@ class SyncRun:
             unknown = sorted(set(request.account_ids) - enabled)
             if unknown:
                 raise InvalidParameterError(
-                    f"{OPERATION}: accountIds {_capped(unknown)} are not the hub or an enabled "
-                    f"target account; valid accountIds: {_capped(accounts)}"
+                    f"{OPERATION}: accountIds {listed(unknown)} are not the hub or an enabled "
+                    f"target account; valid accountIds: {listed(accounts)}"
                 )
             accounts = sorted(set(request.account_ids))
         if request.regions:
             unknown = sorted(set(request.regions) - set(configured_regions))
             if unknown:
                 raise InvalidParameterError(
-                    f"{OPERATION}: regions {_capped(unknown)} are not DRS regions this "
-                    f"function syncs; valid regions: {_capped(configured_regions)}"
+                    f"{OPERATION}: regions {listed(unknown)} are not DRS regions this "
+                    f"function syncs; valid regions: {listed(configured_regions)}"
                 )
             regions = sorted(set(request.regions))
         # Region-major order: the first workers start on different accounts, so their single
@@ -304,7 +298,7 @@ class SyncRun:
         if outside:
             raise InvalidParameterError(
                 f"{OPERATION}: confirmDeletions names scopes this run does not cover: "
-                f"{_capped([f'{s.account_id}/{s.region}' for s in outside])}; a confirmation "
+                f"{listed([f'{s.account_id}/{s.region}' for s in outside])}; a confirmation "
                 "applies only to a scope the same run lists"
             )
         plan = Plan(
