@@ -69,9 +69,7 @@ def run_status(facts: RunFacts, failures: list[dict[str, Any]]) -> str:
         return "SKIPPED"
     if facts.outcomes and not any(outcome.healthy for outcome in facts.outcomes):
         return "FAILED"  # not one scope has a true answer
-    if facts.sweep_error is not None:
-        return "PARTIAL"
-    return "PARTIAL" if failures else "SUCCEEDED"
+    return "PARTIAL" if failures or facts.sweep_error is not None else "SUCCEEDED"
 
 
 def summary(facts: RunFacts) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from inventory_sync.deadline import Deadline, remaining_seconds
 from inventory_sync.exceptions import DeadlineReachedError, SyncFailedError
 from inventory_sync.lease import DRY_RUN_LEASE, SYNC_LEASE, Lease
 from inventory_sync.listing import use_fast_page_parsing
-from inventory_sync.models import HEALTHY_STATUSES, Plan, Scope, ScopeOutcome, SyncSettings
+from inventory_sync.models import Plan, Scope, ScopeOutcome, ScopeStatus, SyncSettings
 from inventory_sync.params import OPERATION, SyncRequest, parse_sync_params
 from inventory_sync.pipeline import RunContext, deadline_outcome, sync_scope
 from inventory_sync.report import RunFacts, iso, publish, summary
@@ -370,8 +370,7 @@ class SyncRun:
             self._log_scope(outcome, done)
 
     def _log_scope(self, outcome: ScopeOutcome, done: int) -> None:
-        healthy = outcome.status in HEALTHY_STATUSES and outcome.error_code is None
-        level = logger.info if healthy else logger.warning
+        level = logger.info if outcome.healthy else logger.warning
         level(
             "scope synced",
             extra={
@@ -397,7 +396,7 @@ class SyncRun:
         confirmed = frozenset(
             scope
             for scope, outcome in self.outcomes.items()
-            if outcome.confirmed and outcome.status.value == "ACTIVE"
+            if outcome.confirmed and outcome.status is ScopeStatus.ACTIVE
         )
         self.sweep_result = SweepResult()
         try:
