@@ -15,7 +15,10 @@ Run the Task 7.1 checks against environment ENV (dev|test|qa|uat|staging|prod):
   3. the data-management-handler's resource policy lets events.amazonaws.com invoke it from the rule
   4. the operation the rule sends is in the operation map of the deployed package it targets
   5. triggering the rule's target with the rule's exact Input succeeds (status SUCCEEDED or PARTIAL)
-  6. the inventory table holds items of that run (sourceServerID, region, lastSyncTime)
+  6. the inventory holds what that run confirmed: every item it wrote carries its start time
+     (lastSyncTime), every server it found unchanged is still there (sourceServerID, region,
+     lastSyncTime), and the scopes it confirmed say so in the region-status table
+     (lastSuccessTime at or after its start): an unchanged server is not rewritten
 
 Against an AWS account (default) it only reads, except for step 5: one synchronous
 `aws lambda invoke` of the rule's target with the rule's Input, the same call the schedule
@@ -96,6 +99,7 @@ fi
 readonly RULE="$PROJECT_NAME-inventory-sync-$ENV_NAME"
 readonly DMH="$PROJECT_NAME-data-management-handler-$ENV_NAME"
 readonly TABLE="$PROJECT_NAME-source-server-inventory-$ENV_NAME"
+readonly STATUS_TABLE="$PROJECT_NAME-drs-region-status-$ENV_NAME"
 
 # ------------------------------------------------------------------------ tools
 tool() {
@@ -255,6 +259,7 @@ fi
 # 5. trigger ----------------------------------------------------------------
 STARTED=""
 WRITTEN=0
+CONFIRMED=0
 if [ -z "$TARGET_ARN" ] || [ ! -s "$WORK/input.json" ]; then
   fail "5. trigger: no single target with an Input to trigger"
 else
@@ -283,7 +288,7 @@ else
   if [ -n "$how" ]; then
     # verdict, startedAt, serversWritten, one-line description; separated by the ASCII unit
     # separator, because read collapses runs of a whitespace IFS (an empty field would shift).
-    IFS=$'\x1f' read -r verdict STARTED WRITTEN description < <("$PYTHON" - \
+    IFS=$'\x1f' read -r verdict STARTED WRITTEN CONFIRMED description < <("$PYTHON" - \
         "$WORK/meta.json" "$WORK/payload.json" <<'PY'
 import json, sys
 meta = json.load(open(sys.argv[1]))
@@ -300,14 +305,15 @@ if meta.get("FunctionError"):
         error = f"{payload.get('errorType', 'Error')}: {payload['errorMessage']}"
     else:
         error = " ".join(raw.split())[:300] or "(no payload)"
-    print("fail", "", 0, f"function error ({meta['FunctionError']}): {error}", sep="\x1f")
+    print("fail", "", 0, 0, f"function error ({meta['FunctionError']}): {error}", sep="\x1f")
     sys.exit()
 if not isinstance(payload, dict) or "status" not in payload:
-    print("fail", "", 0, f"unexpected result: {' '.join(raw.split())[:300]}", sep="\x1f")
+    print("fail", "", 0, 0, f"unexpected result: {' '.join(raw.split())[:300]}", sep="\x1f")
     sys.exit()
 status, counts, failures = payload["status"], payload.get("counts", {}), payload.get("failures", [])
 described = (f"{status} in {payload.get('durationMs', 0) / 1000:.1f} s, "
              f"{counts.get('serversWritten', 0)} servers written, "
+             f"{counts.get('serversUnchanged', 0)} unchanged, "
              f"{len(failures)} failed scope(s)")
 if failures:
     described += ": " + ", ".join(
@@ -315,10 +321,13 @@ if failures:
 if status == "SKIPPED":
     described += f" ({payload.get('skippedBecause', 'another sync holds the lease')}; retry later)"
 verdict = "pass" if status in ("SUCCEEDED", "PARTIAL") else "fail"
-print(verdict, payload.get("startedAt", ""), counts.get("serversWritten", 0), described,
-      sep="\x1f")
+confirmed = counts.get("serversWritten", 0) + counts.get("serversUnchanged", 0)
+print(verdict, payload.get("startedAt", ""), counts.get("serversWritten", 0), confirmed,
+      described, sep="\x1f")
 PY
-    ) || { verdict=fail; STARTED=""; WRITTEN=0; description="could not read the result"; }
+    ) || {
+      verdict=fail; STARTED=""; WRITTEN=0; CONFIRMED=0; description="could not read the result"
+    }
     if [ "$verdict" = pass ]; then
       pass "5. trigger $how: $description"
     else
@@ -336,28 +345,41 @@ PY
   fi
 fi
 
-# 6. fresh items in the inventory table -------------------------------------
+# 6. what the run confirmed, in the inventory and region-status tables --------
+count_items() {  # TABLE FILTER [VALUES]: how many items match (every page), or an error line
+  local values="${3:-}"
+  local args=(dynamodb scan --table-name "$1" --select COUNT --output json --query Count
+    --filter-expression "$2" --expression-attribute-names '{"#region": "region"}')
+  if [ -n "$values" ]; then args+=(--expression-attribute-values "$values"); fi
+  aws_cli "${args[@]}" 2>&1
+}
 if ! table_status="$(aws_cli dynamodb describe-table --table-name "$TABLE" \
     --query 'Table.TableStatus' --output text 2>&1)"; then
   fail "6. inventory: table $TABLE: $(echo "$table_status" | last_line)"
 elif [ -z "$STARTED" ]; then
   fail "6. inventory: table $TABLE is $table_status, but no sync ran to look for"
 else
-  # Items the triggered run wrote carry its start time (the function's clock, not ours).
-  if ! fresh="$(aws_cli dynamodb scan --table-name "$TABLE" --select COUNT --output json \
-      --filter-expression \
-        'lastSyncTime >= :since AND attribute_exists(sourceServerID) AND attribute_exists(#region)' \
-      --expression-attribute-names '{"#region": "region"}' \
-      --expression-attribute-values "{\":since\": {\"S\": \"$STARTED\"}}" \
-      --query Count 2>&1)"; then
-    fail "6. inventory: cannot scan $TABLE: $(echo "$fresh" | last_line)"
-  elif [ "$fresh" -gt 0 ] && [ "$fresh" -ge "$WRITTEN" ]; then
-    pass "6. inventory: $TABLE holds $fresh items synced at or after $STARTED ($WRITTEN written by the run)"
-    # The report's own sample query: five items with their id, region and sync time.
+  since="{\":since\": {\"S\": \"$STARTED\"}}"
+  identity='attribute_exists(sourceServerID) AND attribute_exists(#region) AND attribute_exists(lastSyncTime)'
+  # Items the run wrote carry its start time (the function's clock, not ours); the servers
+  # it found unchanged keep their last write's time and are live items of confirmed scopes.
+  if ! written="$(count_items "$TABLE" "lastSyncTime >= :since AND $identity" "$since")"; then
+    fail "6. inventory: cannot scan $TABLE: $(echo "$written" | last_line)"
+  elif ! live="$(count_items "$TABLE" "attribute_not_exists(deletedAt) AND $identity")"; then
+    fail "6. inventory: cannot scan $TABLE: $(echo "$live" | last_line)"
+  elif ! scopes="$(count_items "$STATUS_TABLE" \
+      'lastSuccessTime >= :since AND attribute_exists(#region)' "$since")"; then
+    fail "6. inventory: cannot scan $STATUS_TABLE: $(echo "$scopes" | last_line)"
+  elif [ "$written" -ge "$WRITTEN" ] && [ "$live" -ge "$CONFIRMED" ] && [ "$live" -gt 0 ] \
+      && [ "$scopes" -gt 0 ]; then
+    pass "6. inventory: $TABLE holds $live live items ($written written at or after $STARTED, \
+the run wrote $WRITTEN and confirmed $CONFIRMED); $scopes scope(s) confirmed since then"
+    # The report's own sample query: five items with their id, region and last write time.
     aws_cli dynamodb scan --table-name "$TABLE" --limit 5 --output text \
       --query 'Items[*].[sourceServerID.S, region.S, lastSyncTime.S]' 2>/dev/null | detail || true
   else
-    fail "6. inventory: $TABLE holds $fresh items synced at or after $STARTED, want at least max(1, $WRITTEN)"
+    fail "6. inventory: $TABLE holds $live live items, $written written at or after $STARTED, \
+$scopes scope(s) confirmed since then; want >= $WRITTEN written, >= max(1, $CONFIRMED) live, >= 1 scope"
   fi
 fi
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
-from shared.aws import error_code
+from shared.aws import environment_pool, error_code
 from shared.config import table_names
 from shared.exceptions import ConflictError, InvalidParameterError, NotFoundError
 from shared.operations import Field, check_params
@@ -49,17 +48,16 @@ LIST_SPEC = {
 
 
 def _table(table: Any | None) -> Any:
-    return (
-        table
-        if table is not None
-        else boto3.resource("dynamodb").Table(table_names().target_accounts)
-    )
+    # The resource is built once per execution environment (environment_pool), not per call.
+    if table is not None:
+        return table
+    return environment_pool().resource("dynamodb").Table(table_names().target_accounts)
 
 
 def _hub_account_id(hub_account_id: str | None) -> str:
     if hub_account_id is not None:
         return hub_account_id
-    return str(boto3.client("sts").get_caller_identity()["Account"])
+    return environment_pool().hub_account()
 
 
 def _now() -> str:

@@ -1,14 +1,24 @@
-"""One client factory per run: hub credentials, one AssumeRole per target account, shared Config.
+"""AWS clients: built once per execution environment, handed out per run by a ClientFactory.
 
-boto3 clients are thread-safe once built, but building them from a session is not, so
-every client is built under one lock and cached by (service, account, region). Endpoints
-come from boto3's standard configuration (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DRS`, ...),
-so the same code talks to AWS, to moto and to the local DRS simulator.
+A warm Lambda environment keeps its module state between invocations, so the sessions and
+clients live in a `ClientPool` for the process's life (the documented Lambda practice:
+building a botocore client costs milliseconds of CPU, 1,120 scopes cost seconds). What must
+be fresh every run is not the client but the credentials: each run's `ClientFactory`
+assumes every target account's role once and puts the new credentials into that account's
+`AccountCredentials`, which every client of the account signs with on its next request.
+
+boto3 clients are thread-safe once built, but building them from a session is not, so every
+client is built under the pool's lock. Endpoints come from boto3's standard configuration
+(`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DRS`, ...), so the same code talks to AWS, to moto
+and to the local DRS simulator; a pool belongs to one such configuration (a change of any
+`AWS_*` variable, as tests make, starts a new pool).
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +26,18 @@ import boto3
 import botocore.loaders
 import botocore.session
 from botocore.config import Config
+from botocore.credentials import (
+    CredentialProvider,
+    CredentialResolver,
+    Credentials,
+    ReadOnlyCredentials,
+)
 from botocore.exceptions import BotoCoreError, ClientError
 
 from shared.exceptions import AssumeRoleError
 
 DEFAULT_MAX_ATTEMPTS = 5
+HUB = "hub"  # the owner of clients signed with the function's own credentials
 
 # Reading botocore's model and endpoint JSON costs ~0.1-2 s per new session; one loader kept
 # for the process's life (a warm Lambda container) makes later sessions nearly free.
@@ -37,11 +54,75 @@ def error_message(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Message") or exc)
 
 
-def new_session() -> boto3.Session:
-    """A fresh boto3 Session (credentials from the environment) sharing the model loader."""
+class AccountCredentials(Credentials):
+    """The credentials of one assumed account, replaced in place by each run's AssumeRole.
+
+    botocore asks a client's credentials object for a frozen copy on every request
+    (`get_frozen_credentials`, the public method every credentials class provides), so a
+    client built once signs each request with what the current run assumed. Empty (never
+    assumed, or the last assume failed) it yields None and botocore refuses to sign
+    (NoCredentialsError): an account is never read with stale or foreign credentials.
+    """
+
+    def __init__(self) -> None:  # no super().__init__: the values live in `_frozen`
+        self.method = "assume-role"
+        self._frozen: ReadOnlyCredentials | None = None
+
+    def update(self, assumed: dict[str, Any]) -> None:
+        """Use the `Credentials` of an AssumeRole answer from now on."""
+        self._frozen = ReadOnlyCredentials(
+            assumed["AccessKeyId"], assumed["SecretAccessKey"], assumed["SessionToken"], None
+        )
+
+    def clear(self) -> None:
+        self._frozen = None
+
+    def get_frozen_credentials(self) -> ReadOnlyCredentials | None:  # type: ignore[override]
+        return self._frozen
+
+    @property
+    def access_key(self) -> str | None:  # type: ignore[override]
+        return self._frozen.access_key if self._frozen else None
+
+    @property
+    def secret_key(self) -> str | None:  # type: ignore[override]
+        return self._frozen.secret_key if self._frozen else None
+
+    @property
+    def token(self) -> str | None:  # type: ignore[override]
+        return self._frozen.token if self._frozen else None
+
+    @property
+    def account_id(self) -> str | None:
+        return None
+
+
+class _FixedCredentialProvider(CredentialProvider):
+    """A session's only credential source: one AccountCredentials object."""
+
+    METHOD = "assume-role"
+
+    def __init__(self, credentials: Credentials) -> None:
+        super().__init__()
+        self._credentials = credentials
+
+    def load(self) -> Credentials:
+        return self._credentials
+
+
+def new_session(credentials: Credentials | None = None) -> boto3.Session:
+    """A boto3 Session sharing the model loader: credentials from the environment, or
+    `credentials` (an assumed account's) as its only source."""
     core = botocore.session.get_session()
     core.register_component("data_loader", _SHARED_LOADER)
+    if credentials is not None:
+        core.register_component(
+            "credential_provider", CredentialResolver([_FixedCredentialProvider(credentials)])
+        )
     return boto3.Session(botocore_session=core)
+
+
+SessionFactory = Callable[..., boto3.Session]  # (credentials=None) -> Session
 
 
 def make_config(max_pool_connections: int = 10, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
@@ -55,6 +136,19 @@ def make_config(max_pool_connections: int = 10, max_attempts: int = DEFAULT_MAX_
     )
 
 
+def _config_key(config: Config) -> tuple[Any, ...]:
+    """What makes two Configs build different clients (Config itself is not hashable)."""
+    values = vars(config)  # a Config keeps its options as instance attributes
+    retries = values.get("retries") or {}
+    # botocore rewrites a Config's `max_attempts` (retries) into `total_max_attempts` (retries
+    # + 1) in place when it builds a client: count attempts the same way either way.
+    attempts = retries.get("total_max_attempts")
+    if attempts is None and retries.get("max_attempts") is not None:
+        attempts = retries["max_attempts"] + 1
+    names = ("connect_timeout", "read_timeout", "max_pool_connections", "parameter_validation")
+    return (*(values.get(name) for name in names), retries.get("mode"), attempts)
+
+
 @dataclass(frozen=True)
 class AccountAccess:
     """How to reach one account: the hub's own credentials (role_arn None) or an assumed role."""
@@ -64,45 +158,185 @@ class AccountAccess:
     external_id: str | None = None
 
 
-class ClientFactory:
-    """Builds and caches boto3 clients per (service, account, region) for one run.
+class ClientPool:
+    """Sessions and clients kept for the life of an execution environment.
 
-    `session` defaults to `new_session()` (hub credentials from the environment).
-    Each target account's role is assumed at most once per factory; a failed assume is
-    remembered and raised again as AssumeRoleError, never replaced by hub credentials.
+    `session_factory(credentials=None)` builds sessions (default `new_session`, looked up
+    when called): one for the function's own credentials, one per assumed account holding
+    that account's AccountCredentials. Clients are cached by (service, owner, region,
+    config, label), owner being HUB or an account id. Thread-safe.
+    """
+
+    def __init__(self, session_factory: SessionFactory | None = None) -> None:
+        self._session_factory = session_factory
+        self._lock = threading.Lock()
+        self._hub_session: boto3.Session | None = None
+        self._account_sessions: dict[str, boto3.Session] = {}
+        self._account_credentials: dict[str, AccountCredentials] = {}
+        self._clients: dict[tuple[Any, ...], Any] = {}
+        self.hub_account_id: str | None = None
+        self.clients_built = 0
+
+    def _new_session(self, credentials: Credentials | None = None) -> boto3.Session:
+        factory = self._session_factory or new_session
+        return factory(credentials) if credentials is not None else factory()
+
+    @property
+    def hub_session(self) -> boto3.Session:
+        with self._lock:
+            if self._hub_session is None:
+                self._hub_session = self._new_session()
+            return self._hub_session
+
+    def credentials(self, account_id: str) -> AccountCredentials:
+        """The credentials object every client of `account_id` signs with."""
+        with self._lock:
+            return self._account_credentials.setdefault(account_id, AccountCredentials())
+
+    def client(self, service: str, owner: str, region: str, config: Config, label: str = "") -> Any:
+        """The cached client, built on first use from the owner's session."""
+        key = (service, owner, region, label, _config_key(config))
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        credentials = None if owner == HUB else self.credentials(owner)
+        with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                if owner == HUB:
+                    if self._hub_session is None:
+                        self._hub_session = self._new_session()
+                    session: boto3.Session = self._hub_session
+                else:
+                    known = self._account_sessions.get(owner)
+                    if known is None:
+                        known = self._account_sessions[owner] = self._new_session(credentials)
+                    session = known
+                client = session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+                self._clients[key] = client
+                self.clients_built += 1
+        return client
+
+    def resource(self, service: str, region: str | None = None) -> Any:
+        """A boto3 resource of the function's own account (the registry's and the
+        query-handler's tables), built once. Resources are not thread-safe: for handlers
+        that use them from the invocation's thread only."""
+        key = ("resource:" + service, HUB, region or "", "", ())
+        with self._lock:
+            resource = self._clients.get(key)
+            if resource is None:
+                if self._hub_session is None:
+                    self._hub_session = self._new_session()
+                resource = self._hub_session.resource(service, region_name=region)  # type: ignore[call-overload]
+                self._clients[key] = resource
+                self.clients_built += 1
+        return resource
+
+    def hub_account(self) -> str:
+        """The account of the function's own credentials (STS GetCallerIdentity, once)."""
+        if self.hub_account_id is None:
+            sts = self.client(
+                "sts", HUB, self.hub_session.region_name or "us-east-1", make_config()
+            )
+            self.hub_account_id = str(sts.get_caller_identity()["Account"])
+        return self.hub_account_id
+
+    def disconnect(self, service: str, owner: str, region: str) -> None:
+        """Close the connections of the cached client(s) of (service, owner, region).
+
+        The client stays cached: its next request opens a new connection. A client used by
+        one scope (DRS: one per account and region) would otherwise keep an open socket for
+        the rest of the run, and 1,120 scopes would exceed Lambda's 1,024 file descriptors.
+        """
+        with self._lock:
+            clients = [
+                client
+                for key, client in self._clients.items()
+                if key[0] == service and key[1] == owner and key[2] == region
+            ]
+        for client in clients:
+            client.close()
+
+    def cached(self) -> list[tuple[str, str, str]]:
+        """(service, owner, region) of every client held now."""
+        with self._lock:
+            return sorted({(key[0], key[1], key[2]) for key in self._clients})
+
+    def close(self) -> None:
+        with self._lock:
+            clients = [c for key, c in self._clients.items() if not key[0].startswith("resource:")]
+            self._clients.clear()
+        for client in clients:
+            client.close()
+
+
+_environment_pool: tuple[tuple[tuple[str, str], ...], ClientPool] | None = None
+_environment_lock = threading.Lock()
+
+
+def environment_pool() -> ClientPool:
+    """The process's pool for the current AWS configuration (`AWS_*` variables).
+
+    In Lambda the variables never change, so every warm invocation gets the same pool; a
+    process whose AWS configuration changed (a test pointing at another local endpoint)
+    gets a new one, and the old one's connections are closed.
+    """
+    global _environment_pool
+    fingerprint = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    with _environment_lock:
+        current = _environment_pool
+        if current is not None and current[0] == fingerprint:
+            return current[1]
+        _environment_pool = (fingerprint, ClientPool())
+    if current is not None:
+        current[1].close()
+    return _environment_pool[1]
+
+
+class ClientFactory:
+    """One run's view of a ClientPool: which accounts it reaches and with what credentials.
+
+    `pool` defaults to `environment_pool()`. Each target account's role is assumed at most
+    once per factory (per run); a failed assume is remembered and raised again as
+    AssumeRoleError, never replaced by hub credentials (nor by an earlier run's).
     """
 
     def __init__(
         self,
-        session: boto3.Session | None = None,
+        pool: ClientPool | None = None,
         *,
         config: Config | None = None,
         role_session_name: str = "drs-inventory-sync",
         sts_region: str | None = None,
     ) -> None:
-        self._session = session or new_session()
+        self._pool = pool or environment_pool()
         self._config = config or make_config()
-        self._unvalidated_config = self._config.merge(Config(parameter_validation=False))
         self._role_session_name = role_session_name
-        self._sts_region = sts_region or self._session.region_name or "us-east-1"
+        self._sts_region = sts_region or self._pool.hub_session.region_name or "us-east-1"
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
-        self._clients: dict[tuple[str, str, str, bool, str], Any] = {}
-        self._credentials: dict[str, dict[str, str]] = {}
+        self._assumed: set[str] = set()
         self._assume_failures: dict[str, AssumeRoleError] = {}
         self._access: dict[str, AccountAccess] = {}
-        self._hub_account_id: str | None = None
-        self.assume_role_calls = 0
+        self._assume_role_calls = 0
 
     @property
     def config(self) -> Config:
         return self._config
 
+    @property
+    def pool(self) -> ClientPool:
+        return self._pool
+
+    @property
+    def assume_role_calls(self) -> int:
+        with self._lock:
+            return self._assume_role_calls
+
     def tune(self, overrides: Config) -> None:
-        """Merge `overrides` (timeouts, retries) into the Config of clients built from now on."""
+        """Merge `overrides` (timeouts, retries) into the Config of clients handed out now on."""
         with self._lock:
             self._config = self._config.merge(overrides)
-            self._unvalidated_config = self._unvalidated_config.merge(overrides)
 
     @property
     def home_region(self) -> str:
@@ -110,11 +344,11 @@ class ClientFactory:
         return self._sts_region
 
     def hub_account_id(self) -> str:
-        """The account the function runs in (STS GetCallerIdentity, asked once)."""
-        if self._hub_account_id is None:
-            identity = self._hub_client("sts", self._sts_region).get_caller_identity()
-            self._hub_account_id = str(identity["Account"])
-        return self._hub_account_id
+        """The account the function runs in (STS GetCallerIdentity, asked once per pool)."""
+        if self._pool.hub_account_id is None:
+            sts = self._pool.client("sts", HUB, self._sts_region, self._config)
+            self._pool.hub_account_id = str(sts.get_caller_identity()["Account"])
+        return self._pool.hub_account_id
 
     def register(self, access: AccountAccess) -> None:
         """Declare how an account is reached; the hub account needs no role."""
@@ -134,115 +368,72 @@ class ClientFactory:
 
         `validate=False` skips botocore's client-side parameter validation: for requests the
         code builds itself (bulk DynamoDB writes), where it costs more CPU than the call.
-        `config` is merged over the shared Config for a client of its own, cached under
-        `label` (for example tighter timeouts for the last writes of a run).
-        Raises AssumeRoleError when the account's role cannot be assumed, and KeyError
-        when a non-hub account was never registered.
+        `config` is merged over the shared Config; `label` names a client of its own (for
+        example tighter timeouts for the last writes of a run, or a client whose serializer
+        is replaced). Raises AssumeRoleError when the account's role cannot be assumed in
+        this run, and KeyError when a non-hub account was never registered.
         """
-        account = account_id or self.hub_account_id()
-        key = (service, account, region, validate, label)
-        cached = self._clients.get(key)
-        if cached is not None:
-            return cached
-        base = self._config if validate else self._unvalidated_config
-        merged = base.merge(config) if config is not None else base
-        if (
-            account == self.hub_account_id()
-            and self._access.get(account, AccountAccess(account)).role_arn is None
-        ):
-            client = self._hub_client(service, region, validate, merged, label)
-        else:
-            credentials = self._assumed_credentials(account)
-            with self._lock:
-                client = self._clients.get(key) or self._session.client(  # type: ignore[call-overload]
-                    service,
-                    region_name=region,
-                    config=merged,
-                    aws_access_key_id=credentials["AccessKeyId"],
-                    aws_secret_access_key=credentials["SecretAccessKey"],
-                    aws_session_token=credentials["SessionToken"],
-                )
-                self._clients[key] = client
-        return client
-
-    def cached(self) -> list[tuple[str, str, str]]:
-        """(service, account or "hub", region) of every client held now."""
+        owner = self._owner(account_id)
         with self._lock:
-            return sorted({(key[0], key[1], key[2]) for key in self._clients})
+            merged = self._config
+        if not validate:
+            merged = merged.merge(Config(parameter_validation=False))
+        if config is not None:
+            merged = merged.merge(config)
+        if owner != HUB:
+            self._assume(owner)
+        return self._pool.client(service, owner, region, merged, label)
 
     def release(self, service: str, region: str, account_id: str | None = None) -> None:
-        """Close and forget the cached client(s) for (service, region, account).
+        """Close the connections of the client(s) for (service, region, account); the clients
+        stay for the next run (see ClientPool.disconnect)."""
+        self._pool.disconnect(service, self._owner(account_id), region)
 
-        A client used by one scope only (DRS: one per account and region) would otherwise
-        keep its connection pool, and an open socket, for the rest of the run: 1,120 scopes
-        would exceed Lambda's 1,024 file descriptors.
-        """
+    def _owner(self, account_id: str | None) -> str:
         account = account_id or self.hub_account_id()
-        # Hub clients are cached under "hub" (see _hub_client), assumed ones by account.
-        owners = {account, "hub"} if account == self.hub_account_id() else {account}
-        with self._lock:
-            doomed = [
-                self._clients.pop(key)
-                for key in list(self._clients)
-                if key[0] == service and key[2] == region and key[1] in owners
-            ]
-        for client in doomed:
-            client.close()
+        is_hub = account == self.hub_account_id()
+        if is_hub and self._access.get(account, AccountAccess(account)).role_arn is None:
+            return HUB
+        return account
 
-    def _hub_client(
-        self,
-        service: str,
-        region: str,
-        validate: bool = True,
-        config: Config | None = None,
-        label: str = "",
-    ) -> Any:
-        key = (service, "hub", region, validate, label)
-        with self._lock:
-            client = self._clients.get(key)
-            if client is None:
-                chosen = config or (self._config if validate else self._unvalidated_config)
-                client = self._session.client(  # type: ignore[call-overload]
-                    service, region_name=region, config=chosen
-                )
-                self._clients[key] = client
-        return client
-
-    def _assumed_credentials(self, account_id: str) -> dict[str, str]:
+    def _assume(self, account_id: str) -> None:
         with self._lock:
             account_lock = self._account_locks.setdefault(account_id, threading.Lock())
         # Concurrent scopes of one account wait for a single AssumeRole instead of racing.
         with account_lock:
-            if account_id in self._credentials:
-                return self._credentials[account_id]
+            if account_id in self._assumed:
+                return
             if account_id in self._assume_failures:
                 raise self._assume_failures[account_id]
-            access = self._access[account_id]
-            if access.role_arn is None:
-                error = AssumeRoleError(
-                    account_id, "(none)", "NoRoleArn", "no roleArn is registered"
-                )
-                self._assume_failures[account_id] = error
-                raise error
-            params: dict[str, Any] = {
-                "RoleArn": access.role_arn,
-                "RoleSessionName": self._role_session_name,
-            }
-            if access.external_id:
-                params["ExternalId"] = access.external_id
-            sts = self._hub_client("sts", self._sts_region)
-            self.assume_role_calls += 1
+            credentials = self._pool.credentials(account_id)
             try:
-                credentials = sts.assume_role(**params)["Credentials"]
-            except ClientError as exc:
-                error = AssumeRoleError(
-                    account_id, access.role_arn, error_code(exc), error_message(exc)
-                )
+                credentials.update(self._assume_role(account_id))
+            except AssumeRoleError as error:
+                credentials.clear()  # nothing signs for this account with older credentials
                 self._assume_failures[account_id] = error
-                raise error from exc
-            except BotoCoreError as exc:
-                error = AssumeRoleError(account_id, access.role_arn, type(exc).__name__, str(exc))
-                self._assume_failures[account_id] = error
-                raise error from exc
-            self._credentials[account_id] = credentials
-            return credentials
+                raise
+            self._assumed.add(account_id)
+
+    def _assume_role(self, account_id: str) -> dict[str, Any]:
+        access = self._access[account_id]
+        if access.role_arn is None:
+            raise AssumeRoleError(account_id, "(none)", "NoRoleArn", "no roleArn is registered")
+        params: dict[str, Any] = {
+            "RoleArn": access.role_arn,
+            "RoleSessionName": self._role_session_name,
+        }
+        if access.external_id:
+            params["ExternalId"] = access.external_id
+        sts = self._pool.client("sts", HUB, self._sts_region, self._config)
+        with self._lock:
+            self._assume_role_calls += 1
+        try:
+            return dict(sts.assume_role(**params)["Credentials"])
+        except ClientError as exc:
+            raise AssumeRoleError(
+                account_id, access.role_arn, error_code(exc), error_message(exc)
+            ) from exc
+        except BotoCoreError as exc:
+            raise AssumeRoleError(
+                account_id, access.role_arn, type(exc).__name__, str(exc)
+            ) from exc

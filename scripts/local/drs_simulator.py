@@ -794,6 +794,14 @@ class DrsSimulator:
             scope = self._scopes.get((account_id, region))
             return scope.server_ids() if scope else []
 
+    def source_servers(self, account_id: str, region: str) -> list[dict[str, Any]]:
+        """The records stored for (account, region) as DRS would list them (no fault, no
+        latency), raw records left out: what a test compares the inventory with."""
+        with self._lock:
+            scope = self._scopes.get((account_id, region))
+            blobs = [scope.entries[key].blob for key in scope.server_ids()] if scope else []
+        return [json.loads(blob) for blob in blobs]
+
     def scope_counts(self) -> dict[tuple[str, str], int]:
         """Number of servers per (account, region), raw records left out."""
         with self._lock:

@@ -288,15 +288,13 @@ def test_second_run_keeps_every_invariant(
         assert not (recorded and reported_unrecorded), (scope, row, context_of_failure)
 
         # d (per scope). a scope the run calls healthy is synced: every listed server live
-        # with this run's lastSyncTime, its row (if recorded) healthy
+        # and confirmed by this run, its row (if recorded) healthy
         if scope in healthy_scopes:
+            # (written by this run, or unchanged and still DRS's truth: see World.unconfirmed)
+            unconfirmed = set(world.unconfirmed(summary, *scope))
             for arn in example.in_drs[scope]:
-                assert arn in items, (scope, arn, context_of_failure)
-                assert items[arn]["lastSyncTime"]["S"] == summary["startedAt"], (
-                    scope,
-                    arn,
-                    context_of_failure,
-                )
+                assert arn in items and "deletedAt" not in items[arn], (scope, arn)
+                assert arn not in unconfirmed, (scope, arn, context_of_failure)
             if recorded:
                 assert row["status"] in HEALTHY and row.get("errorCode") is None, (scope, row)
                 assert row["lastSuccessTime"] == summary["startedAt"], (scope, row)

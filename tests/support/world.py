@@ -9,6 +9,7 @@ from __future__ import annotations
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -16,10 +17,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from inventory_sync import sync_source_server_inventory
-from inventory_sync.models import SyncSettings
+from inventory_sync.models import Scope, SyncSettings
+from inventory_sync.records import content_digest
 from scripts.local import fleet
 from scripts.local.drs_simulator import DrsSimulator, Fault
-from shared.aws import ClientFactory, make_config, new_session
+from shared.aws import ClientFactory, ClientPool, make_config, new_session
 from shared.config import TableNames
 from tests.support.handlers import load_handler
 
@@ -76,13 +78,18 @@ class World:
                 accountName=f"target {account}",
             )
 
-    def session(self, log: CallLog | None = None) -> boto3.Session:
-        """A boto3 Session for the sync: AssumeRole of a denied role answers AccessDenied."""
-        session = new_session()
+    def session(self, log: CallLog | None = None, credentials: Any = None) -> boto3.Session:
+        """A boto3 Session for the sync (an assumed account's when `credentials` is given):
+        AssumeRole of a denied role answers AccessDenied; `log` records every call."""
+        session = new_session(credentials)
         session.events.register("before-call.sts.AssumeRole", self._deny_assume_role)
         if log is not None:
             session.events.register("provide-client-params", _params_recorder(log))
         return session
+
+    def pool(self, log: CallLog | None = None) -> ClientPool:
+        """A ClientPool (as a fresh Lambda environment has) whose sessions are `session(log)`."""
+        return ClientPool(lambda credentials=None: self.session(log, credentials))
 
     def _deny_assume_role(self, params: dict[str, Any], **_: Any) -> Any:
         role = (params.get("body") or {}).get("RoleArn")  # the serialised query request
@@ -107,7 +114,7 @@ class World:
         settings: SyncSettings | None = None,
         **params: Any,
     ) -> dict[str, Any]:
-        factory = ClientFactory(self.session(log), config=make_config(max_pool_connections=8))
+        factory = ClientFactory(self.pool(log), config=make_config(max_pool_connections=8))
         return sync_source_server_inventory(
             params,
             context,
@@ -179,6 +186,28 @@ class World:
             for arn, item in self.inventory().items()
             if item["accountId"] == account_id and item["region"] == region
         }
+
+    def unconfirmed(self, summary: dict[str, Any], account_id: str, region: str) -> list[str]:
+        """The ARNs of a scope's live items that the run `summary` did NOT confirm.
+
+        Confirmed means: written by that run (lastSyncTime = its start), or left as they were
+        because unchanged, which must be true: the item's contentDigest is the digest of what
+        DRS lists now, and the scope's status says that run succeeded there."""
+        started = summary["startedAt"]
+        epoch = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        scope = Scope(account_id, region)
+        row = self.region_status().get((account_id, region), {})
+        scope_confirmed = row.get("lastSuccessTime") == started
+        records = {r["arn"]: r for r in self.simulator.source_servers(account_id, region)}
+        missing: list[str] = []
+        for arn, item in self.scope_items(account_id, region).items():
+            if "deletedAt" in item or item["lastSyncTime"] == started:
+                continue
+            record = records.get(arn)
+            digest = content_digest(record, scope, item.get("ec2"), epoch) if record else None
+            if not (scope_confirmed and digest == item.get("contentDigest")):
+                missing.append(arn)
+        return missing
 
     def lease(self, name: str = "inventory-sync") -> dict[str, Any] | None:
         """The lease item `name` (the sync's, or "inventory-sync-dry-run"), if it exists."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -29,37 +28,6 @@ _STATUS_BY_CODE = {
     "TooManyRequestsException": ScopeStatus.THROTTLED,
     "RequestLimitExceeded": ScopeStatus.THROTTLED,
 }
-
-
-def _parse_items_with_json(
-    response_dict: dict[str, Any], customized_response_dict: dict[str, Any], **_: Any
-) -> None:
-    """botocore `before-parse` hook for DescribeSourceServers: take `items` with json.loads.
-
-    botocore's shape-walking parser costs ~0.3 ms of CPU per source server, more than the
-    rest of the sync's work on it. Every member of a SourceServer is JSON-native (strings,
-    integers, booleans, maps, lists; no timestamps or blobs), so json.loads yields the
-    record as DRS returned it. botocore still parses the rest (nextToken, errors) and merges
-    `customized_response_dict` into its result, which is what that argument is for.
-    """
-    if response_dict.get("status_code") != 200:
-        return
-    body = json.loads(response_dict["body"] or b"{}")
-    if not isinstance(body, dict) or "items" not in body:
-        return  # botocore parses it; a listing without items is refused by list_scope
-    # Whatever `items` is (a list, or junk a broken answer holds), the caller judges it:
-    # botocore's parser would fail on junk with an error that names nothing useful.
-    customized_response_dict["items"] = body.pop("items")
-    response_dict["body"] = json.dumps(body).encode()
-
-
-def use_fast_page_parsing(drs_client: Any) -> None:
-    """Install `_parse_items_with_json` on a DRS client (idempotent)."""
-    drs_client.meta.events.register(
-        "before-parse.drs.DescribeSourceServers",
-        _parse_items_with_json,
-        unique_id="inventory-sync-json-items",
-    )
 
 
 def status_for_error_code(code: str) -> ScopeStatus:

@@ -70,6 +70,7 @@ class ScopeOutcome:
     pages: int = 0
     servers_seen: int = 0
     servers_written: int = 0
+    servers_unchanged: int = 0  # listed, stored content the same: not rewritten
     servers_new: int = 0
     servers_revived: int = 0
     servers_soft_deleted: int = 0
@@ -135,6 +136,10 @@ class SyncSettings:
     delete_guard_min: int = 10
     # Dry runs list at most this many servers per scope and change kind (with a count of the rest).
     plan_limit: int = 50
+    # Volatile figures (lag, backlog and replicated bytes, last-seen time) change on every
+    # poll; an item whose stable content did not change is rewritten only to refresh them,
+    # at most this often, spread over the interval's runs (0: never just for that).
+    volatile_refresh_seconds: int = 21_600
 
     @property
     def max_run_seconds(self) -> int:
@@ -159,6 +164,9 @@ class SyncSettings:
                 env, "SYNC_DELETE_GUARD_PERCENT", cls.delete_guard_percent, 0
             ),
             delete_guard_min=_int_env(env, "SYNC_DELETE_GUARD_MIN", cls.delete_guard_min, 0),
+            volatile_refresh_seconds=_int_env(
+                env, "SYNC_VOLATILE_REFRESH_SECONDS", cls.volatile_refresh_seconds, 0
+            ),
         )
 
 

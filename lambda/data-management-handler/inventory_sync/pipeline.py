@@ -31,7 +31,14 @@ from inventory_sync.models import (
     ScopeStatus,
     SyncSettings,
 )
-from inventory_sync.records import ec2_origin, inventory_item, record_identity
+from inventory_sync.records import (
+    CONTENT_DIGEST,
+    content_digest,
+    ec2_origin,
+    inventory_item,
+    record_identity,
+    refresh_due,
+)
 from inventory_sync.store import BatchResult, SyncStore
 from shared.aws import error_code
 from shared.observability import get_logger
@@ -51,7 +58,7 @@ class RunContext:
     deadline: Deadline
     run_id: str
     run_time: str  # ISO-8601 start of the run: lastSyncTime of every item it writes
-    started_epoch: int
+    started_epoch: int  # the same instant in epoch seconds (volatile bands, refresh slots)
     dry_run: bool
     previous_status: dict[Scope, dict[str, Any]]
     confirm_deletions: frozenset[Scope]
@@ -207,7 +214,12 @@ def _sync_listed(
             if ec2 is None and origin in enrichment.unavailable:
                 ec2 = (previous or {}).get("ec2")  # could not look: keep what we knew
         try:
-            item = inventory_item(server, scope, run.run_time, ec2)
+            digest = content_digest(server, scope, ec2, run.started_epoch)
+            if previous is not None and _still_true(arn, previous, digest, run):
+                outcome.servers_unchanged += 1
+                _count_enrichment(outcome, origin, ec2, enrichment)
+                continue
+            item = inventory_item(server, scope, run.run_time, ec2, digest)
         except Exception as exc:  # odd shapes inside one record: that record only
             outcome.records_rejected += 1
             records.unwritten.add(arn)
@@ -221,13 +233,7 @@ def _sync_listed(
                 },
             )
             continue
-        if origin is not None:
-            if "ec2" in item and origin in enrichment.instances:
-                outcome.ec2_enriched += 1
-            elif origin in enrichment.unavailable:
-                outcome.ec2_unavailable += 1
-            else:
-                outcome.ec2_not_found += 1
+        _count_enrichment(outcome, origin, item.get("ec2"), enrichment)
         if previous is None:
             added.append(arn)
         elif "deletedAt" in previous:
@@ -301,6 +307,37 @@ def _sync_listed(
         )
     elif not held:
         outcome.confirmed = True
+
+
+def _still_true(arn: str, stored: dict[str, Any], digest: str, run: RunContext) -> bool:
+    """Whether the stored item already says what a rewrite would (same stable content, not
+    soft-deleted) and its volatile figures are not due for their periodic refresh."""
+    if "deletedAt" in stored or stored.get(CONTENT_DIGEST) != digest:
+        return False
+    settings = run.settings
+    return not refresh_due(
+        arn,
+        stored.get("lastSyncTime"),
+        run.started_epoch,
+        settings.schedule_interval_seconds,
+        settings.volatile_refresh_seconds,
+    )
+
+
+def _count_enrichment(
+    outcome: ScopeOutcome,
+    origin: tuple[str, str, str] | None,
+    ec2: dict[str, Any] | None,
+    enrichment: Any,
+) -> None:
+    if origin is None:
+        return
+    if ec2 is not None and origin in enrichment.instances:
+        outcome.ec2_enriched += 1
+    elif origin in enrichment.unavailable:
+        outcome.ec2_unavailable += 1
+    else:
+        outcome.ec2_not_found += 1
 
 
 def _held_by_guard(scope: Scope, vanishing: int, live: int, run: RunContext) -> bool:

@@ -1,8 +1,13 @@
-"""Pure transforms: a DRS source server (+ its EC2 instance) -> one inventory item."""
+"""Pure transforms: a DRS source server (+ its EC2 instance) -> one inventory item, and the
+digest that says whether a stored item still tells the truth about it."""
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import json
+import re
+import zlib
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,6 +24,18 @@ MAX_NUMBER_DIGITS = 38
 MAX_NUMBER_EXPONENT = 125
 MIN_NUMBER_EXPONENT = -130
 MAX_NESTING = 30  # DynamoDB allows 32 levels of nested maps and lists in an item
+# Bump when inventory_item's output changes for the same input: every item is rewritten once.
+ITEM_FORMAT = 1
+CONTENT_DIGEST = "contentDigest"
+# Volatile figures enter the digest as the band they fall in, so a healthy server whose lag
+# jitters by seconds costs no write, while one whose lag crosses a band (an RPO that
+# matters) is written in the run that sees it. Upper bounds of each band:
+LAG_BANDS_SECONDS = (60, 300, 900, 3_600, 21_600, 86_400)
+BACKLOG_BANDS_BYTES = (64 * 2**20, 2**30, 16 * 2**30)
+LAST_SEEN_BANDS_SECONDS = (3_600, 86_400)
+_DURATION = re.compile(
+    r"P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?"
+)
 
 
 def scope_of_arn(arn: Any) -> Scope | None:
@@ -155,12 +172,134 @@ def life_cycle_state(server: dict[str, Any]) -> str:
     return str(last_launch.get("status") or NEVER_LAUNCHED)
 
 
+def duration_seconds(value: Any) -> float | None:
+    """Seconds of an ISO-8601 duration as DRS writes them (PT3S, P12DT4H5M6S), else None."""
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None or value in ("P", "PT"):
+        return None
+    days, hours, minutes = (int(match[k] or 0) for k in ("d", "h", "m"))
+    return days * 86_400 + hours * 3_600 + minutes * 60 + float(match["s"] or 0)
+
+
+def _epoch(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _band(value: float | None, bounds: tuple[int, ...], raw: Any) -> Any:
+    """The index of the band `value` falls in; the raw value when it could not be read (so
+    any change of an unreadable figure is a change)."""
+    return raw if value is None else bisect.bisect_right(bounds, value)
+
+
+def _share(part: Any, whole: Any) -> Any:
+    """`part` of `whole` in tenths (replication progress), or `part` when not numbers."""
+    if isinstance(part, int | float) and isinstance(whole, int | float) and whole > 0:
+        return int(10 * part / whole)
+    return part
+
+
+def _stable_disk(disk: Any) -> Any:
+    if not isinstance(disk, dict):
+        return disk
+    view = dict(disk)
+    total = disk.get("totalStorageBytes")
+    for name in ("replicatedStorageBytes", "rescannedStorageBytes"):
+        if name in view:
+            view[name] = _share(view[name], total)
+    if "backloggedStorageBytes" in view:
+        backlog = view["backloggedStorageBytes"]
+        number = backlog if isinstance(backlog, int | float) else None
+        view["backloggedStorageBytes"] = _band(number, BACKLOG_BANDS_BYTES, backlog)
+    return view
+
+
+def stable_view(server: dict[str, Any], now_epoch: float) -> dict[str, Any]:
+    """`server` with its volatile figures replaced by what of them matters.
+
+    Volatile (they move on every poll of a healthy server): replication lag (kept as its
+    band), the ETA and the agent's last update time (dropped), per-disk replicated and
+    rescanned bytes (kept as tenths of the disk) and backlog (kept as its band), the
+    elapsed replication time (dropped), and when DRS last saw the server (kept as its age
+    band at `now_epoch`). Everything else is stable content, kept as it is.
+    """
+    view = dict(server)
+    info = server.get("dataReplicationInfo")
+    if isinstance(info, dict):
+        info = dict(info)
+        if "lagDuration" in info:
+            lag = info["lagDuration"]
+            info["lagDuration"] = _band(duration_seconds(lag), LAG_BANDS_SECONDS, lag)
+        info.pop("etaDateTime", None)
+        disks = info.get("replicatedDisks")
+        if isinstance(disks, list):
+            info["replicatedDisks"] = [_stable_disk(disk) for disk in disks]
+        view["dataReplicationInfo"] = info
+    life = server.get("lifeCycle")
+    if isinstance(life, dict):
+        life = dict(life)
+        life.pop("elapsedReplicationDuration", None)
+        if "lastSeenByServiceDateTime" in life:
+            seen = life["lastSeenByServiceDateTime"]
+            when = _epoch(seen)
+            age = None if when is None else max(0.0, now_epoch - when)
+            life["lastSeenByServiceDateTime"] = _band(age, LAST_SEEN_BANDS_SECONDS, seen)
+        view["lifeCycle"] = life
+    properties = server.get("sourceProperties")
+    if isinstance(properties, dict) and "lastUpdatedDateTime" in properties:
+        view["sourceProperties"] = {
+            k: v for k, v in properties.items() if k != "lastUpdatedDateTime"
+        }
+    return view
+
+
+def content_digest(
+    server: dict[str, Any], scope: Scope, ec2: dict[str, Any] | None, now_epoch: float
+) -> str:
+    """A digest of what the inventory item of `server` says, volatile figures as their
+    bands (see `stable_view`): equal digests mean the stored item needs no rewrite."""
+    content = [ITEM_FORMAT, scope.account_id, scope.region, stable_view(server, now_epoch), ec2]
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def refresh_due(
+    arn: str, last_sync_time: Any, now_epoch: float, interval: int, refresh_seconds: int
+) -> bool:
+    """Whether an unchanged item is rewritten anyway, to refresh its volatile figures.
+
+    Each item has one slot in every `refresh_seconds` (by a hash of its ARN), so about
+    interval/refresh_seconds of the estate is refreshed per run instead of all of it at
+    once; an item older than `refresh_seconds` (its slot's runs were missed) is due now.
+    """
+    if refresh_seconds <= 0:
+        return False
+    written = _epoch(last_sync_time)
+    if written is None:
+        return True
+    age = now_epoch - written
+    if age >= refresh_seconds:
+        return True
+    slots = max(1, refresh_seconds // max(1, interval))
+    slot = int(now_epoch // max(1, interval))
+    return age >= interval and zlib.crc32(arn.encode()) % slots == slot % slots
+
+
 def inventory_item(
-    server: dict[str, Any], scope: Scope, sync_time: str, ec2: dict[str, Any] | None
+    server: dict[str, Any],
+    scope: Scope,
+    sync_time: str,
+    ec2: dict[str, Any] | None,
+    digest: str | None = None,
 ) -> dict[str, Any]:
     """The inventory item for `server`, listed in `scope` at `sync_time` (ISO-8601 UTC).
 
-    `ec2` is the instance summary or None (not EC2-origin, or not found). The result holds
+    `ec2` is the instance summary or None (not EC2-origin, or not found); `digest` (from
+    `content_digest`) is stored as `contentDigest`. The result holds
     only DynamoDB-safe values and is kept under MAX_ITEM_BYTES by trimming the raw `drs`
     copy (flagged `drsTruncated`), never the contract attributes. Raises
     UnstorableRecordError when no such item can exist (see `check_storable`; still too large
@@ -184,6 +323,7 @@ def inventory_item(
         "sourceRegion": cloud.get("originRegion"),
         "sourceInstanceId": hints.get("awsInstanceID"),
         "tags": tags_map(server.get("tags") or {}),
+        CONTENT_DIGEST: digest,
         "drs": server,
     }
     if ec2 is not None:

@@ -92,6 +92,7 @@ def summary(facts: RunFacts) -> dict[str, Any]:
         "scopesFailed": len(failures),
         "serversSeen": total("servers_seen"),
         "serversWritten": total("servers_written"),
+        "serversUnchanged": total("servers_unchanged"),
         "serversNew": total("servers_new"),
         "serversRevived": total("servers_revived"),
         "serversSoftDeleted": total("servers_soft_deleted") + (sweep.soft_deleted if sweep else 0),

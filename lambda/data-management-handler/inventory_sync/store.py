@@ -17,7 +17,6 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
-from botocore.serialize import JSONSerializer
 
 from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope
@@ -63,34 +62,6 @@ def from_attribute_map(item: dict[str, Any]) -> dict[str, Any]:
     return {key: _deserializer.deserialize(value) for key, value in item.items()}
 
 
-class _WireFormBatchWrites(JSONSerializer):
-    """Serialises BatchWriteItem requests with json.dumps alone.
-
-    The sync builds every AttributeValue itself (`to_attribute_value`), so its write
-    requests are already in wire form; botocore's generic serializer walks each value
-    again, which measured about a third of the sync's CPU (see README, Performance).
-    Every other operation takes the generic path.
-    """
-
-    def _serialize(self, serialized: Any, value: Any, shape: Any, key: Any = None) -> None:
-        if key is None and shape.name == "BatchWriteItemInput":
-            serialized.update(value)
-        else:
-            super()._serialize(serialized, value, shape, key)  # type: ignore[misc]
-
-
-def use_wire_form_batch_writes(dynamodb_client: Any) -> bool:
-    """Give `dynamodb_client` the wire-form BatchWriteItem serializer.
-
-    Only a client built without parameter validation holds a bare JSONSerializer; any
-    other client (or another botocore layout) is left as it is. Returns whether it applied.
-    """
-    if type(getattr(dynamodb_client, "_serializer", None)) is not JSONSerializer:
-        return False
-    dynamodb_client._serializer = _WireFormBatchWrites()
-    return True
-
-
 @dataclass
 class BatchResult:
     """What one put_items call achieved."""
@@ -108,11 +79,20 @@ class SyncStore:
     """The sync's reads and writes. Counts requests (thread-safe) for the run summary.
 
     `gate()` is asked before every write; when it says no, the write raises
-    DeadlineReachedError instead of being sent.
+    DeadlineReachedError instead of being sent. `batch_client` (default `client`) sends the
+    BatchWriteItem requests: a client whose serializer may be the wire-form one.
     """
 
-    def __init__(self, client: Any, tables: TableNames, gate: Gate = _always_open) -> None:
+    def __init__(
+        self,
+        client: Any,
+        tables: TableNames,
+        gate: Gate = _always_open,
+        *,
+        batch_client: Any = None,
+    ) -> None:
         self._client = client
+        self._batch_client = batch_client or client  # BatchWriteItem only (see SyncRun)
         self._tables = tables
         self._gate = gate
         self._lock = threading.Lock()
@@ -166,10 +146,12 @@ class SyncStore:
 
     # --- inventory ---------------------------------------------------------------------------
     def scope_items(self, scope: Scope) -> dict[str, dict[str, Any]]:
-        """What the inventory holds for `scope`, by ARN: lastSyncTime, deletedAt, ec2."""
+        """What the inventory holds for `scope`, by ARN: lastSyncTime, deletedAt, ec2 and
+        contentDigest (all projected into the scope index)."""
         items: dict[str, dict[str, Any]] = {}
         for item in self._query_scope(
-            scope, ProjectionExpression="sourceServerArn, lastSyncTime, deletedAt, ec2"
+            scope,
+            ProjectionExpression="sourceServerArn, lastSyncTime, deletedAt, ec2, contentDigest",
         ):
             items[item["sourceServerArn"]] = item
         return items
@@ -254,7 +236,7 @@ class SyncStore:
         pending = [{"PutRequest": {"Item": to_attribute_map(item)}} for item in items]
         for attempt in range(MAX_BATCH_ATTEMPTS):
             self._may_write(f"BatchWriteItem to {table}")
-            response = self._client.batch_write_item(RequestItems={table: pending})
+            response = self._batch_client.batch_write_item(RequestItems={table: pending})
             self._count(writes=1)
             pending = response.get("UnprocessedItems", {}).get(table, [])
             if not pending:

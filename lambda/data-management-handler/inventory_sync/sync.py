@@ -28,13 +28,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from inventory_sync.deadline import Deadline, remaining_seconds
 from inventory_sync.exceptions import DeadlineReachedError, SyncFailedError
 from inventory_sync.lease import DRY_RUN_LEASE, SYNC_LEASE, Lease
-from inventory_sync.listing import use_fast_page_parsing
 from inventory_sync.models import Plan, Scope, ScopeOutcome, ScopeStatus, SyncSettings
 from inventory_sync.params import OPERATION, SyncRequest, parse_sync_params
 from inventory_sync.pipeline import RunContext, deadline_outcome, sync_scope
 from inventory_sync.report import RunFacts, iso, publish, summary
+from inventory_sync.sdk_fast_paths import JSON_LISTING, WIRE_BATCH_WRITES, FastPaths
 from inventory_sync.status import StatusRecorder
-from inventory_sync.store import SyncStore, use_wire_form_batch_writes
+from inventory_sync.store import SyncStore
 from inventory_sync.sweep import SweepResult, sweep
 from shared.aws import AccountAccess, ClientFactory, error_code, make_config
 from shared.config import drs_regions, sync_lease_table, table_names
@@ -102,8 +102,20 @@ class SyncRun:
         self.home_region = factory.home_region
         # Writes are built here from typed records: botocore's validation of them is pure cost.
         self.dynamodb = factory.client("dynamodb", self.home_region, validate=False)
-        use_wire_form_batch_writes(self.dynamodb)
-        self.store = SyncStore(self.dynamodb, self.tables, gate=self._may_write)
+        self.fast_paths = FastPaths.detect()
+        # The wire-form serializer goes on a client of its own, used for BatchWriteItem only.
+        batch_writer = factory.client(
+            "dynamodb", self.home_region, validate=False, label=WIRE_BATCH_WRITES
+        )
+        self.sdk = self.fast_paths.describe(
+            {
+                JSON_LISTING: self.fast_paths.enabled,
+                WIRE_BATCH_WRITES: self.fast_paths.use_wire_batch_writes(batch_writer),
+            }
+        )
+        self.store = SyncStore(
+            self.dynamodb, self.tables, gate=self._may_write, batch_client=batch_writer
+        )
         self.lease = Lease(
             self.dynamodb,
             self.lease_table,
@@ -160,14 +172,14 @@ class SyncRun:
         plan = self.plan
         final_store = None
         if self.lease_taken:
-            final_store = self._final_store()
+            final_store, release_deadline = self._final_store()
             if plan is not None and self.context is not None:
                 for scope in plan.scopes:
                     if scope not in self.outcomes:
                         self.outcomes[scope] = deadline_outcome(scope)
             if not self.dry_run:
                 self._record_remaining(final_store, in_time)
-            if final_store.may_write():
+            if not release_deadline.reached():
                 self.lease.release(final_store.client)
             else:
                 logger.warning("lease left to expire on its own: no time left to release it")
@@ -193,9 +205,11 @@ class SyncRun:
         publish(result, dry_run=self.dry_run)
         return result
 
-    def _final_store(self) -> SyncStore:
-        """A store for the supervisor's last writes: short timeouts, its own gate, so a
-        hung DynamoDB can delay the return by seconds, never past Lambda's timeout."""
+    def _final_store(self) -> tuple[SyncStore, Deadline]:
+        """A store for the supervisor's last status writes, and the deadline of the lease's
+        release after them: short timeouts, their own gates, so a hung DynamoDB can delay
+        the return by seconds, never past Lambda's timeout. The status writes stop at 70% of
+        the budget, so retries of a throttled status table never eat the release's turn."""
         # Worst case with the default 30 s reserve: the last call starts at 12 s and takes
         # two attempts of connect + read timeout (9 s): the invocation returns within the
         # reserve. The floors keep a loaded local fake from failing a tiny reserve's writes.
@@ -209,7 +223,9 @@ class SyncRun:
         client = self.factory.client(
             "dynamodb", self.home_region, validate=False, config=config, label="final"
         )
-        return SyncStore(client, self.tables, gate=lambda: not last_writes.reached())
+        status_writes = Deadline(last_writes.left() * 0.7)
+        store = SyncStore(client, self.tables, gate=lambda: not status_writes.reached())
+        return store, last_writes
 
     def _record_remaining(self, final_store: SyncStore, in_time: bool) -> None:
         recorder = self.recorder
@@ -317,6 +333,7 @@ class SyncRun:
                 "regions": len(regions),
                 "scopes": len(scopes),
                 "dryRun": self.dry_run,
+                **self.sdk,
             },
         )
         return plan
@@ -388,7 +405,7 @@ class SyncRun:
 
     def _drs_client(self, scope: Scope) -> Any:
         client = self.factory.client("drs", scope.region, scope.account_id)
-        use_fast_page_parsing(client)
+        self.fast_paths.use_json_listing(client)
         return client
 
     def _sweep(self, plan: Plan) -> None:
