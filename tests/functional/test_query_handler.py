@@ -31,6 +31,7 @@ import botocore.client
 import pytest
 
 from inventory_queries.exceptions import AmbiguousSourceServerError
+from inventory_queries.reader import SCOPE_INDEX
 from inventory_sync import sync_source_server_inventory
 from inventory_sync.lease import SYNC_LEASE, Lease
 from scripts.local import fleet
@@ -532,9 +533,16 @@ def test_account_and_region_use_the_scope_index_not_a_scan(
     invoke("list_source_servers", accountId=TARGET)
     invoke("list_source_servers", region=WEST)
     reads = [(operation, params) for _, operation, params in api_calls.calls]
-    assert [operation for operation, _ in reads] == ["Query", "Query", "Scan"]
-    assert reads[0][1]["IndexName"] == "scope-index"
-    assert reads[1][1]["IndexName"] == "scope-index"
+    # An index page is completed by one read by key (the index lacks `drs`); a scan is not.
+    assert [operation for operation, _ in reads] == [
+        "Query",
+        "BatchGetItem",
+        "Query",
+        "BatchGetItem",
+        "Scan",
+    ]
+    assert reads[0][1]["IndexName"] == SCOPE_INDEX
+    assert reads[2][1]["IndexName"] == SCOPE_INDEX
 
 
 # --- get_source_server ------------------------------------------------------------------------
@@ -926,7 +934,7 @@ def test_every_malformed_token_is_an_invalid_parameter(
 def test_a_forged_token_outside_the_queried_scope_is_an_invalid_parameter(
     inventory: Inventory,
 ) -> None:
-    # GIVEN a real token of a scope-index listing, its key moved to another account
+    # GIVEN a real token of a scope index listing, its key moved to another account
     token = invoke("list_source_servers", accountId=HUB, region=EAST, limit=1)["nextToken"]
     decoded = json.loads(base64.urlsafe_b64decode(token))
     decoded["key"]["accountId"] = TARGET

@@ -515,7 +515,7 @@ def test_every_index_used_in_code_exists_with_the_scope_key() -> None:
 
     assert used, "found no IndexName= in lambda/: the scan is broken"
     assert [(where, name) for where, name in used if name not in indexes] == []
-    assert indexes["scope-index"] == [("accountId", "HASH"), ("region", "RANGE")]
+    assert indexes["scope-summary-index"] == [("accountId", "HASH"), ("region", "RANGE")]
 
 
 def test_inventory_ttl_attribute_is_the_one_the_sync_writes() -> None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inventory_queries.reader import Page, ServerSelection
+from inventory_queries.reader import Page, ServerSelection, key_of
 from shared.exceptions import InvalidParameterError
 from shared.pagination import decode_token, encode_token
 from shared.validation import ACCOUNT_ID, REGION
@@ -83,7 +83,7 @@ def collect(
             if last_returned is not None and (len(items) == limit or size + item_bytes > budget):
                 # A match remains in this DynamoDB page: resume right after the last item
                 # returned (DynamoDB accepts any item's key as ExclusiveStartKey).
-                return Collected(items, _key_of(last_returned, key_attributes))
+                return Collected(items, key_of(last_returned, key_attributes))
             items.append(shaped)
             last_returned = item
             size += item_bytes
@@ -92,10 +92,6 @@ def collect(
         if len(items) == limit or out_of_time():
             return Collected(items, dict(page.last_key))
     return Collected(items, None)
-
-
-def _key_of(item: Mapping[str, Any], key_attributes: Sequence[str]) -> dict[str, Any]:
-    return {name: item[name] for name in key_attributes}
 
 
 def listing_id(operation: str, criteria: Mapping[str, Any]) -> str:
