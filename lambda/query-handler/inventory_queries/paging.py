@@ -66,13 +66,15 @@ def collect(
 
     Stops at `limit` items, before the shaped items would exceed `max_bytes` of JSON
     (default MAX_RESPONSE_BYTES; at least one item is always returned), or after a DynamoDB
-    page when `out_of_time()`.
+    page when `out_of_time()`. When `pages` runs out, the result resumes after its last
+    page's key (None when that page was the data's last).
     Reads no DynamoDB page beyond the one that completes the result.
     """
     budget = MAX_RESPONSE_BYTES if max_bytes is None else max_bytes
     items: list[dict[str, Any]] = []
     last_returned: Mapping[str, Any] | None = None
     size = 0
+    resume_key: dict[str, Any] | None = None
     for page in pages:
         for item in page.items:
             if not keep(item):
@@ -89,9 +91,11 @@ def collect(
             size += item_bytes
         if page.last_key is None:
             return Collected(items, None)
+        resume_key = dict(page.last_key)
         if len(items) == limit or out_of_time():
-            return Collected(items, dict(page.last_key))
-    return Collected(items, None)
+            return Collected(items, resume_key)
+    # `pages` ended on a page with a key (a listing completed by key): resume after it.
+    return Collected(items, resume_key)
 
 
 def listing_id(operation: str, criteria: Mapping[str, Any]) -> str:
