@@ -28,13 +28,13 @@ SCOPE_INDEX = "scope-summary-index"
 # The key attributes a LastEvaluatedKey (hence a continuation token) holds per access path.
 TABLE_KEY = ("sourceServerArn",)
 SCOPE_INDEX_KEY = ("sourceServerArn", "accountId", "region")
-# Region-status items are scopes only when keyed by an account id (ACCOUNT_ID): the sync's
-# lease lives in the same table under accountId "#sync-lease" and must never be reported.
 BATCH_GET_MAX_KEYS = 100  # BatchGetItem's limit per request
 # UnprocessedKeys (throttling, or the 16 MB response limit) are asked for again, after
 # BATCH_GET_BACKOFF_SECONDS * 2**n (n = 0, 1, ...), in at most this many requests in all.
 BATCH_GET_MAX_ATTEMPTS = 5
 BATCH_GET_BACKOFF_SECONDS = 0.05
+# Region-status items are scopes only when keyed by an account id (ACCOUNT_ID): the sync's
+# lease lives in the same table under accountId "#sync-lease" and must never be reported.
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,8 @@ class InventoryReader:
         self, index_items: Sequence[Mapping[str, Any]], last_key: Mapping[str, Any] | None
     ) -> Iterator[Page]:
         """The table's items for `index_items` (read from the scope index, which lacks
-        `drs`), in their order, as pages of at most BATCH_GET_MAX_KEYS (one BatchGetItem
-        each, read only when the page is consumed).
+        `drs`), in their order, as pages of at most BATCH_GET_MAX_KEYS: one BatchGetItem
+        request each (and more for keys left unprocessed), made when the page is consumed.
 
         A page's `last_key` is the scope-index key of its last index item, and that of the
         last page is `last_key`: a reader that stops after any page resumes right after it.
