@@ -1,8 +1,8 @@
 """query-handler: the read side. Routing only; the queries live in `inventory_queries`.
 
 Direct invocations send `{"operation": NAME, ...parameters}`; OPERATIONS is the one map
-of what exists. Every operation reads DynamoDB (GetItem/Query/Scan) and nothing else:
-the inventory is written by the data-management-handler's sync alone.
+of what exists. Every operation reads DynamoDB (GetItem, BatchGetItem, Query, Scan) and
+nothing else: the inventory is written by the data-management-handler's sync alone.
 """
 
 from __future__ import annotations

@@ -31,6 +31,7 @@ import botocore.client
 import pytest
 
 from inventory_queries.exceptions import AmbiguousSourceServerError
+from inventory_queries.reader import SCOPE_INDEX
 from inventory_sync import sync_source_server_inventory
 from inventory_sync.lease import SYNC_LEASE, Lease
 from scripts.local import fleet
@@ -525,6 +526,37 @@ def test_pages_are_full_and_add_up_to_the_whole_listing(
     assert len(pages) == full_pages or (len(pages) == full_pages + 1 and pages[-1] == [])
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"accountId": HUB},
+        {"accountId": HUB, "region": EAST, "tagKey": "DRGroup"},
+        {"accountId": HUB, "replicationState": "CONTINUOUS"},
+        {"accountId": HUB, "hostname": "-", "includeDeleted": True},
+        {"accountId": TARGET, "region": EAST, "tagKey": "Team", "tagValue": "ops"},
+    ],
+)
+def test_account_listings_return_whole_items_as_get_source_server_does(
+    inventory: Inventory, params: dict[str, Any]
+) -> None:
+    # GIVEN a listing through the scope index (accountId), which holds no `drs`, over pages
+    pages = _all_pages(limit=2, **params)
+    items = [item for page in pages for item in page]
+
+    # THEN every item is the whole inventory item, `drs` included, as read by its key
+    assert items
+    assert [item["sourceServerArn"] for item in items] == [
+        item["sourceServerArn"]
+        for item in invoke("list_source_servers", limit=1000, **params)["items"]
+    ]
+    for item in items:
+        whole = invoke(
+            "get_source_server", sourceServerArn=item["sourceServerArn"], includeDeleted=True
+        )["item"]
+        assert item == whole
+        assert item["drs"]["arn"] == item["sourceServerArn"]
+
+
 def test_account_and_region_use_the_scope_index_not_a_scan(
     inventory: Inventory, api_calls: ApiCalls
 ) -> None:
@@ -532,9 +564,16 @@ def test_account_and_region_use_the_scope_index_not_a_scan(
     invoke("list_source_servers", accountId=TARGET)
     invoke("list_source_servers", region=WEST)
     reads = [(operation, params) for _, operation, params in api_calls.calls]
-    assert [operation for operation, _ in reads] == ["Query", "Query", "Scan"]
-    assert reads[0][1]["IndexName"] == "scope-index"
-    assert reads[1][1]["IndexName"] == "scope-index"
+    # An index page is completed by one read by key (the index lacks `drs`); a scan is not.
+    assert [operation for operation, _ in reads] == [
+        "Query",
+        "BatchGetItem",
+        "Query",
+        "BatchGetItem",
+        "Scan",
+    ]
+    assert reads[0][1]["IndexName"] == SCOPE_INDEX
+    assert reads[2][1]["IndexName"] == SCOPE_INDEX
 
 
 # --- get_source_server ------------------------------------------------------------------------
@@ -562,6 +601,9 @@ def test_get_by_id(inventory: Inventory, name: str, narrowing: dict[str, str]) -
     server_id = inventory.servers[name]["sourceServerID"]
     item = invoke("get_source_server", sourceServerID=server_id, **narrowing)["item"]
     assert item["sourceServerArn"] == inventory.arn(name)
+    # Whole, with `drs`, also when found through the scope index (accountId), which lacks it.
+    assert item == invoke("get_source_server", sourceServerArn=inventory.arn(name))["item"]
+    assert item["drs"]["sourceServerID"] == server_id
 
 
 @pytest.mark.parametrize("narrowing", [{}, {"region": EAST}])
@@ -926,7 +968,7 @@ def test_every_malformed_token_is_an_invalid_parameter(
 def test_a_forged_token_outside_the_queried_scope_is_an_invalid_parameter(
     inventory: Inventory,
 ) -> None:
-    # GIVEN a real token of a scope-index listing, its key moved to another account
+    # GIVEN a real token of a scope index listing, its key moved to another account
     token = invoke("list_source_servers", accountId=HUB, region=EAST, limit=1)["nextToken"]
     decoded = json.loads(base64.urlsafe_b64decode(token))
     decoded["key"]["accountId"] = TARGET

@@ -138,13 +138,15 @@ def test_one_call_reads_every_dynamodb_page_of_a_large_scope(
     assert {item["sourceServerArn"] for item in result["items"]} == big_inventory.arns(EAST)
     assert len(result["items"]) == EAST_SERVERS and result["nextToken"] is None
     assert _reads(api_calls).count("Query") >= 2
-    assert set(_reads(api_calls)) == {"Query"}
+    # ... then read the whole items (the index lacks `drs`) by key, in one request.
+    assert _reads(api_calls).count("BatchGetItem") == 1
+    assert set(_reads(api_calls)) == {"Query", "BatchGetItem"}
 
 
 @pytest.mark.parametrize(
     ("params", "region"),
     [
-        ({"accountId": HUB, "region": EAST, "limit": 10}, EAST),  # scope-index Query
+        ({"accountId": HUB, "region": EAST, "limit": 10}, EAST),  # scope index Query
         ({"limit": 12}, None),  # table Scan
         ({"region": WEST, "limit": 3}, WEST),  # Scan with a region filter
     ],

@@ -103,6 +103,15 @@ def test_filters_read_on_until_the_page_is_full() -> None:
     assert result.resume_key == {"sourceServerArn": "arn-0015"}  # end of the page read
 
 
+def test_pages_that_run_out_on_a_key_resume_after_it() -> None:
+    # A listing completed by key (the scope index's page read whole) ends on the key the
+    # index page stopped at; items missing from it (expired meanwhile) must not lose it.
+    pages = [Page([item(0), item(2)], {"sourceServerArn": "arn-0003"})]
+    result = run(pages, limit=4)
+    assert [i["n"] for i in result.items] == [0, 2]
+    assert result.resume_key == {"sourceServerArn": "arn-0003"}
+
+
 def test_an_empty_table_is_an_empty_page() -> None:
     assert run([Page([], None)], limit=10) == Collected([], None)
 

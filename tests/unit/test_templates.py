@@ -17,7 +17,10 @@ from typing import Any
 
 import pytest
 
-from inventory_sync.models import SyncSettings
+from inventory_queries.reader import SCOPE_INDEX
+from inventory_sync.models import Scope, SyncSettings
+from inventory_sync.records import inventory_item
+from scripts.local import fleet
 from shared.config import (
     INVENTORY_TABLE_ENV,
     REGION_STATUS_TABLE_ENV,
@@ -515,7 +518,105 @@ def test_every_index_used_in_code_exists_with_the_scope_key() -> None:
 
     assert used, "found no IndexName= in lambda/: the scan is broken"
     assert [(where, name) for where, name in used if name not in indexes] == []
-    assert indexes["scope-index"] == [("accountId", "HASH"), ("region", "RANGE")]
+    assert indexes[SCOPE_INDEX] == [("accountId", "HASH"), ("region", "RANGE")]
+
+
+# Inventory item attributes (DESIGN.md "Inventory item"), plus what the sync adds: the
+# `drsTruncated` flag of a trimmed record and `contentDigest` (the digest of an item's stable
+# content, read back from the scope index to tell whether a server changed).
+INVENTORY_ITEM_ATTRIBUTES = {
+    "sourceServerArn",
+    "sourceServerID",
+    "accountId",
+    "region",
+    "lastSyncTime",
+    "hostname",
+    "replicationState",
+    "lifeCycleState",
+    "stagingAccountId",
+    "sourceAccountId",
+    "sourceRegion",
+    "sourceInstanceId",
+    "tags",
+    "ec2",
+    "drs",
+    "drsTruncated",
+    "contentDigest",
+    "deletedAt",
+    "expiresAt",
+}
+QUERY_HANDLER_DIR = LAMBDA_DIR / "query-handler"
+# Query-handler modules whose `item` is a region-status item, never an inventory item.
+REGION_STATUS_MODULES = {"freshness.py"}
+
+
+def _scope_index() -> tuple[set[str], dict[str, Any]]:
+    """(attributes every item of the scope index holds, its Projection)."""
+    inventory = _template_tables()["SourceServerInventoryTable"]["Properties"]
+    (index,) = [
+        index for index in inventory["GlobalSecondaryIndexes"] if index["IndexName"] == SCOPE_INDEX
+    ]
+    keys = {key["AttributeName"] for key in inventory["KeySchema"] + index["KeySchema"]}
+    return keys, index["Projection"]
+
+
+def _attributes_read_by_the_query_handler() -> dict[str, str]:
+    """Top-level item attributes the query-handler's code names, each with where: the first
+    part of every `expressions.path(...)` (every key condition, filter and projection goes
+    through one), the strings of module-level `*_PROJECTION` constants, and literal keys read
+    from a variable named `item` (`item["x"]`, `item.get("x")`)."""
+    found: dict[str, str] = {}
+    for path in sorted(QUERY_HANDLER_DIR.rglob("*.py")):
+        if path.name in REGION_STATUS_MODULES:
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        where = path.relative_to(LAMBDA_DIR).as_posix()
+        for node in ast.walk(tree):
+            names: list[ast.expr] = []
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                receiver = node.func.value
+                if node.func.attr == "path" and node.args:
+                    names = node.args[:1]
+                elif node.func.attr == "get" and isinstance(receiver, ast.Name) and node.args:
+                    names = node.args[:1] if receiver.id == "item" else []
+            elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+                names = [node.slice] if node.value.id == "item" else []
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple | ast.List):
+                targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+                if any(target.endswith("_PROJECTION") for target in targets):
+                    names = list(node.value.elts)
+            for name in names:
+                if isinstance(name, ast.Constant) and isinstance(name.value, str):
+                    found.setdefault(name.value, f"{where}:{node.lineno}")  # type: ignore[attr-defined]
+    return found
+
+
+def test_scope_index_projects_every_item_attribute_but_the_raw_drs_record() -> None:
+    keys, projection = _scope_index()
+    projected = set(projection["NonKeyAttributes"])
+
+    # INCLUDE: an item write costs the index its projected attributes, not the ~2 KB record.
+    assert projection["ProjectionType"] == "INCLUDE"
+    assert "drs" not in projected
+    assert "contentDigest" in projected  # the sync reads it back from the index
+    assert projected == INVENTORY_ITEM_ATTRIBUTES - keys - {"drs"}
+    # ... and what the sync's own transform writes (the contract list may lag behind it).
+    record = fleet.make_source_server("111122223333", "us-east-1", instance_id="i-0abc")
+    written = inventory_item(record, Scope("111122223333", "us-east-1"), "T", {"vpcId": "v"})
+    assert set(written) - keys - {"drs"} <= projected
+
+
+def test_every_attribute_the_query_handler_reads_through_the_scope_index_is_projected() -> None:
+    # A filter on an attribute the index does not hold would pass or fail every item
+    # silently (attribute_not_exists(deletedAt) would list deleted servers as live).
+    keys, projection = _scope_index()
+    available = keys | set(projection["NonKeyAttributes"])
+    read = _attributes_read_by_the_query_handler()
+
+    assert {"deletedAt", "replicationState", "tags", "ec2", "hostname", "sourceServerID"} <= set(
+        read
+    ), "the scan of lambda/query-handler found too little: it is broken"
+    assert {name: where for name, where in read.items() if name not in available} == {}
 
 
 def test_inventory_ttl_attribute_is_the_one_the_sync_writes() -> None:

@@ -1,7 +1,7 @@
 """Read-only queries over the source-server inventory and the region-status tables.
 
 Modules:
-  reader          the only DynamoDB access: GetItem, Query, Scan, page by page
+  reader          the only DynamoDB access: GetItem, BatchGetItem, Query, Scan (paged)
   expressions     placeholders for key conditions and filters
   paging          honest pages (limit, 5 MB budget, deadline) and opaque tokens
   matching        pure predicates: effective tags (DRS over EC2), hostname, deletion

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.exceptions import InvalidParameterError
+from shared.exceptions import InvalidParameterError, OrchestrationError
 
 
 class AmbiguousSourceServerError(InvalidParameterError):
@@ -35,3 +35,12 @@ class AmbiguousSourceServerError(InvalidParameterError):
             f"{len(self.matches)} servers: {listed}; pass accountId and region, "
             "or sourceServerArn, to choose one"
         )
+
+
+class InventoryReadIncompleteError(OrchestrationError):
+    """DynamoDB kept leaving inventory keys unprocessed (BatchGetItem under throttling).
+
+    The call fails rather than answer without items that exist; the caller may retry it.
+    """
+
+    error_code = "InventoryReadIncomplete"

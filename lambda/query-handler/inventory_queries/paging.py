@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inventory_queries.reader import Page, ServerSelection
+from inventory_queries.reader import Page, ServerSelection, key_of
 from shared.exceptions import InvalidParameterError
 from shared.pagination import decode_token, encode_token
 from shared.validation import ACCOUNT_ID, REGION
@@ -66,13 +66,15 @@ def collect(
 
     Stops at `limit` items, before the shaped items would exceed `max_bytes` of JSON
     (default MAX_RESPONSE_BYTES; at least one item is always returned), or after a DynamoDB
-    page when `out_of_time()`.
+    page when `out_of_time()`. When `pages` runs out, the result resumes after its last
+    page's key (None when that page was the data's last).
     Reads no DynamoDB page beyond the one that completes the result.
     """
     budget = MAX_RESPONSE_BYTES if max_bytes is None else max_bytes
     items: list[dict[str, Any]] = []
     last_returned: Mapping[str, Any] | None = None
     size = 0
+    resume_key: dict[str, Any] | None = None
     for page in pages:
         for item in page.items:
             if not keep(item):
@@ -83,19 +85,17 @@ def collect(
             if last_returned is not None and (len(items) == limit or size + item_bytes > budget):
                 # A match remains in this DynamoDB page: resume right after the last item
                 # returned (DynamoDB accepts any item's key as ExclusiveStartKey).
-                return Collected(items, _key_of(last_returned, key_attributes))
+                return Collected(items, key_of(last_returned, key_attributes))
             items.append(shaped)
             last_returned = item
             size += item_bytes
         if page.last_key is None:
             return Collected(items, None)
+        resume_key = dict(page.last_key)
         if len(items) == limit or out_of_time():
-            return Collected(items, dict(page.last_key))
-    return Collected(items, None)
-
-
-def _key_of(item: Mapping[str, Any], key_attributes: Sequence[str]) -> dict[str, Any]:
-    return {name: item[name] for name in key_attributes}
+            return Collected(items, resume_key)
+    # `pages` ended on a page with a key (a listing completed by key): resume after it.
+    return Collected(items, resume_key)
 
 
 def listing_id(operation: str, criteria: Mapping[str, Any]) -> str:

@@ -1,27 +1,38 @@
 """Read-only access to the inventory and region-status tables.
 
 This is the only module of the query-handler that talks to DynamoDB, and it only reads:
-GetItem, Query and Scan, every Query/Scan page by page on LastEvaluatedKey. Tables are
-injected (boto3 resource `Table` objects) so tests can hook them; `from_env` builds them
-lazily from the function's environment when nothing is injected.
+GetItem, BatchGetItem, Query and Scan, every Query/Scan page by page on LastEvaluatedKey.
+The DynamoDB resource is injected (its `Table` objects serve GetItem, Query and Scan, the
+resource itself BatchGetItem) so tests can hook it; `from_env` builds it lazily, with the
+table names of the function's environment, when nothing is injected.
+
+The scope index holds every inventory attribute but the raw DRS record `drs` (the template
+says why): what it serves whole must be read again from the table by key (`full_pages`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 
+from inventory_queries.exceptions import InventoryReadIncompleteError
 from inventory_queries.expressions import Expressions
 from shared.config import table_names
 from shared.validation import ACCOUNT_ID
 
-SCOPE_INDEX = "scope-index"
+SCOPE_INDEX = "scope-summary-index"
 # The key attributes a LastEvaluatedKey (hence a continuation token) holds per access path.
 TABLE_KEY = ("sourceServerArn",)
 SCOPE_INDEX_KEY = ("sourceServerArn", "accountId", "region")
+BATCH_GET_MAX_KEYS = 100  # BatchGetItem's limit per request
+# UnprocessedKeys (throttling, or the 16 MB response limit) are asked for again, after
+# BATCH_GET_BACKOFF_SECONDS * 2**n (n = 0, 1, ...), in at most this many requests in all.
+BATCH_GET_MAX_ATTEMPTS = 5
+BATCH_GET_BACKOFF_SECONDS = 0.05
 # Region-status items are scopes only when keyed by an account id (ACCOUNT_ID): the sync's
 # lease lives in the same table under accountId "#sync-lease" and must never be reported.
 
@@ -65,11 +76,12 @@ class ServerSelection:
 
 
 class InventoryReader:
-    """Reads of the inventory table (`inventory`) and the region-status table (`status`)."""
+    """Reads of the inventory table and the region-status table on one DynamoDB resource."""
 
-    def __init__(self, inventory: Any, status: Any) -> None:
-        self._inventory = inventory
-        self._status = status
+    def __init__(self, dynamodb: Any, inventory_table: str, status_table: str) -> None:
+        self._dynamodb = dynamodb
+        self._inventory = dynamodb.Table(inventory_table)
+        self._status = dynamodb.Table(status_table)
 
     @classmethod
     def from_env(
@@ -80,7 +92,7 @@ class InventoryReader:
         name is missing."""
         names = table_names(environ)
         dynamodb = resource if resource is not None else boto3.resource("dynamodb")
-        return cls(dynamodb.Table(names.inventory), dynamodb.Table(names.region_status))
+        return cls(dynamodb, names.inventory, names.region_status)
 
     # --- inventory ---------------------------------------------------------------------------
     def get_server(self, source_server_arn: str) -> dict[str, Any] | None:
@@ -88,6 +100,66 @@ class InventoryReader:
         response = self._inventory.get_item(Key={"sourceServerArn": source_server_arn})
         item: dict[str, Any] | None = response.get("Item")
         return item
+
+    def get_servers(self, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The inventory items of `arns` (distinct), by ARN, read with BatchGetItem in
+        requests of at most BATCH_GET_MAX_KEYS keys. An ARN without an item (never stored,
+        or expired by TTL since it was seen in the index) has no entry.
+
+        Keys DynamoDB leaves unprocessed are asked for again with exponential backoff;
+        raises InventoryReadIncompleteError when some are still unprocessed after
+        BATCH_GET_MAX_ATTEMPTS requests (a missing item must never pass for a deleted one).
+        """
+        distinct = list(dict.fromkeys(arns))  # BatchGetItem refuses a repeated key
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(distinct), BATCH_GET_MAX_KEYS):
+            chunk = distinct[start : start + BATCH_GET_MAX_KEYS]
+            for item in self._batch_get(chunk):
+                found[item["sourceServerArn"]] = item
+        return found
+
+    def _batch_get(self, arns: Sequence[str]) -> list[dict[str, Any]]:
+        table = self._inventory.name
+        pending: dict[str, Any] = {table: {"Keys": [{"sourceServerArn": arn} for arn in arns]}}
+        items: list[dict[str, Any]] = []
+        for attempt in range(BATCH_GET_MAX_ATTEMPTS):
+            if attempt:
+                time.sleep(BATCH_GET_BACKOFF_SECONDS * 2 ** (attempt - 1))
+            response = self._dynamodb.batch_get_item(RequestItems=pending)
+            items += response.get("Responses", {}).get(table, [])
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                return items
+        left = len(pending.get(table, {}).get("Keys", []))
+        raise InventoryReadIncompleteError(
+            f"DynamoDB left {left} of {len(arns)} inventory keys unprocessed after "
+            f"{BATCH_GET_MAX_ATTEMPTS} BatchGetItem requests; retry the call"
+        )
+
+    def full_pages(
+        self, index_items: Sequence[Mapping[str, Any]], last_key: Mapping[str, Any] | None
+    ) -> Iterator[Page]:
+        """The table's items for `index_items` (read from the scope index, which lacks
+        `drs`), in their order, as pages of at most BATCH_GET_MAX_KEYS: one BatchGetItem
+        request each (and more for keys left unprocessed), made when the page is consumed.
+
+        A page's `last_key` is the scope-index key of its last index item, and that of the
+        last page is `last_key`: a reader that stops after any page resumes right after it.
+        Items that vanished since the index was read are left out (see `get_servers`).
+        """
+        for start in range(0, len(index_items), BATCH_GET_MAX_KEYS):
+            chunk = index_items[start : start + BATCH_GET_MAX_KEYS]
+            stored = self.get_servers([item["sourceServerArn"] for item in chunk])
+            items = [
+                stored[item["sourceServerArn"]]
+                for item in chunk
+                if item["sourceServerArn"] in stored
+            ]
+            if start + BATCH_GET_MAX_KEYS < len(index_items):
+                resume: dict[str, Any] | None = key_of(chunk[-1], SCOPE_INDEX_KEY)
+            else:
+                resume = dict(last_key) if last_key else None
+            yield Page(items=items, last_key=resume)
 
     def server_pages(
         self,
@@ -174,3 +246,8 @@ def _pages(read: Any, request: dict[str, Any], first_limit: int | None = None) -
         if not last_key:
             return
         request["ExclusiveStartKey"] = last_key
+
+
+def key_of(item: Mapping[str, Any], key_attributes: Sequence[str]) -> dict[str, Any]:
+    """The values of `key_attributes` in `item`: a start key that resumes right after it."""
+    return {name: item[name] for name in key_attributes}

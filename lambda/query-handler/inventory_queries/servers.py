@@ -80,13 +80,17 @@ def list_source_servers(
 
     With accountId the scope index is queried (accountId [+ region] as key condition);
     otherwise the table is scanned, page by page. Either way filters run on every page and
-    pages are read until `limit` items or the end: a page shorter than `limit` with a
-    nextToken only happens when the 5 MB response budget or the invocation's deadline
-    stopped it.
+    pages are read until `limit` items or the end. The index holds every attribute but
+    `drs`: the page it fills is then read from the table by key (BatchGetItem), in the same
+    order, so both paths return whole inventory items; a server whose item expired between
+    the two reads is left out. A page shorter than `limit` with a nextToken only happens
+    when the 5 MB response budget or the invocation's deadline stopped it, or when such an
+    item was left out.
 
     Returns {"items": [inventory item, ...], "nextToken": str | None}. Raises
     InvalidParameterError for an unknown parameter, a wrong type or value, or a token that
-    is malformed or was issued for other filters.
+    is malformed or was issued for other filters, and InventoryReadIncompleteError when
+    DynamoDB keeps throttling the reads by key.
     """
     check_params(LIST_OPERATION, params, LIST_PARAMS)
     check_configured_region(LIST_OPERATION, params.get("region"))
@@ -112,14 +116,27 @@ def list_source_servers(
         start_key=start_key,
         page_limit=limit,
     )
+    out_of_time = deadline_guard(context)
     page = collect(
         pages,
         key_attributes=selection.key_attributes,
         limit=limit,
         keep=keep,
         shape=to_json_value,
-        out_of_time=deadline_guard(context),
+        out_of_time=out_of_time,
     )
+    if selection.uses_scope_index and page.items:
+        # The same page, whole: collected again so the response budget and the deadline
+        # hold for the items as returned (with `drs`), and a page cut short by them resumes
+        # right after its last item.
+        page = collect(
+            reader.full_pages(page.items, page.resume_key),
+            key_attributes=selection.key_attributes,
+            limit=len(page.items),
+            keep=lambda item: True,
+            shape=to_json_value,
+            out_of_time=out_of_time,
+        )
     return {"items": page.items, "nextToken": encode_next_token(page.resume_key, listing)}
 
 
@@ -168,8 +185,8 @@ def get_source_server(
 
     Returns {"item": inventory item}. Raises InvalidParameterError (bad or conflicting
     parameters), NotFoundError (no such server, or only soft-deleted while includeDeleted is
-    false; the message says which) and AmbiguousSourceServerError (the ID matches several
-    items; the error lists them).
+    false; the message says which), AmbiguousSourceServerError (the ID matches several
+    items; the error lists them) and InventoryReadIncompleteError (reads by key throttled).
     """
     check_params(GET_OPERATION, params, GET_PARAMS)
     arn = params.get("sourceServerArn")
@@ -231,10 +248,16 @@ def get_source_server(
 def _items_with_id(
     reader: InventoryReader, server_id: Any, account_id: str | None, region: str | None
 ) -> list[dict[str, Any]]:
+    """Every item whose sourceServerID is `server_id`, whole (the scope index lacks `drs`:
+    its matches are read again by key, and one that expired meanwhile is not a match)."""
     expressions = Expressions()
     expressions.filter(f"{expressions.path('sourceServerID')} = {expressions.value(server_id)}")
-    pages = reader.server_pages(ServerSelection(account_id, region), expressions)
-    return [item for page in pages for item in page.items]
+    selection = ServerSelection(account_id, region)
+    matches = [item for page in reader.server_pages(selection, expressions) for item in page.items]
+    if not selection.uses_scope_index or not matches:
+        return matches
+    stored = reader.get_servers([item["sourceServerArn"] for item in matches])
+    return [stored[arn] for arn in (item["sourceServerArn"] for item in matches) if arn in stored]
 
 
 def _where(account_id: str | None, region: str | None) -> str:

@@ -60,7 +60,8 @@ def resolve_servers_by_tags(
     Matching: effective tags = EC2 instance tags overlaid by DRS source-server tags (the DRS
     tag wins on a shared key); keys and values compare exactly. Soft-deleted servers never
     match. Each item is the inventory item without its raw `drs` record (protection groups
-    need identities and tags, and a scope may hold thousands of servers).
+    need identities and tags, and a scope may hold thousands of servers), as the scope index
+    holds it: no second read by key.
 
     Returns {"accountId", "region", "tags", "items": [...], "count": len(items),
     "sourceServerIDs": [...], "nextToken", "fresh", "lastSuccessTime", "ageSeconds",
