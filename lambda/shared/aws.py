@@ -274,6 +274,20 @@ _environment_pool: tuple[tuple[tuple[str, str], ...], ClientPool] | None = None
 _environment_lock = threading.Lock()
 
 
+def _fingerprint() -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+
+
+def set_environment_pool(pool: ClientPool) -> ClientPool | None:
+    """Make `pool` the process's pool for the current AWS configuration, for a host (or a
+    test) that brings its own sessions. Returns the pool it replaced, if any."""
+    global _environment_pool
+    with _environment_lock:
+        previous = _environment_pool
+        _environment_pool = (_fingerprint(), pool)
+    return previous[1] if previous is not None else None
+
+
 def environment_pool() -> ClientPool:
     """The process's pool for the current AWS configuration (`AWS_*` variables).
 
@@ -282,7 +296,7 @@ def environment_pool() -> ClientPool:
     gets a new one, and the old one's connections are closed.
     """
     global _environment_pool
-    fingerprint = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_")))
+    fingerprint = _fingerprint()
     with _environment_lock:
         current = _environment_pool
         if current is not None and current[0] == fingerprint:

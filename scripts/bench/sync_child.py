@@ -88,9 +88,9 @@ class CallCounter:
 COUNTER = CallCounter()
 
 
-def _counted_session() -> boto3.Session:
+def _counted_session(*args: Any, **kwargs: Any) -> boto3.Session:
     """`shared.aws.new_session` plus the call counter: the factory the sync builds uses it."""
-    session = _original_new_session()
+    session = _original_new_session(*args, **kwargs)  # (an assumed account's credentials)
     session.events.register("provide-client-params", COUNTER.record)
     return session
 

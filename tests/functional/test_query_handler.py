@@ -30,6 +30,7 @@ import boto3
 import botocore.client
 import pytest
 
+import shared.aws as shared_aws
 from inventory_queries.exceptions import AmbiguousSourceServerError
 from inventory_queries.reader import SCOPE_INDEX
 from inventory_sync import sync_source_server_inventory
@@ -369,6 +370,10 @@ def record_api_calls(monkeypatch: pytest.MonkeyPatch) -> ApiCalls:
     session = boto3.session.Session()
     session.events.register("before-parameter-build", recorder.on_parameter_build)
     monkeypatch.setattr(boto3, "DEFAULT_SESSION", session)
+    # The handlers build their clients from the execution environment's pool: give it this
+    # session (monkeypatch puts the previous pool back).
+    monkeypatch.setattr(shared_aws, "_environment_pool", shared_aws._environment_pool)
+    shared_aws.set_environment_pool(shared_aws.ClientPool(lambda credentials=None: session))
     original = botocore.client.BaseClient._make_api_call
 
     def counting(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:

@@ -197,9 +197,10 @@ def _band(value: float | None, bounds: tuple[int, ...], raw: Any) -> Any:
 
 
 def _share(part: Any, whole: Any) -> Any:
-    """`part` of `whole` in tenths (replication progress), or `part` when not numbers."""
+    """`part` of `whole` in tenths, rounded (replication progress: a disk a few bytes short
+    of complete is complete), or `part` when they are not numbers."""
     if isinstance(part, int | float) and isinstance(whole, int | float) and whole > 0:
-        return int(10 * part / whole)
+        return round(10 * part / whole)
     return part
 
 

@@ -25,7 +25,7 @@ from shared.config import TableNames
 
 BATCH_SIZE = 25  # BatchWriteItem's maximum
 MAX_BATCH_ATTEMPTS = 8
-SCOPE_INDEX = "scope-index"
+SCOPE_INDEX = "scope-summary-index"
 Gate = Callable[[], bool]  # True while this run may still write
 
 _serializer = TypeSerializer()

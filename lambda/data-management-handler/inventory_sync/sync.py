@@ -195,8 +195,10 @@ class SyncRun:
             status_unwritten=set(self.recorder.failed) if self.recorder else set(),
             api_calls={
                 "assumeRole": self.factory.assume_role_calls,
-                "dynamodbReads": self.store.reads,
-                "dynamodbWrites": self.store.writes + self.lease.requests,
+                "dynamodbReads": self.store.reads + (final_store.reads if final_store else 0),
+                "dynamodbWrites": self.store.writes
+                + (final_store.writes if final_store else 0)
+                + self.lease.requests,
             },
             skipped_by=self.skipped_by,
             sweep_error=self.sweep_error,

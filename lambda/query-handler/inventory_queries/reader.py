@@ -17,10 +17,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-
 from inventory_queries.exceptions import InventoryReadIncompleteError
 from inventory_queries.expressions import Expressions
+from shared.aws import environment_pool
 from shared.config import table_names
 from shared.validation import ACCOUNT_ID
 
@@ -87,11 +86,11 @@ class InventoryReader:
     def from_env(
         cls, resource: Any | None = None, environ: Mapping[str, str] | None = None
     ) -> InventoryReader:
-        """Tables named by the function environment, on `resource` (default: a new boto3
-        DynamoDB resource, built now, not at import). Raises ConfigurationError when a table
-        name is missing."""
+        """Tables named by the function environment, on `resource` (default: the execution
+        environment's DynamoDB resource, built on the first invocation, not at import, and
+        reused by the warm ones). Raises ConfigurationError when a table name is missing."""
         names = table_names(environ)
-        dynamodb = resource if resource is not None else boto3.resource("dynamodb")
+        dynamodb = resource if resource is not None else environment_pool().resource("dynamodb")
         return cls(dynamodb, names.inventory, names.region_status)
 
     # --- inventory ---------------------------------------------------------------------------
