@@ -6,7 +6,7 @@ set -euo pipefail
 usage() {
   cat <<'EOF'
 Usage: scripts/deploy.sh ENV [--validate-only | --lambda-only] [--region R] [--profile P]
-                             [--endpoint-url URL]
+                             [--endpoint-url URL] [--drs-regions LIST]
 
 Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|staging|prod).
 
@@ -23,6 +23,12 @@ Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|sta
   --profile P        AWS CLI profile
   --endpoint-url URL send every AWS call to URL (e.g. the local moto server); same as
                      setting AWS_ENDPOINT_URL
+  --drs-regions LIST the regions the sync covers (comma-separated, e.g. us-east-1,eu-west-1):
+                     the lambda stack's DrsRegions, DRS_REGIONS of both functions. Without
+                     it (and without DRS_REGIONS): the value the stack already has, else
+                     where DRS runs in this partition per AWS's public SSM parameters
+                     (/aws/service/global-infrastructure/services/drs/regions), else this
+                     machine's botocore endpoint list for drs; the deploy prints which
   -h, --help         print this help
 
 Optional environment:
@@ -31,7 +37,7 @@ Optional environment:
   ALARM_EMAIL                       address subscribed to the alarm topic
   ENABLE_INVENTORY_SYNC             true|false: schedule ENABLED or DISABLED
   TARGET_ACCOUNT_ROLE_NAME_PATTERN  role names the sync may assume (default drs-orchestration-*)
-  DRS_REGIONS                       comma-separated regions the sync covers (default: all)
+  DRS_REGIONS                       same as --drs-regions (the option wins)
 Unset variables keep the value the stack already has (or the template default).
 EOF
 }
@@ -44,6 +50,7 @@ PROJECT_NAME="${PROJECT_NAME:-aws-drs-orchestration}"
 export AWS_PAGER=""
 
 die() { echo "deploy.sh: error: $*" >&2; exit 1; }
+note() { echo "deploy.sh: $*" >&2; }
 usage_error() { echo "deploy.sh: $* (see scripts/deploy.sh --help)" >&2; exit 2; }
 stage() { echo "==> $*"; }
 info() { echo "    $*"; }
@@ -53,13 +60,14 @@ ENV_NAME=""
 MODE="deploy"
 REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
 PROFILE=""
+DRS_REGIONS_OPTION=""
 while [ "$#" -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --validate-only|--lambda-only)
       [ "$MODE" = "deploy" ] || usage_error "--validate-only and --lambda-only exclude each other"
       MODE="${1#--}" ;;
-    --region|--profile|--endpoint-url)
+    --region|--profile|--endpoint-url|--drs-regions)
       if [ "$#" -lt 2 ] || [ -z "$2" ] || [ "${2#-}" != "$2" ]; then
         usage_error "$1 needs a value"
       fi
@@ -67,6 +75,7 @@ while [ "$#" -gt 0 ]; do
         --region) REGION="$2" ;;
         --profile) PROFILE="$2" ;;
         --endpoint-url) export AWS_ENDPOINT_URL="$2" ;;
+        --drs-regions) DRS_REGIONS_OPTION="$2" ;;
       esac
       shift ;;
     -*) usage_error "unknown option: $1" ;;
@@ -82,6 +91,46 @@ done
 [ -n "$ENV_NAME" ] || usage_error "missing environment (one of: $ENVIRONMENTS)"
 [[ "$PROJECT_NAME" =~ ^[a-z0-9][a-z0-9-]{1,40}$ ]] \
   || usage_error "PROJECT_NAME '$PROJECT_NAME' must match ^[a-z0-9][a-z0-9-]{1,40}\$"
+
+# ------------------------------------------------------------------------ DRS regions
+# Which regions are synced is configuration, fixed at deploy time (the lambda stack's
+# DrsRegions): the functions have no default, so an SDK update never changes it.
+readonly REGION_NAME='^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$'  # as shared.validation.REGION_PATTERN
+readonly DRS_REGIONS_SSM_PATH="/aws/service/global-infrastructure/services/drs/regions"
+
+# region_list TEXT: the region names in TEXT (separated by commas or white space), sorted,
+# without repeats, comma-joined. On a name that is not a region, or none at all, prints why
+# and returns 1.
+region_list() {
+  local item items=() found=()
+  read -r -a items <<<"$(printf '%s' "$1" | tr ',\t\n' '   ')"
+  for item in ${items[@]+"${items[@]}"}; do
+    if ! [[ "$item" =~ $REGION_NAME ]]; then
+      echo "'$item' is not a region name (like us-east-1)"
+      return 1
+    fi
+    found+=("$item")
+  done
+  if [ "${#found[@]}" -eq 0 ]; then
+    echo "no region in '$1'"
+    return 1
+  fi
+  printf '%s\n' "${found[@]}" | sort -u | paste -sd, -
+}
+
+# Regions the operator gave (--drs-regions, else DRS_REGIONS), checked before anything runs.
+DRS_REGIONS_GIVEN=""
+DRS_REGIONS_GIVEN_BY=""
+if [ -n "$DRS_REGIONS_OPTION" ]; then
+  [ "$MODE" != "lambda-only" ] \
+    || usage_error "--drs-regions changes the lambda stack: deploy without --lambda-only"
+  DRS_REGIONS_GIVEN_BY="--drs-regions"
+  DRS_REGIONS_GIVEN="$(region_list "$DRS_REGIONS_OPTION")" \
+    || usage_error "--drs-regions: $DRS_REGIONS_GIVEN"
+elif [ -n "${DRS_REGIONS+set}" ] && [ "$MODE" = "deploy" ]; then
+  DRS_REGIONS_GIVEN_BY="DRS_REGIONS"
+  DRS_REGIONS_GIVEN="$(region_list "$DRS_REGIONS")" || usage_error "DRS_REGIONS: $DRS_REGIONS_GIVEN"
+fi
 
 # ------------------------------------------------------------------------ tools
 # The project's venv (make venv) when present, else PATH.
@@ -281,6 +330,118 @@ deploy_stack() {
   fi
 }
 
+# aws_output ARGS...: aws_cli's output; on failure prints the CLI's last error line instead and
+# returns 1. stderr is kept apart: the CLI's warnings must not be parsed as output.
+aws_output() {
+  local errors output
+  errors="$(mktemp)"
+  if output="$(aws_cli "$@" 2>"$errors")"; then
+    rm -f "$errors"
+    printf '%s\n' "$output"
+    return 0
+  fi
+  grep -v '^$' "$errors" | tail -n 1 || true
+  rm -f "$errors"
+  return 1
+}
+
+# ssm_drs_regions: where DRS runs in this deployment's partition, as AWS publishes it in the
+# public SSM parameters. The list spans partitions (GovCloud, China, ...); a deployment's
+# credentials reach only its own, so the others are left out. Prints why and returns 1 when
+# the parameters cannot be read here.
+ssm_drs_regions() {
+  local listed regions=() names=() region batch pairs="" home kept i
+  listed="$(aws_output ssm get-parameters-by-path --path "$DRS_REGIONS_SSM_PATH" \
+    --query 'Parameters[].Value' --output text)" || { echo "$listed"; return 1; }
+  read -r -a regions <<<"$(printf '%s' "$listed" | tr '\t\n' '  ')"
+  if [ "${#regions[@]}" -eq 0 ] || [ "${regions[0]}" = "None" ]; then
+    echo "$DRS_REGIONS_SSM_PATH lists no region in $REGION"
+    return 1
+  fi
+  # Each region's partition is published too: "REGION<tab>PARTITION" lines in `pairs`.
+  # GetParameters takes 10 names a call.
+  names=("$REGION" "${regions[@]}")
+  for ((i = 0; i < ${#names[@]}; i += 10)); do
+    batch=()
+    for region in "${names[@]:i:10}"; do
+      batch+=("/aws/service/global-infrastructure/regions/$region/partition")
+    done
+    listed="$(aws_output ssm get-parameters --names "${batch[@]}" --output text \
+      --query 'Parameters[].[Name, Value]')" || { echo "$listed"; return 1; }
+    # .../regions/REGION/partition<tab>PARTITION -> REGION<tab>PARTITION
+    pairs+="$(awk -F'\t' 'NF == 2 { n = split($1, part, "/"); print part[n - 1] "\t" $2 }' \
+      <<<"$listed")"$'\n'
+  done
+  home="$(awk -F'\t' -v region="$REGION" '$1 == region { print $2; exit }' <<<"$pairs")"
+  if [ -z "$home" ]; then
+    echo "no partition published for $REGION"
+    return 1
+  fi
+  kept="$(printf '%s\n' "${regions[@]}" | awk -F'\t' -v home="$home" \
+    'NR == FNR { partition[$1] = $2; next } partition[$1] == home' <(printf '%s' "$pairs") -)"
+  if [ -z "$kept" ]; then
+    echo "$DRS_REGIONS_SSM_PATH lists no region of partition $home"
+    return 1
+  fi
+  region_list "$kept"
+}
+
+# botocore_drs_regions: the regions this machine's botocore lists for drs in this region's
+# partition; the last resort, as it changes with the SDK installed here.
+botocore_drs_regions() {
+  "$PYTHON" - "$REGION" <<'PY'
+import sys
+
+import botocore
+import botocore.session
+
+session = botocore.session.get_session()
+partition = session.get_partition_for_region(sys.argv[1])
+regions = session.get_available_regions("drs", partition_name=partition)
+print(botocore.__version__, ",".join(sorted(regions)))
+PY
+}
+
+# Sets DRS_REGIONS_CHOSEN, the lambda stack's DrsRegions for this deploy, and says where it
+# came from: given (--drs-regions, DRS_REGIONS), else the stack's current value (a redeploy
+# never changes it silently), else AWS's SSM parameters, else this machine's botocore.
+choose_drs_regions() {
+  local current reason listed version
+  stage "DRS regions (the lambda stack's DrsRegions)"
+  if [ -n "$DRS_REGIONS_GIVEN" ]; then
+    DRS_REGIONS_CHOSEN="$DRS_REGIONS_GIVEN"
+    info "$DRS_REGIONS_CHOSEN (from $DRS_REGIONS_GIVEN_BY)"
+    return
+  fi
+  local status="STATUS_lambda"
+  if [ "${!status}" != "NONE" ]; then
+    current="$(aws_cli cloudformation describe-stacks --stack-name "$(stack_name lambda)" \
+      --query "Stacks[0].Parameters[?ParameterKey=='DrsRegions'].ParameterValue" \
+      --output text)" || die "cannot read the parameters of $(stack_name lambda)"
+    # An empty value is what the template's former default ("every region") left behind.
+    if [ -n "$current" ] && [ "$current" != "None" ]; then
+      DRS_REGIONS_CHOSEN="$(region_list "$current")" \
+        || die "$(stack_name lambda) has DrsRegions '$current': $DRS_REGIONS_CHOSEN"
+      info "$DRS_REGIONS_CHOSEN (kept: the stack's current value; --drs-regions changes it)"
+      return
+    fi
+  fi
+  if listed="$(ssm_drs_regions)"; then
+    DRS_REGIONS_CHOSEN="$listed"
+    note "DrsRegions from AWS's public SSM parameters $DRS_REGIONS_SSM_PATH: $listed"
+    info "$DRS_REGIONS_CHOSEN (where DRS runs, per $DRS_REGIONS_SSM_PATH)"
+    return
+  fi
+  reason="$listed"
+  listed="$(botocore_drs_regions)" || die "cannot list DRS regions: pass --drs-regions"
+  version="${listed%% *}"
+  DRS_REGIONS_CHOSEN="$(region_list "${listed#* }")" \
+    || die "botocore $version lists no usable DRS region ($DRS_REGIONS_CHOSEN): pass --drs-regions"
+  note "SSM parameters unavailable ($reason); DrsRegions from this machine's botocore" \
+    "$version endpoint list for drs: $DRS_REGIONS_CHOSEN"
+  info "$DRS_REGIONS_CHOSEN (botocore $version's endpoint list for drs)"
+}
+
 # optional_param ENV_VAR PARAMETER: append "PARAMETER=value" to the caller's `params` when
 # ENV_VAR is set (even empty); unset keeps the stack's current value.
 optional_param() {
@@ -325,6 +486,7 @@ print_outputs() {
 deploy_all() {
   local params=() dmh_arn
   read_stack_statuses
+  choose_drs_regions
   package_functions
   ensure_bucket
   upload_packages
@@ -334,8 +496,8 @@ deploy_all() {
   params=("DeploymentBucket=$BUCKET"
           "DataManagementHandlerCodeKey=$(package_key data-management-handler)"
           "QueryHandlerCodeKey=$(package_key query-handler)")
+  params+=("DrsRegions=$DRS_REGIONS_CHOSEN")
   optional_param TARGET_ACCOUNT_ROLE_NAME_PATTERN TargetAccountRoleNamePattern
-  optional_param DRS_REGIONS DrsRegions
   deploy_stack lambda lambda-stack.yaml "${params[@]}"
 
   # Read from Lambda rather than the lambda stack's outputs: the local AWS reports no

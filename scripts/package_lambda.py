@@ -7,8 +7,10 @@ x86_64, wheels only. The same sources give the same bytes: entries are sorted, e
 timestamp is 1980-01-01, every file is mode 0644, and `__pycache__`/`*.pyc` are left out.
 So the zip's SHA-256 names it in S3, and an unchanged function is an unchanged deploy.
 
-Requirements are installed once per requirements.txt content into `build/requirements/`
-and reused, so repeated builds need no network.
+Every requirement must be an exact pin (`name==version`), dependencies included: the
+packages carry their own boto3/botocore, the versions the tests ran with, instead of the SDK
+the Lambda runtime happens to ship. Requirements are installed once per requirements.txt
+content into `build/requirements/` and reused, so repeated builds need no network.
 
 Usage: python scripts/package_lambda.py [--output-dir DIR] FUNCTION...
 prints one line per function: `FUNCTION PATH SHA256_HEX CODE_SHA256` where CODE_SHA256
@@ -21,6 +23,7 @@ import argparse
 import base64
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -78,6 +81,36 @@ def _files_under(base: Path, excluded_top: frozenset[str] = frozenset()) -> Iter
                 yield rel_dir / name
 
 
+# `name==version` and nothing else (no ranges, extras, markers or options): one build, one set.
+_PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9][A-Za-z0-9.+!-]*)")
+
+
+def canonical_name(name: str) -> str:
+    """A distribution name as the packaging tools compare it (PEP 503: `Typing_Extensions`
+    and `typing-extensions` are one name)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def pinned_requirements(requirements: Path = DEFAULT_REQUIREMENTS) -> dict[str, str]:
+    """Canonical distribution name -> pinned version, read from `requirements`.
+
+    Comments and blank lines are ignored. Raises PackagingError naming the first line that
+    is not an exact pin (an unpinned package would make the build depend on the day it ran).
+    """
+    pins: dict[str, str] = {}
+    for number, line in enumerate(requirements.read_text().splitlines(), start=1):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        match = _PIN.fullmatch(text)
+        if match is None:
+            raise PackagingError(
+                f"{requirements.name}:{number}: {text!r} is not an exact pin (name==version)"
+            )
+        pins[canonical_name(match[1])] = match[2]
+    return pins
+
+
 def requirements_cache_key(requirements_content: bytes) -> str:
     """The cache folder name for one requirements file content and target platform."""
     digest = hashlib.sha256(requirements_content + " ".join(PIP_TARGET_ARGS).encode())
@@ -91,11 +124,11 @@ def requirements_dir(
 ) -> Path | None:
     """The installed runtime requirements, built once per requirements content and cached.
 
-    Returns None when `requirements` names no package. Raises PackagingError when pip fails.
+    Returns None when `requirements` names no package. Raises PackagingError when a
+    requirement is not an exact pin (see pinned_requirements) or pip fails.
     """
     content = requirements.read_bytes()
-    lines = [line.split("#", 1)[0].strip() for line in content.decode().splitlines()]
-    if not any(lines):
+    if not pinned_requirements(requirements):
         return None
     key = requirements_cache_key(content)
     target = cache_dir / key

@@ -6,9 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import boto3
-
 from shared.exceptions import ConfigurationError
+from shared.validation import REGION, listed, shown
 
 INVENTORY_TABLE_ENV = "SOURCE_SERVER_INVENTORY_TABLE"
 REGION_STATUS_TABLE_ENV = "DRS_REGION_STATUS_TABLE"
@@ -54,15 +53,26 @@ def sync_lease_table(environ: Mapping[str, str] | None = None) -> str:
 
 
 def drs_regions(environ: Mapping[str, str] | None = None) -> list[str]:
-    """The regions to sync: `DRS_REGIONS` (comma-separated) or every region botocore lists for drs.
+    """The regions to sync and serve: `DRS_REGIONS` (comma-separated), sorted, without repeats.
 
-    Raises ConfigurationError when `DRS_REGIONS` is set but names no region.
+    There is deliberately no default (such as the SDK's region list for drs): what is synced
+    is configuration, chosen at deploy time, so an SDK update can never change it.
+    Raises ConfigurationError when `DRS_REGIONS` is unset, names no region, or names
+    something that is not a region.
     """
     env = os.environ if environ is None else environ
     raw = env.get(DRS_REGIONS_ENV)
-    if raw is None or not raw.strip():
-        return sorted(boto3.Session().get_available_regions("drs"))
-    regions = sorted({part.strip() for part in raw.split(",") if part.strip()})
+    regions = sorted({part.strip() for part in (raw or "").split(",") if part.strip()})
     if not regions:
-        raise ConfigurationError(f"{DRS_REGIONS_ENV} is set but lists no region: {raw!r}")
+        problem = "is unset" if raw is None else f"lists no region: {shown(raw)}"
+        raise ConfigurationError(
+            f"{DRS_REGIONS_ENV} {problem}; set it to the comma-separated regions to sync "
+            "(scripts/deploy.sh sets it from the lambda stack's DrsRegions parameter)"
+        )
+    malformed = [region for region in regions if not REGION.matches(region)]
+    if malformed:
+        raise ConfigurationError(
+            f"{DRS_REGIONS_ENV} names what is not a region: "
+            f"{listed(shown(region) for region in malformed)} ({REGION.description})"
+        )
     return regions

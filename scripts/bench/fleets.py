@@ -33,7 +33,8 @@ def role_arn(account_id: str) -> str:
 
 
 def all_drs_regions() -> tuple[str, ...]:
-    """Every region botocore lists for drs: what the sync covers when DRS_REGIONS is unset."""
+    """Every region botocore lists for drs: the org fleet's regions (named in its DRS_REGIONS;
+    the sync itself has no default)."""
     return tuple(sorted(botocore.session.get_session().get_available_regions("drs")))
 
 
@@ -59,7 +60,7 @@ class ScopeSpec:
 class FleetSpec:
     """A generated organisation: the hub + target accounts, the regions synced, every scope.
 
-    `drs_regions_env` is the DRS_REGIONS value the sync gets (None: unset, so every DRS region).
+    `drs_regions_env` is the DRS_REGIONS value the sync gets (as deploy.sh sets it).
     """
 
     name: str
@@ -67,7 +68,7 @@ class FleetSpec:
     accounts: tuple[str, ...]  # hub first
     regions: tuple[str, ...]
     scopes: tuple[ScopeSpec, ...]
-    drs_regions_env: str | None
+    drs_regions_env: str
 
     @property
     def target_accounts(self) -> tuple[str, ...]:
@@ -196,7 +197,7 @@ def org_fleet() -> FleetSpec:
         accounts=accounts,
         regions=regions,
         scopes=tuple(scopes),
-        drs_regions_env=None,
+        drs_regions_env=",".join(regions),
     )
 
 

@@ -153,7 +153,7 @@ def _sync_env(
             ),
             "AWS_ENDPOINT_URL": moto_url,
             "AWS_ENDPOINT_URL_DRS": drs_url,
-            "DRS_REGIONS": spec.drs_regions_env,  # None: unset, so every DRS region
+            "DRS_REGIONS": spec.drs_regions_env,
             "SYNC_MAX_CONCURRENCY": str(concurrency),
             **table_env,
         }

@@ -8,8 +8,10 @@ file's folder off sys.path, so the package's modules resolve exactly as in Lambd
 REQUEST_FILE (JSON): {"handler": "index.lambda_handler", "event": ..., "requestId": ...,
 "invokedFunctionArn": ..., "timeoutSeconds": N, "runnerPid": PID}.
 RESULT_FILE (JSON, written once): {"outcome": "success" | "error" | "timeout", "payload": ...,
-"initMs", "durationMs", "maxMemoryUsedMb"}. For "error" the payload has Lambda's shape:
-{"errorMessage", "errorType", "requestId", "stackTrace"}.
+"initMs", "durationMs", "maxMemoryUsedMb", "sdk"}. For "error" the payload has Lambda's shape:
+{"errorMessage", "errorType", "requestId", "stackTrace"}. "sdk" maps each AWS SDK module the
+function imported ("boto3", "botocore") to the file it was loaded from: the package's own copy
+or the runtime's, whichever came first on sys.path.
 
 Everything the function prints (stdout and stderr) is its log; this file adds only what the
 runtime adds: the "[ERROR] ..." record of an unhandled exception.
@@ -33,6 +35,8 @@ import traceback
 from pathlib import Path
 from typing import Any, NoReturn
 
+# Reported in the result: which copy of the SDK the function ran (see the module docstring).
+SDK_MODULES = ("boto3", "botocore")
 # Exit statuses the runner reads when no result file could be written.
 EXIT_OK = 0
 EXIT_BAD_REQUEST = 2
@@ -87,6 +91,7 @@ class _ResultWriter:
                 "initMs": round(self.init_ms, 2),
                 "durationMs": round((time.monotonic() - self.started) * 1000, 2),
                 "maxMemoryUsedMb": peak_mb,
+                "sdk": _sdk_origins(),
             }
             partial = self._path.with_suffix(".partial")
             partial.write_text(json.dumps(document))
@@ -104,6 +109,17 @@ class _ResultWriter:
                 "stackTrace": stack or [],
             },
         )
+
+
+def _sdk_origins() -> dict[str, str]:
+    """Module name -> file, for the SDK modules the function has imported (none imported here:
+    this file must not load an SDK the function did not)."""
+    origins: dict[str, str] = {}
+    for name in SDK_MODULES:
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__file__", None):
+            origins[name] = str(module.__file__)
+    return origins
 
 
 def _log_unhandled(error_type: str, message: str, stack: list[str]) -> None:

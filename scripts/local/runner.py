@@ -9,7 +9,8 @@ was deployed, the way Lambda would:
    in S3 by the key in that URL, and its SHA-256 must equal CodeSha256;
 3. unzips it to a temporary folder and runs it in a subprocess (`sys.executable` without
    site-packages; PYTHONPATH = the package first, then only the SDK modules the Lambda runtime
-   provides, taken from this interpreter), with the function's environment, the execution
+   provides, taken from this interpreter; a package that carries its own SDK, as ours do,
+   runs that copy, as in Lambda), with the function's environment, the execution
    role's credentials (moto STS), the local endpoints (`AWS_ENDPOINT_URL` = moto,
    `AWS_ENDPOINT_URL_DRS` = the DRS simulator) and the Lambda runtime's variables;
    `lambda_bootstrap.py` builds the context and calls the handler;
@@ -117,6 +118,9 @@ class Invocation:
     log: str
     duration_ms: float
     status_code: int = 200
+    # Which file each SDK module the function imported came from ("boto3", "botocore"): the
+    # package's own copy or the runtime's. Local only; Invoke reports nothing like it.
+    sdk_files: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -376,6 +380,7 @@ class LocalRunner:
             function_error=function_error,
             log=log.text(),
             duration_ms=duration_ms,
+            sdk_files=dict(result.get("sdk", {})) if result else {},
         )
         if self.cloudwatch_logs:
             self._put_logs(deployed, stream, started_at, log.lines)

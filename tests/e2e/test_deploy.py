@@ -17,10 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore
+import botocore.session
 import pytest
 
+from scripts.local.moto_server import MotoControl, MotoFault
 from scripts.package_lambda import requirements_dir
-from shared.config import table_names
+from shared.config import DRS_REGIONS_ENV, drs_regions, table_names
 from tests.support.aws import table_names_for
 from tests.support.cfn import load_template
 from tests.support.cfn_eval import Evaluator
@@ -42,6 +45,7 @@ STACK_TEMPLATES = {
     f"{PROJECT}-{ENV}": "main-stack.yaml",
 }
 SYNC_INPUT = {"operation": "sync_source_server_inventory"}
+DRS_REGIONS_SSM_PATH = "/aws/service/global-infrastructure/services/drs/regions"
 # moto 5.2.1's CloudFormation has no model for these types: it logs "No Moto CloudFormation
 # support for ..." and skips them, and the stack still completes. AWS creates them.
 NOT_CREATED_BY_MOTO = {
@@ -246,6 +250,51 @@ def test_only_resource_types_moto_cannot_model_are_missing(
     assert set(missing.values()) == NOT_CREATED_BY_MOTO - {"AWS::SNS::Subscription"}
 
 
+def deployed_drs_regions(endpoint: str) -> dict[str, str]:
+    """Function name -> its DRS_REGIONS, as deployed."""
+    lambda_client = client(endpoint, "lambda")
+    return {
+        name: lambda_client.get_function_configuration(FunctionName=name)["Environment"][
+            "Variables"
+        ][DRS_REGIONS_ENV]
+        for name in (DMH, QH)
+    }
+
+
+def ssm_drs_regions_of_partition(endpoint: str, partition: str) -> list[str]:
+    """What AWS's public SSM parameters (here moto's copy) list for drs in `partition`."""
+    ssm = client(endpoint, "ssm")
+    pages = ssm.get_paginator("get_parameters_by_path").paginate(Path=DRS_REGIONS_SSM_PATH)
+    regions = [parameter["Value"] for page in pages for parameter in page["Parameters"]]
+    partitions = {}
+    for start in range(0, len(regions), 10):
+        names = [
+            f"/aws/service/global-infrastructure/regions/{region}/partition"
+            for region in regions[start : start + 10]
+        ]
+        for parameter in ssm.get_parameters(Names=names)["Parameters"]:
+            partitions[parameter["Name"].split("/")[-2]] = parameter["Value"]
+    return sorted(region for region in regions if partitions.get(region) == partition)
+
+
+def test_drs_regions_are_where_ssm_says_drs_runs_in_the_deployments_partition(
+    deployment: subprocess.CompletedProcess[str], endpoint: str
+) -> None:
+    expected = ssm_drs_regions_of_partition(endpoint, "aws")
+
+    deployed = deployed_drs_regions(endpoint)
+
+    # moto's copy of the parameters, like AWS's, also lists GovCloud (and other) regions,
+    # which credentials of the aws partition cannot reach.
+    assert "us-east-1" in expected and not [r for r in expected if r.startswith("us-gov-")]
+    assert deployed == {DMH: ",".join(expected), QH: ",".join(expected)}
+    assert drs_regions({DRS_REGIONS_ENV: deployed[DMH]}) == expected
+    assert (
+        f"DrsRegions from AWS's public SSM parameters {DRS_REGIONS_SSM_PATH}: {','.join(expected)}"
+    ) in deployment.stderr
+    assert f"    {','.join(expected)} (where DRS runs" in deployment.stdout
+
+
 def _deployed_parameters(cloudformation: Any, stack: str) -> dict[str, str]:
     (description,) = cloudformation.describe_stacks(StackName=stack)["Stacks"]
     return {p["ParameterKey"]: p["ParameterValue"] for p in description["Parameters"]}
@@ -261,7 +310,51 @@ def test_second_deploy_changes_nothing(
     assert result.returncode == 0, result.stdout + result.stderr
     assert stack_lines(result.stdout) == [(name, "no changes") for name in STACK_TEMPLATES]
     assert result.stdout.count("(already there)") == 2
+    assert "(kept: the stack's current value; --drs-regions changes it)" in result.stdout
+    assert "DrsRegions from" not in result.stderr  # nothing discovered, nothing to announce
     assert snapshot(endpoint) == before
+
+
+def test_drs_regions_option_changes_both_functions_and_a_redeploy_keeps_it(
+    deployment: subprocess.CompletedProcess[str], endpoint: str, repo: Path
+) -> None:
+    given = run_deploy(
+        ENV, "--endpoint-url", endpoint, "--drs-regions", "us-west-2, us-east-1", root=repo
+    )
+    again = run_deploy(ENV, "--endpoint-url", endpoint, root=repo)
+
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert "    us-east-1,us-west-2 (from --drs-regions)" in given.stdout
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "    us-east-1,us-west-2 (kept: the stack's current value" in again.stdout
+    assert deployed_drs_regions(endpoint) == {DMH: "us-east-1,us-west-2", QH: "us-east-1,us-west-2"}
+
+
+def test_without_ssm_parameters_the_deploying_machines_botocore_lists_the_regions(
+    deployment: subprocess.CompletedProcess[str], endpoint: str, repo: Path
+) -> None:
+    # GIVEN an environment never deployed, and SSM refusing to list the public parameters
+    control = MotoControl(endpoint)
+    control.set_fault(MotoFault("ssm", "GetParametersByPath", error_code="AccessDeniedException"))
+    # ... and S3 refusing everything, so the deploy stops before it creates anything.
+    control.set_fault(MotoFault("s3", error_code="AccessDenied", status=403))
+    try:
+        # WHEN deploying it without --drs-regions
+        result = run_deploy("dev", "--endpoint-url", endpoint, root=repo)
+    finally:
+        control.clear_faults()
+
+    # THEN the regions come from the botocore the deploy runs with, and it says so
+    session = botocore.session.get_session()
+    expected = ",".join(sorted(session.get_available_regions("drs")))
+    assert (
+        f"DrsRegions from this machine's botocore {botocore.__version__} endpoint list for drs: "
+        f"{expected}"
+    ) in result.stderr
+    assert "SSM parameters unavailable (" in result.stderr
+    assert f"    {expected} (botocore {botocore.__version__}" in result.stdout
+    assert result.returncode == 1 and "cannot create bucket" in result.stderr
+    assert "==> stack" not in result.stdout
 
 
 def test_lambda_only_after_a_code_change_updates_only_that_code(

@@ -398,6 +398,9 @@ def test_runner_gives_the_function_its_context_environment_and_log_group(
     report = invocation.log.splitlines()[-1]
     assert report.startswith(f"REPORT RequestId: {invocation.request_id}\tDuration: ")
     assert "\tMemory Size: 1024 MB\t" in report
+    # The SDK the deployed package carries, not this machine's (the runtime's stand-in).
+    task_root = deployment.runner.function(DATA_MANAGEMENT_HANDLER).task_root
+    assert Path(invocation.sdk_files["botocore"]).is_relative_to(task_root)
     # The same log is in CloudWatch Logs, in the function's log group.
     logs = deployment.client("logs")
     group = f"/aws/lambda/{DATA_MANAGEMENT_HANDLER}"

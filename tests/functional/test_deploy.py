@@ -25,7 +25,8 @@ def test_help_prints_usage_with_every_flag() -> None:
 
     assert result.returncode == 0
     assert result.stdout.startswith("Usage: scripts/deploy.sh ENV")
-    for flag in ("--validate-only", "--lambda-only", "--region", "--profile", "--endpoint-url"):
+    flags = ("--validate-only", "--lambda-only", "--region", "--profile", "--endpoint-url")
+    for flag in (*flags, "--drs-regions"):
         assert flag in result.stdout
 
 
@@ -39,6 +40,11 @@ def test_help_prints_usage_with_every_flag() -> None:
         (("qa", "--region"), "--region needs a value"),
         (("qa", "--profile", "--lambda-only"), "--profile needs a value"),
         (("qa", "--validate-only", "--lambda-only"), "exclude each other"),
+        (("qa", "--drs-regions"), "--drs-regions needs a value"),
+        (("qa", "--drs-regions", "us-east-1,all"), "--drs-regions: 'all' is not a region name"),
+        (("qa", "--drs-regions", "US-EAST-1"), "'US-EAST-1' is not a region name"),
+        (("qa", "--drs-regions", ",,"), "--drs-regions: no region in ',,'"),
+        (("qa", "--lambda-only", "--drs-regions", "us-east-1"), "deploy without --lambda-only"),
     ],
 )
 def test_bad_arguments_are_refused_with_one_line(args: tuple[str, ...], reason: str) -> None:
@@ -55,6 +61,20 @@ def test_bad_project_name_is_refused() -> None:
 
     assert result.returncode == 2
     assert "PROJECT_NAME 'Bad_Name'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("", "no region in ''"), ("us-east-1;eu-west-1", "'us-east-1;eu-west-1' is not a region")],
+)
+def test_bad_drs_regions_variable_is_refused_before_aws(value: str, reason: str) -> None:
+    # Set, even empty, it is an explicit choice: never silently replaced by a discovered list.
+    result = run_deploy("qa", "--endpoint-url", DEAD_ENDPOINT, env=deploy_env(DRS_REGIONS=value))
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert f"deploy.sh: DRS_REGIONS: {reason}" in result.stderr
 
 
 def test_missing_credentials_are_refused_with_one_line() -> None:

@@ -279,9 +279,15 @@ def module_environment(
     return tables
 
 
-def point_at(monkeypatch: pytest.MonkeyPatch, endpoint: str, tables: TableNames) -> None:
-    """For a test: the moto endpoint and table names a module fixture built."""
+def point_at(
+    monkeypatch: pytest.MonkeyPatch,
+    endpoint: str,
+    tables: TableNames,
+    regions: str = f"{EAST},{WEST}",
+) -> None:
+    """For a test: the moto endpoint, table names and DRS_REGIONS a module fixture built with."""
     monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    monkeypatch.setenv(DRS_REGIONS_ENV, regions)
     monkeypatch.setenv(INVENTORY_TABLE_ENV, tables.inventory)
     monkeypatch.setenv(REGION_STATUS_TABLE_ENV, tables.region_status)
     monkeypatch.setenv(TARGET_ACCOUNTS_TABLE_ENV, tables.target_accounts)
@@ -823,7 +829,11 @@ def test_resolve_in_a_scope_whose_latest_run_failed_is_not_fresh_within_any_thre
     assert (HUB, WEST) in {(s["accountId"], s["region"]) for s in summary["staleScopes"]}
 
 
-def test_resolve_in_a_never_synced_scope_is_empty_and_not_fresh(inventory: Inventory) -> None:
+def test_resolve_in_a_never_synced_scope_is_empty_and_not_fresh(
+    inventory: Inventory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A region deployed into DRS_REGIONS after the module's syncs ran: no sync has reached it.
+    monkeypatch.setenv(DRS_REGIONS_ENV, f"{EAST},{WEST},eu-west-1")
     arns, result = _resolve(accountId=HUB, region="eu-west-1", tags={"DRGroup": "web-tier"})
     assert arns == set()
     assert (result["fresh"], result["scopeStatus"], result["lastSuccessTime"]) == (

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import zipfile
 from pathlib import Path
 
+import boto3
+import botocore
 import pytest
 
 from scripts.package_lambda import (
@@ -12,6 +15,7 @@ from scripts.package_lambda import (
     LAMBDA_DIR,
     PackagingError,
     build_package,
+    pinned_requirements,
     requirements_cache_key,
     requirements_dir,
 )
@@ -146,3 +150,38 @@ def test_a_failed_install_leaves_nothing_in_the_cache(tmp_path: Path) -> None:
         requirements_dir(requirements, cache, python="/bin/false")
 
     assert list(cache.iterdir()) == []
+
+
+def test_the_runtime_pins_are_what_the_tests_import() -> None:
+    # The packages carry these versions (tests/functional/test_packaged_sdk.py): so tests and
+    # production cannot run different SDKs.
+    pins = pinned_requirements()
+
+    assert (pins["boto3"], pins["botocore"]) == (boto3.__version__, botocore.__version__)
+    assert {name: importlib.metadata.version(name) for name in pins} == pins
+
+
+def test_pins_are_read_with_canonical_names(tmp_path: Path) -> None:
+    requirements = write(
+        tmp_path / "requirements.txt",
+        "# runtime\nboto3==1.0.0  # the SDK\n\n"
+        "Typing_Extensions==4.1\npython-dateutil==2.9.0.post0\n",
+    )
+
+    assert pinned_requirements(requirements) == {
+        "boto3": "1.0.0",
+        "typing-extensions": "4.1",
+        "python-dateutil": "2.9.0.post0",
+    }
+
+
+@pytest.mark.parametrize(
+    "requirement", ["boto3", "boto3>=1.40", "boto3[crt]==1.43.11", "-r other.txt", "boto3==1.*"]
+)
+def test_a_requirement_that_is_not_an_exact_pin_is_refused(
+    tmp_path: Path, requirement: str
+) -> None:
+    requirements = write(tmp_path / "requirements.txt", f"six==1.17.0\n{requirement}\n")
+
+    with pytest.raises(PackagingError, match=r"requirements\.txt:2: .* is not an exact pin"):
+        requirements_dir(requirements, tmp_path / "cache", python="/nonexistent")

@@ -46,6 +46,7 @@ LAMBDA_PARAMS = {
     "DeploymentBucket": "deploy-bucket",
     "DataManagementHandlerCodeKey": "lambda/data-management-handler/0.zip",
     "QueryHandlerCodeKey": "lambda/query-handler/0.zip",
+    "DrsRegions": "us-east-1,eu-west-1",
 }
 SYNC_INPUT = {"operation": "sync_source_server_inventory"}
 # Read by Powertools itself, not by our code.
@@ -259,14 +260,57 @@ def test_function_environment_names_the_dynamodb_stack_tables(logical_id: str) -
 
 
 @pytest.mark.parametrize("logical_id", [DMH_FUNCTION, QH_FUNCTION])
-def test_drs_regions_is_set_only_when_given(logical_id: str) -> None:
-    default = lambda_stack().resource_properties(logical_id)["Environment"]["Variables"]
-    given = lambda_stack(DrsRegions="us-east-1,eu-west-1").resource_properties(logical_id)
+def test_drs_regions_parameter_feeds_both_functions(logical_id: str) -> None:
+    template = load_template("lambda-stack.yaml")
+    raw = template["Resources"][logical_id]["Properties"]["Environment"]["Variables"]
+    given = lambda_stack(DrsRegions="us-west-2,ap-southeast-2").resource_properties(logical_id)
 
-    assert "DRS_REGIONS" not in default
-    assert drs_regions(given["Environment"]["Variables"]) == ["eu-west-1", "us-east-1"]
+    assert raw["DRS_REGIONS"] == {"Ref": "DrsRegions"}  # the parameter itself, unconditionally
+    assert drs_regions(given["Environment"]["Variables"]) == ["ap-southeast-2", "us-west-2"]
+
+
+def test_drs_regions_has_no_default_anywhere() -> None:
+    # What is synced is chosen at deploy time, never by the SDK the function runs with.
+    templates = {name: load_template(name) for name in TEMPLATES}
+    parameter = templates["lambda-stack.yaml"]["Parameters"]["DrsRegions"]
+    without = {name: value for name, value in LAMBDA_PARAMS.items() if name != "DrsRegions"}
+
+    assert "Default" not in parameter
+    with pytest.raises(ParameterError, match="DrsRegions has no default"):
+        Evaluator(load_template("lambda-stack.yaml"), **without)
+    assert "Conditions" not in templates["lambda-stack.yaml"]  # no "empty means all" branch
+    # No other stack passes a value of its own.
+    assert [name for name, t in templates.items() if "DrsRegions" in t["Parameters"]] == [
+        "lambda-stack.yaml"
+    ]
+    sdk_region_lists = {"get_available_regions", "get_available_partitions", "partition_for"}
+    assert _attribute_names_in_lambda_code() & sdk_region_lists == set()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["", "us-east-1, eu-west-1", "us-east-1,", ",us-east-1", "us-east-1,,eu-west-1", "US-EAST-1",
+     "us-east-1\n", "all", "us-east-\u0661"],
+)  # fmt: skip
+def test_drs_regions_parameter_takes_only_a_list_of_regions(value: str) -> None:
     with pytest.raises(ParameterError):
-        lambda_stack(DrsRegions="us-east-1, eu-west-1")
+        lambda_stack(DrsRegions=value)
+
+
+@pytest.mark.parametrize("value", ["us-east-1", "us-gov-west-1,il-central-1,ap-southeast-3"])
+def test_every_list_the_parameter_takes_the_function_takes(value: str) -> None:
+    environment = lambda_stack(DrsRegions=value).resource_properties(DMH_FUNCTION)
+
+    assert drs_regions(environment["Environment"]["Variables"]) == sorted(value.split(","))
+
+
+def _attribute_names_in_lambda_code() -> set[str]:
+    return {
+        node.attr
+        for path in LAMBDA_DIR.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(), str(path)))
+        if isinstance(node, ast.Attribute)
+    }
 
 
 def _string_constants_in_lambda_code() -> set[str]:
@@ -280,7 +324,7 @@ def _string_constants_in_lambda_code() -> set[str]:
 
 @pytest.mark.parametrize("logical_id", [DMH_FUNCTION, QH_FUNCTION])
 def test_every_environment_variable_set_is_read_by_the_code(logical_id: str) -> None:
-    environment = lambda_stack(DrsRegions="us-east-1").resource_properties(logical_id)
+    environment = lambda_stack().resource_properties(logical_id)
     variables = set(environment["Environment"]["Variables"])
     read_by_code = _string_constants_in_lambda_code() | POWERTOOLS_RUNTIME_VARIABLES
 
