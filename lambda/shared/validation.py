@@ -48,6 +48,10 @@ IAM_NAME_CHARS = "[A-Za-z0-9+=,.@_-]"
 
 ACCOUNT_ID = TextFormat("12 digits (ASCII), e.g. 123456789012", _ascii(ACCOUNT_ID_PATTERN))
 REGION = TextFormat("an AWS region name such as us-east-1", _ascii(REGION_PATTERN))
+# The name of one shard of a fan-out sync (its lease is named after it).
+SHARD = TextFormat(
+    "1-32 characters of a-z, 0-9 and -, e.g. batch-07", _ascii("[a-z0-9][a-z0-9-]{0,31}")
+)
 SOURCE_SERVER_ID = TextFormat(
     "a DRS source server ID like s-0123456789abcdef0", _ascii(SOURCE_SERVER_ID_PATTERN)
 )

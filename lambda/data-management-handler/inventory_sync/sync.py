@@ -116,12 +116,10 @@ class SyncRun:
         self.store = SyncStore(
             self.dynamodb, self.tables, gate=self._may_write, batch_client=batch_writer
         )
-        self.lease = Lease(
-            self.dynamodb,
-            self.lease_table,
-            DRY_RUN_LEASE if self.dry_run else SYNC_LEASE,
-            self.run_id,
-        )
+        lease_name = DRY_RUN_LEASE if self.dry_run else SYNC_LEASE
+        if request.shard is not None:
+            lease_name = f"{lease_name}#{request.shard}"  # shards of one fan-out run together
+        self.lease = Lease(self.dynamodb, self.lease_table, lease_name, self.run_id)
         # Filled in by the background work; read by the supervisor.
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -262,7 +260,8 @@ class SyncRun:
                 return
             self.lease_taken = True
             self.previous = self.store.region_statuses()
-            self._sync_scopes(self.plan)
+            if not self.request.sweep_only:
+                self._sync_scopes(self.plan)
             if not self.plan.narrowed:
                 self._sweep(self.plan)
         except BaseException as exc:  # handed to the supervisor, which decides
@@ -310,7 +309,7 @@ class SyncRun:
             regions = sorted(set(request.regions))
         # Region-major order: the first workers start on different accounts, so their single
         # AssumeRoles run in parallel instead of every worker queueing behind one account's.
-        scopes = [Scope(a, r) for r in regions for a in accounts]
+        scopes = [] if request.sweep_only else [Scope(a, r) for r in regions for a in accounts]
         confirm = frozenset(Scope(a, r) for a, r in request.confirm_deletions)
         outside = sorted(confirm - set(scopes))
         if outside:
@@ -411,7 +410,6 @@ class SyncRun:
         return client
 
     def _sweep(self, plan: Plan) -> None:
-        assert self.context is not None
         confirmed = frozenset(
             scope
             for scope, outcome in self.outcomes.items()
@@ -423,7 +421,7 @@ class SyncRun:
                 self.store,
                 registered=plan.registered,
                 confirmed=confirmed,
-                listed_unwritten=self.context.listed_unwritten,
+                listed_unwritten=self.context.listed_unwritten if self.context else set(),
                 previous_status=self.previous,
                 deadline=self.deadline,
                 dry_run=self.dry_run,
