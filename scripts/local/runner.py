@@ -732,7 +732,8 @@ def format_sync_result(result: Mapping[str, Any]) -> str:
             f"  scopes   {counts.get('scopes', 0)} = {counts.get('accounts', 0)} accounts x "
             f"{counts.get('regions', 0)} regions ({by_status or 'none'})",
             f"  servers  seen {counts.get('serversSeen', 0)}, written "
-            f"{counts.get('serversWritten', 0)}, new {counts.get('serversNew', 0)}, revived "
+            f"{counts.get('serversWritten', 0)}, unchanged {counts.get('serversUnchanged', 0)}, "
+            f"new {counts.get('serversNew', 0)}, revived "
             f"{counts.get('serversRevived', 0)}, soft-deleted "
             f"{counts.get('serversSoftDeleted', 0)}, write failures "
             f"{counts.get('serversWriteFailed', 0)}",

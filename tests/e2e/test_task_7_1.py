@@ -129,7 +129,7 @@ def steps(output: str) -> dict[int, tuple[bool, str]]:
 
 
 def run_started_at(output: str) -> str:
-    match = re.search(r"synced at or after (\S+) ", output)
+    match = re.search(r"written at or after ([^,\s]+),", output)
     assert match, output
     return match.group(1)
 
@@ -214,7 +214,11 @@ def test_every_task_7_1_step_passes(first_check: subprocess.CompletedProcess[str
     # The throttled region is a reported failure of one scope, not a failed run.
     assert "PARTIAL" in result[5][1]
     assert f"{RETAIL.account_id}/eu-west-1 THROTTLED" in result[5][1]
-    assert re.search(r"holds 288 items synced at or after \S+ \(288 written by the run\)", output)
+    assert re.search(
+        r"holds 288 live items \(288 written at or after [^,\s]+, the run wrote 288 and confirmed "
+        r"288\); \d+ scope\(s\) confirmed since then",
+        output,
+    ), result[6][1]
     assert output.rstrip().endswith("Task 7.1: PASSED (6/6)")
 
 
@@ -555,7 +559,8 @@ def test_invoke_sync_dry_run_prints_a_summary_and_writes_nothing(deployment: Dep
         r"sync_source_server_inventory: SUCCEEDED \(dry run: nothing written\)", lines[0]
     )
     assert "scopes   1 = 1 accounts x 1 regions (ACTIVE 1)" in result.stdout
-    assert "servers  seen 60, written 60, new 0" in result.stdout
+    # (unchanged since the first check: a real run would not rewrite them either)
+    assert "servers  seen 60, written 0, unchanged 60, new 0" in result.stdout
     assert '"dryRun": true' in result.stderr  # the event it sent
     assert {i["sourceServerArn"]: i["lastSyncTime"] for i in scan_all(table)} == before
 
@@ -666,6 +671,12 @@ def test_a_disabled_rule_fails_step_1_until_the_reports_enable_rule(deployment: 
     # The other steps still run: the wiring and the sync itself are fine.
     assert all(passed for number, (passed, _) in found.items() if number > 1), disabled.stdout
     assert "SUCCEEDED" in found[5][1]
+    # A second run over an estate the first one stored: the servers it found unchanged are
+    # confirmed, not rewritten (only the scope that was throttled before is written now).
+    wrote, confirmed = map(
+        int, re.findall(r"the run wrote (\d+) and confirmed (\d+)", found[6][1])[0]
+    )
+    assert confirmed >= 288 and wrote == confirmed - 288, found[6][1]
 
     (rule,) = deployment.aws(
         "events", "list-rules", "--query", "Rules[?contains(Name, 'inventory')].State"
