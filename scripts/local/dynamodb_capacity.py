@@ -216,18 +216,29 @@ class IndexEntry:
     content: Any
 
 
-def index_entry(attrs: Mapping[str, Any] | None, index: IndexSpec) -> IndexEntry | None:
+def index_entry(
+    attrs: Mapping[str, Any] | None,
+    index: IndexSpec,
+    sizes: Mapping[str, int] | None = None,
+    canonical: Mapping[str, Any] | None = None,
+) -> IndexEntry | None:
     """The entry a moto item (attrs name -> DynamoType) has in `index`; None when absent
-    (no item, or an index key attribute missing: the index is sparse)."""
+    (no item, or an index key attribute missing: the index is sparse). `sizes` and
+    `canonical` (per attribute, name included / `_canonical` of the value) save sizing the
+    same item once per index."""
     if attrs is None or any(name not in attrs for name in index.key_attributes):
         return None
     size = 0
     content = []
     for name, value in attrs.items():
         if index.includes(name):
-            size += _utf8(name) + moto_value_size(value)
-            content.append((name, _canonical(value)))
-    key = tuple(_canonical(attrs[name]) for name in index.key_attributes)
+            size += sizes[name] if sizes is not None else _utf8(name) + moto_value_size(value)
+            form = canonical[name] if canonical is not None else _canonical(value)
+            content.append((name, form))
+    key = tuple(
+        canonical[name] if canonical is not None else _canonical(attrs[name])
+        for name in index.key_attributes
+    )
     return IndexEntry(key, size, frozenset(content))
 
 
@@ -263,7 +274,16 @@ class ItemState:
 
     @classmethod
     def of(cls, attrs: Mapping[str, Any] | None, indexes: Iterable[IndexSpec]) -> ItemState:
-        return cls(moto_item_size(attrs), {ix.name: index_entry(attrs, ix) for ix in indexes})
+        indexes = list(indexes)
+        if attrs is None:
+            return cls(0, {ix.name: None for ix in indexes})
+        # Each attribute sized (and its content taken) once, whatever the number of indexes.
+        sizes = {name: _utf8(name) + moto_value_size(value) for name, value in attrs.items()}
+        canonical = {name: _canonical(value) for name, value in attrs.items()} if indexes else {}
+        return cls(
+            sum(sizes.values()),
+            {ix.name: index_entry(attrs, ix, sizes, canonical) for ix in indexes},
+        )
 
 
 # ---- the meter ---------------------------------------------------------------------------------

@@ -449,23 +449,25 @@ class _DynamoDbMeter:
             return None
         return None if item is None else item.attrs
 
-    def _writes(self, operation: str, body: Mapping[str, Any]) -> list[tuple[str, Any, int]]:
-        """(table, key, request item size) of every item write the request asks for."""
+    @staticmethod
+    def _writes(operation: str, body: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+        """(table, key, item sent or None) of every item write the request asks for; a put
+        names its item by its whole attribute map (the key is in it)."""
         if operation == "BatchWriteItem":
             writes = []
             for table, requests in (body.get("RequestItems") or {}).items():
                 for request in requests:
                     if "PutRequest" in request:
                         item = request["PutRequest"].get("Item") or {}
-                        writes.append((table, item, item_size(item)))
+                        writes.append((table, item, item))
                     elif "DeleteRequest" in request:
-                        writes.append((table, request["DeleteRequest"].get("Key") or {}, 0))
+                        writes.append((table, request["DeleteRequest"].get("Key") or {}, None))
             return writes
         table = body.get("TableName", "")
         if operation == "PutItem":
             item = body.get("Item") or {}
-            return [(table, item, item_size(item))]
-        return [(table, body.get("Key") or {}, 0)]
+            return [(table, item, item)]
+        return [(table, body.get("Key") or {}, None)]
 
     def meter_call(
         self,
@@ -486,24 +488,29 @@ class _DynamoDbMeter:
             for table in tables:
                 self.meter.unmetered(table, operation)
             return
-        before: list[tuple[str, Any, Mapping[str, Any], list[IndexSpec], ItemState, int]] = []
+        before: list[tuple[str, Any, Mapping[str, Any], list[IndexSpec], ItemState, Any]] = []
         if operation in _DYNAMODB_WRITES:
-            for table_name, key, request_size in self._writes(operation, body):
+            for table_name, key, sent in self._writes(operation, body):
                 table = self._table(environ, table_name)
                 if table is None:
                     continue
                 indexes = self._indexes(table)
                 state = ItemState.of(self._attrs(table, key), indexes)
-                before.append((table_name, table, key, indexes, state, request_size))
+                before.append((table_name, table, key, indexes, state, sent))
         self._observed = False
         status, answer = process()
         if operation in _DYNAMODB_WRITES:
             failed_condition = status == 400 and _CONDITION_FAILED.encode() in answer
             if status != 200 and not failed_condition:
                 return  # refused (validation, throttling fault): DynamoDB charges nothing
-            for table_name, table, key, indexes, state, request_size in before:
-                after = None if failed_condition else ItemState.of(self._attrs(table, key), indexes)
-                self.meter.write(table_name, state, after, request_size)
+            for table_name, table, key, indexes, state, sent in before:
+                if failed_condition:
+                    # Only a failed condition is charged by the item sent (if larger).
+                    self.meter.write(table_name, state, None, item_size(sent) if sent else 0)
+                else:
+                    self.meter.write(
+                        table_name, state, ItemState.of(self._attrs(table, key), indexes)
+                    )
             return
         if status != 200:
             return

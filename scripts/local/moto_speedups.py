@@ -12,13 +12,17 @@ seconds, and a sync's 16 workers queued behind them past botocore's 30 s read ti
 - `Table.scan` sorts the whole table again for every page and walks past the previous pages
   item by item;
 - building an `Item` re-sizes every attribute already set for each attribute added
-  (`LimitedSizeDict`), so one write is quadratic in the item's attributes.
+  (`LimitedSizeDict`), so one write is quadratic in the item's attributes;
+- a Query or Scan answer is serialised by walking botocore's output shape value by value,
+  about half of a 1 MB page's time.
 
 `install()` replaces those with equivalents that select before sorting, skip to a page's
 start by bisection, share values instead of deep-copying them (a request's answer is built
 and serialised under the server's lock, so nothing changes them meanwhile) and size in one
-pass. Requests the fast paths do not cover (legacy QueryFilter/ScanFilter, index scans,
-parallel scan segments, multi-attribute keys) go to moto's own code unchanged.
+pass, and write a Query or Scan answer with json.dumps (the same JSON the shape walk
+writes; binary values base64-encoded as on the wire). Requests the fast paths do not cover
+(legacy QueryFilter/ScanFilter, index scans, parallel scan segments, multi-attribute keys)
+go to moto's own code unchanged.
 
 The fast Query and Scan also report what each request evaluated to a read observer, which
 the capacity meter (`scripts.local.dynamodb_capacity`) turns into read units.
@@ -29,19 +33,23 @@ major version whose internals it mirrors; tests compare its answers with moto's 
 
 from __future__ import annotations
 
+import base64
 import bisect
 import inspect
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import moto
 from moto.dynamodb.exceptions import ItemSizeTooLarge
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models import table as moto_table
 from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
 from moto.dynamodb.models.table import GlobalSecondaryIndex, Table
+from moto.dynamodb.responses import DynamoHandler
 
-from scripts.local.dynamodb_capacity import IndexSpec, index_entry, moto_item_size
+from scripts.local.dynamodb_capacity import IndexSpec, moto_value_size
 
 LOG = logging.getLogger(__name__)
 
@@ -225,13 +233,51 @@ def _start_key(
     return tuple(_sort_value(DynamoType(exclusive_start_key[name])) for name in attributes)
 
 
+# Per stored item, per attribute: (moto's size, DynamoDB's size), name included. Reads size
+# the same unchanged items run after run; an update changes its item in place, so every
+# UpdateItem (transactions' included) drops its item's entry (see `_update_item`).
+_SIZES = "_local_attribute_sizes"
+
+
+def _attribute_sizes(item: Item) -> dict[str, tuple[int, int]]:
+    sizes: dict[str, tuple[int, int]] | None = item.__dict__.get(_SIZES)
+    if sizes is None:
+        sizes = {
+            name: (_bytesize(name) + _value_size(value), _bytesize(name) + moto_value_size(value))
+            for name, value in item.attrs.items()
+        }
+        item.__dict__[_SIZES] = sizes
+    return sizes
+
+
+def _update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """moto's update, then the updated item's cached sizes forgotten (even if it failed
+    part-way: the item may have changed before the error)."""
+    try:
+        return _originals["DynamoDBBackend.update_item"](self, table_name, key, *args, **kwargs)
+    finally:
+        table = self.tables.get(table_name)
+        item = None
+        if table is not None and isinstance(key, dict) and table.hash_key_attr in key:
+            ranged = bool(table.range_key_attr) and table.range_key_attr in key
+            try:
+                item = table.get_item(
+                    DynamoType(key[table.hash_key_attr]),
+                    DynamoType(key[table.range_key_attr]) if ranged else None,
+                )
+            except Exception:  # moto already answered this key's error
+                item = None
+        if item is not None:
+            item.__dict__.pop(_SIZES, None)
+
+
 def _page(candidates: list[Item], position: int, limit: int | None) -> tuple[list[Item], bool]:
     """The items of one page from `position`: at most `limit` and at most 1 MB (moto's
     sizes); whether more remain."""
     page: list[Item] = []
     size = 0
     for item in candidates[position:]:
-        item_bytes = _item_size(item)
+        item_bytes = sum(moto for moto, _ in _attribute_sizes(item).values())
         if len(page) == limit or size + item_bytes > RESULT_SIZE_LIMIT:
             return page, True
         page.append(item)
@@ -262,14 +308,16 @@ def _observe(table: Table, index: Any, page: Iterable[Item], consistent: bool) -
     if observer is None:
         return
     if index is None:
-        size = sum(moto_item_size(item.attrs) for item in page)
+        size = sum(ddb for item in page for _, ddb in _attribute_sizes(item).values())
         observer(table.name, None, size, consistent)
         return
     spec = _index_spec(table, index)
-    size = 0
-    for item in page:
-        entry = index_entry(item.attrs, spec)
-        size += entry.size if entry is not None else 0
+    size = sum(
+        ddb
+        for item in page
+        for name, (_, ddb) in _attribute_sizes(item).items()
+        if spec.includes(name)
+    )
     observer(table.name, index.name, size, consistent)
 
 
@@ -408,6 +456,33 @@ def _scan(
     return _finish(self, page, more, None, None, filter_expression, projection_expression)
 
 
+# ---- answers ----------------------------------------------------------------------------------
+
+
+def _wire_bytes(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _json_answer(handler_method: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A DynamoHandler method whose answer is written with json.dumps instead of moto's
+    shape-walking serializer; errors and anything not a plain dict take moto's way."""
+
+    def answer(self: Any) -> Any:
+        result = handler_method(self)
+        payload = getattr(result, "result", None)
+        if not isinstance(payload, dict):
+            return result
+        try:
+            return json.dumps(payload, default=_wire_bytes, separators=(",", ":"))
+        except (TypeError, ValueError):
+            return result
+
+    answer.__name__ = getattr(handler_method, "__name__", "answer")
+    return answer
+
+
 # ---- installation ------------------------------------------------------------------------------
 
 
@@ -432,6 +507,11 @@ def compatible() -> str | None:
         return "moto's Item constructor changed"
     if not hasattr(Table, "_get_last_evaluated_key") or not hasattr(Table, "all_indexes"):
         return "moto's Table helpers changed"
+    if not all(hasattr(DynamoHandler, name) for name in ("query", "scan", "call_action")):
+        return "moto's DynamoHandler changed"
+    update = _originals.get("DynamoDBBackend.update_item", DynamoDBBackend.update_item)
+    if _parameters(update)[:3] != ["self", "table_name", "key"]:
+        return "moto's DynamoDBBackend.update_item signature changed"
     return None
 
 
@@ -455,6 +535,9 @@ def install(read_observer: ReadObserver | None = None) -> bool:
             "DynamoType.size": DynamoType.size,
             "Table.query": Table.query,
             "Table.scan": Table.scan,
+            "DynamoHandler.query": DynamoHandler.query,
+            "DynamoHandler.scan": DynamoHandler.scan,
+            "DynamoDBBackend.update_item": DynamoDBBackend.update_item,
         }
     )
     Item.__init__ = _item_init  # type: ignore[method-assign]
@@ -463,6 +546,9 @@ def install(read_observer: ReadObserver | None = None) -> bool:
     DynamoType.size = _dynamo_type_size  # type: ignore[method-assign]
     Table.query = _query  # type: ignore[method-assign]
     Table.scan = _scan  # type: ignore[method-assign]
+    DynamoHandler.query = _json_answer(_originals["DynamoHandler.query"])  # type: ignore[method-assign]
+    DynamoHandler.scan = _json_answer(_originals["DynamoHandler.scan"])  # type: ignore[method-assign]
+    DynamoDBBackend.update_item = _update_item  # type: ignore[method-assign]
     return True
 
 
