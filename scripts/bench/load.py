@@ -6,6 +6,9 @@ competed. /proc/stat can: the machine's busy CPU seconds over the run, minus the
 benchmark's own processes used (read from /proc/<pid>/stat), is what others used. Spread
 over the run's wall time it is the number of cores others kept busy on average.
 
+On a virtual machine /proc/stat also counts time the hypervisor gave to other guests
+(steal): that is contention too, and is counted with the others.
+
 A run is *contended* when others kept more than `CONTENDED_CORES` busy on average. A quarter
 of a core on this 2-core machine is ~12% of its capacity taken from processes (the sync and
 moto) that keep both cores busy during a run, so wall time and the fakes' timings may be

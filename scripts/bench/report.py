@@ -20,6 +20,9 @@ WALL_FACTOR = 1.25
 CPU_SECONDS_PER_1000_SERVERS = 1.0
 RSS_LIMIT_MIB = 1024.0
 STEADY_WRITE_SHARE = 0.20  # a steady run writes at most this share of run 1's units
+# The fakes must never be what times the sync out: a request's wait for moto plus moto's
+# longest answer stays under a third of botocore's 30 s read timeout the sync runs with.
+FAKES_ANSWER_SECONDS = 10.0
 # Calls a steady run must repeat exactly: the fleet's shape did not change, only its content.
 REPEATED_CALLS = ("drs.DescribeSourceServers", "sts.AssumeRole", "ec2.DescribeInstances")
 READ_CALLS = ("dynamodb.Query", "dynamodb.Scan", "dynamodb.GetItem")
@@ -170,6 +173,17 @@ def evaluate(
             f"== {servers:,} (every server DRS lists, none soft-deleted)",
         ),
     ]
+    moto = run["moto"]
+    slowest = moto["waitMaxSeconds"] + moto["heldMaxSeconds"]
+    targets.append(
+        Target(
+            "(fakes) moto answered far within the sync's read timeout",
+            slowest < FAKES_ANSWER_SECONDS,
+            f"longest wait {moto['waitMaxSeconds']:.2f} s + longest request "
+            f"{moto['heldMaxSeconds']:.2f} s ({moto['longestRequest']})",
+            f"< {FAKES_ANSWER_SECONDS:g} s (a third of the 30 s read timeout)",
+        )
+    )
     mismatched = _summary_mismatches(run)
     targets.append(
         Target(
