@@ -202,13 +202,26 @@ class ChildProcess:
 
 @contextlib.contextmanager
 def moto_server(
-    log_dir: Path, env: Mapping[str, str], latency_ms: Mapping[str, float]
+    log_dir: Path,
+    env: Mapping[str, str],
+    latency_ms: Mapping[str, float],
+    *,
+    fast_dynamodb: bool = False,
+    capacity: bool = False,
 ) -> Iterator[tuple[ChildProcess, str]]:
-    """moto in server mode as its own process; yields (process, endpoint URL)."""
+    """moto in server mode as its own process; yields (process, endpoint URL).
+
+    `fast_dynamodb` and `capacity`: see `scripts.local.moto_server` (--fast-dynamodb,
+    --capacity).
+    """
     args = ["--port", "0"]
     for service, millis in latency_ms.items():
         if millis:
             args += ["--latency", f"{service}={millis:g}"]
+    if fast_dynamodb:
+        args.append("--fast-dynamodb")
+    if capacity:
+        args.append("--capacity")
     # moto holds only in-memory state: after a short grace, SIGKILL spares the seconds its
     # interpreter spends freeing tens of thousands of items on the way out.
     with ChildProcess(

@@ -24,7 +24,8 @@ shift. `maxResults` has no upper bound in the model; the simulator serves at mos
 Control (tests, `make demo`, benchmarks): Python methods on `DrsSimulator`, or the same over
 HTTP under `/_sim/` (see `SimulatorControl`): servers per (account, region), raw records (any
 JSON, served unvalidated among the servers), faults per (account, region[, operation]) with
-optional "skip N, then fail M, then succeed", latency, request counts. A fault answers an error,
+optional "skip N, then fail M, then succeed", latency, request counts, churn (one schedule
+interval of a live estate: see `churn`). A fault answers an error,
 hangs a request until `stop()`, or bends the shape of a DescribeSourceServers answer (no
 `items`, `items` not a list, a repeating or never-ending `nextToken`); see `Fault`.
 
@@ -57,6 +58,7 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
@@ -645,6 +647,9 @@ class DrsSimulator:
         self._latency: dict[tuple[str | None, str | None], Latency] = {}
         self._counts: Counter[tuple[str, str, str]] = Counter()
         self._raw_sequence = itertools.count()
+        # The simulated service's "now" for churn: the generated fleets' own "now" at first.
+        self._clock = fleet.DEFAULT_NOW
+        self._churn_intervals = 0
         # Set by stop(): hung requests and latency waits end at once instead of holding stop().
         self._stopping = threading.Event()
         self._http: _SimulatorHttpServer | None = None
@@ -733,6 +738,58 @@ class DrsSimulator:
         """Add `fleet.generate_fleet(account_id, region, count, **kwargs)`; return the count."""
         servers = fleet.generate_fleet(account_id, region, count, **kwargs)
         return self.add_source_servers(account_id, region, servers)
+
+    def churn(
+        self,
+        *,
+        state_fraction: float = 0.02,
+        replace_fraction: float = 0.001,
+        seed: int = 0,
+        interval_seconds: float = 900.0,
+    ) -> dict[str, Any]:
+        """Age every stored server by one schedule interval (see `fleet.plan_churn`).
+
+        The simulator's clock starts at `fleet.DEFAULT_NOW` (the generated fleets' "now") and
+        moves `interval_seconds` per call: every reporting agent's volatile fields move,
+        round(state_fraction x servers) change replication state, round(replace_fraction x
+        servers) on-premises servers are replaced in their scope. Raw records are left alone.
+        Returns counts: servers, volatileMoved, stateChanged, replaced, now (ISO-8601).
+
+        Raises ValueError for fractions outside [0, 1] or a negative interval.
+        """
+        if interval_seconds < 0:
+            raise ValueError(f"interval_seconds must be >= 0, got {interval_seconds}")
+        with self._lock:
+            self._churn_intervals += 1
+            interval = self._churn_intervals
+            self._clock += timedelta(seconds=interval_seconds)
+            now = self._clock
+            fleets = {
+                key: [json.loads(scope.entries[sid].blob) for sid in scope.server_ids()]
+                for key, scope in self._scopes.items()
+            }
+        plan = fleet.plan_churn(
+            fleets,
+            interval=interval,
+            now=now,
+            state_fraction=state_fraction,
+            replace_fraction=replace_fraction,
+            seed=seed,
+        )
+        for (account_id, region), servers in plan.updated.items():
+            self.add_source_servers(account_id, region, servers)
+        for (account_id, region), removed in plan.removed.items():
+            for server_id in removed:
+                self.remove_source_server(account_id, region, server_id)
+        for (account_id, region), added in plan.added.items():
+            self.add_source_servers(account_id, region, added)
+        return {
+            "servers": sum(len(servers) for servers in fleets.values()),
+            "volatileMoved": plan.volatile_moved,
+            "stateChanged": plan.state_changed,
+            "replaced": plan.replaced,
+            "now": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
 
     def add_raw_records(self, account_id: str, region: str, records: Iterable[Any]) -> int:
         """Serve `records` as they are inside `items` of (account, region)'s DescribeSourceServers.
@@ -898,12 +955,15 @@ class DrsSimulator:
             self._counts.clear()
 
     def reset(self) -> None:
-        """Forget servers, faults, latency and counters (access-key mappings stay)."""
+        """Forget servers, faults, latency, counters and churn's clock (access-key mappings
+        stay)."""
         with self._lock:
             self._scopes.clear()
             self._faults.clear()
             self._latency.clear()
             self._counts.clear()
+            self._clock = fleet.DEFAULT_NOW
+            self._churn_intervals = 0
 
     # -- request handling --
 
@@ -1184,6 +1244,14 @@ class DrsSimulator:
         if route == ("POST", "raw-records", 3):
             count = self.add_raw_records(parts[1], parts[2], body["records"])
             return _json_response(200, {"count": count})
+        if route == ("POST", "churn", 1):
+            counts = self.churn(
+                state_fraction=float(body.get("stateFraction", 0.02)),
+                replace_fraction=float(body.get("replaceFraction", 0.001)),
+                seed=int(body.get("seed", 0)),
+                interval_seconds=float(body.get("intervalSeconds", 900.0)),
+            )
+            return _json_response(200, counts)
         if route == ("POST", "fleet", 3):
             kwargs = _fleet_kwargs(body)
             count = self.generate_fleet(parts[1], parts[2], int(body["count"]), **kwargs)
@@ -1452,6 +1520,22 @@ class SimulatorControl:
         """
         path = self._scope_path("fleet", account_id, region)
         return int(self._call("POST", path, {"count": count, **options})["count"])
+
+    def churn(
+        self,
+        state_fraction: float = 0.02,
+        replace_fraction: float = 0.001,
+        seed: int = 0,
+        interval_seconds: float = 900.0,
+    ) -> dict[str, Any]:
+        """See `DrsSimulator.churn`; returns its counts."""
+        payload = {
+            "stateFraction": state_fraction,
+            "replaceFraction": replace_fraction,
+            "seed": seed,
+            "intervalSeconds": interval_seconds,
+        }
+        return dict(self._call("POST", "churn", payload))
 
     def add_raw_records(self, account_id: str, region: str, records: list[Any]) -> int:
         """See `DrsSimulator.add_raw_records`; returns the number of records added."""

@@ -14,13 +14,19 @@ or on process-wide randomness, so a fleet can be rebuilt anywhere for comparison
 
 moto assigns EC2 instance ids itself, so fleets that must match real (moto) instances are built
 in two steps: `create_ec2_instances` first, then `generate_fleet(ec2_instance_ids=...)`.
+
+Churn (`move_volatile`, `change_replication_state`, `plan_churn`) models one schedule interval
+of a live estate: agents report in, lag and backlog move a little on every replicating
+server, a few servers change replication state, and a few are decommissioned and replaced.
+The results stay in the model's shape, like every generated record.
 """
 
 from __future__ import annotations
 
+import copy
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -394,6 +400,165 @@ def ec2_origins(
             tags={tag["Key"]: tag["Value"] for tag in instance.get("Tags", [])},
         )
     return origins
+
+
+# ---- churn: one schedule interval of a live estate -------------------------------------------
+
+# States whose agent reports in (lastSeenByServiceDateTime moves) and whose lag and backlog move.
+_AGENT_SILENT_STATES = frozenset({"DISCONNECTED", "PAUSED", "STOPPED"})
+_LAGGING_STATES = frozenset({"BACKLOG", "STALLED"})
+_SYNCING_STATES = frozenset({"INITIATING", "INITIAL_SYNC", "RESCAN"})
+# Where a changed server goes: a healthy one runs into trouble, a troubled one recovers.
+_TROUBLE_STATES = ("BACKLOG", "BACKLOG", "RESCAN", "STALLED", "CREATING_SNAPSHOT")
+_MIB = 1024**2
+
+
+def move_volatile(record: Mapping[str, Any], rng: random.Random, now: datetime) -> dict[str, Any]:
+    """A copy of `record` with the fields that move on every report of a replicating agent:
+    lifeCycle.lastSeenByServiceDateTime, dataReplicationInfo.lagDuration and etaDateTime,
+    and each replicated disk's backlogged/replicated/rescanned bytes. A CONTINUOUS server's
+    lag stays within a minute (mostly a few seconds); its replication state never changes here.
+    """
+    moved = copy.deepcopy(dict(record))
+    info = moved.get("dataReplicationInfo") or {}
+    state = info.get("dataReplicationState")
+    if state in _AGENT_SILENT_STATES:
+        return moved
+    life_cycle = moved.setdefault("lifeCycle", {})
+    life_cycle["lastSeenByServiceDateTime"] = _iso(now - timedelta(seconds=rng.randint(5, 600)))
+    if state in ("CONTINUOUS", "CREATING_SNAPSHOT"):
+        info["lagDuration"] = _duration(
+            rng.randint(0, 4) if rng.random() < 0.9 else rng.randint(5, 60)
+        )
+    elif state in _LAGGING_STATES:
+        info["lagDuration"] = _duration(rng.randint(600, 3 * 86_400))
+    if "etaDateTime" in info:
+        info["etaDateTime"] = _iso(now + timedelta(minutes=rng.randint(5, 2_000)))
+    for disk in info.get("replicatedDisks") or ():
+        total = int(disk.get("totalStorageBytes", 0))
+        if state == "INITIAL_SYNC" and total:
+            grown = int(disk.get("replicatedStorageBytes", 0)) + int(
+                total * rng.uniform(0.01, 0.05)
+            )
+            disk["replicatedStorageBytes"] = min(grown, total - 1)
+        if state == "RESCAN" and total:
+            grown = int(disk.get("rescannedStorageBytes", 0)) + int(total * rng.uniform(0.01, 0.05))
+            disk["rescannedStorageBytes"] = min(grown, total - 1)
+        if state == "BACKLOG":
+            disk["backloggedStorageBytes"] = rng.randint(1, 40) * _MIB
+        elif state in ("CONTINUOUS", "CREATING_SNAPSHOT"):
+            disk["backloggedStorageBytes"] = rng.randint(0, 8) * _MIB if rng.random() < 0.3 else 0
+    return moved
+
+
+def change_replication_state(
+    record: Mapping[str, Any], rng: random.Random, now: datetime
+) -> dict[str, Any]:
+    """A copy of `record` in another replication state, its replication info rebuilt to
+    match (lag, ETA, disks, error) in the same staging AZ: a CONTINUOUS server runs into
+    trouble (backlog, rescan, stall, snapshot), any other one recovers to CONTINUOUS."""
+    changed = copy.deepcopy(dict(record))
+    info = changed.get("dataReplicationInfo") or {}
+    state = info.get("dataReplicationState")
+    target = rng.choice(_TROUBLE_STATES) if state == "CONTINUOUS" else "CONTINUOUS"
+    region = str(changed["arn"]).split(":")[3]
+    disks = [
+        (disk["deviceName"], int(disk["bytes"]))
+        for disk in (changed.get("sourceProperties") or {}).get("disks") or ()
+    ]
+    rebuilt = _replication_info(rng, target, region, disks, now)
+    if "stagingAvailabilityZone" in info:
+        rebuilt["stagingAvailabilityZone"] = info["stagingAvailabilityZone"]
+    changed["dataReplicationInfo"] = rebuilt
+    life_cycle = changed.setdefault("lifeCycle", {})
+    life_cycle["lastSeenByServiceDateTime"] = _iso(now - timedelta(seconds=rng.randint(5, 600)))
+    return changed
+
+
+@dataclass
+class ChurnPlan:
+    """What one interval changes in a fleet, by (account, region): new records to store
+    (same ids), ids to remove, and new records to add (replacements)."""
+
+    updated: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    removed: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    added: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    volatile_moved: int = 0
+    state_changed: int = 0
+
+    @property
+    def replaced(self) -> int:
+        return sum(len(ids) for ids in self.removed.values())
+
+
+def plan_churn(
+    fleets: Mapping[tuple[str, str], Sequence[Mapping[str, Any]]],
+    *,
+    interval: int,
+    now: datetime,
+    state_fraction: float = 0.02,
+    replace_fraction: float = 0.001,
+    seed: int = 0,
+) -> ChurnPlan:
+    """One interval of churn over every (account, region)'s servers, deterministic in the
+    arguments: every server's volatile fields move (`move_volatile`), round(state_fraction x
+    servers) change replication state, round(replace_fraction x servers) on-premises servers
+    are replaced by new on-premises ones in the same scope (so no scope grows or shrinks and
+    EC2-origin servers keep their instances).
+
+    Raises ValueError for fractions outside [0, 1].
+    """
+    for name, fraction in (
+        ("state_fraction", state_fraction),
+        ("replace_fraction", replace_fraction),
+    ):
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"{name} must be within [0, 1], got {fraction}")
+    rng = random.Random(f"drs-churn:{seed}:{interval}")
+    scopes = sorted(fleets)
+    everyone = [(scope, index) for scope in scopes for index in range(len(fleets[scope]))]
+    on_premises = [
+        (scope, index)
+        for scope, index in everyone
+        if "awsInstanceID" not in _hints(fleets[scope][index])
+    ]
+    replace_count = min(len(on_premises), round(len(everyone) * replace_fraction))
+    replaced = set(rng.sample(on_premises, replace_count))
+    remaining = [pair for pair in everyone if pair not in replaced]
+    state_count = min(len(remaining), round(len(everyone) * state_fraction))
+    to_change = set(rng.sample(remaining, state_count))
+
+    plan = ChurnPlan()
+    for scope in scopes:
+        account_id, region = scope
+        updated: list[dict[str, Any]] = []
+        for index, record in enumerate(fleets[scope]):
+            if (scope, index) in replaced:
+                plan.removed.setdefault(scope, []).append(record["sourceServerID"])
+                continue
+            moved = move_volatile(record, rng, now)
+            plan.volatile_moved += moved != record
+            if (scope, index) in to_change:
+                moved = change_replication_state(moved, rng, now)
+                plan.state_changed += 1
+            updated.append(moved)
+        plan.updated[scope] = updated
+        for position in range(len(plan.removed.get(scope, ()))):
+            # An index no generated server uses: replacements never collide with the fleet.
+            plan.added.setdefault(scope, []).append(
+                make_source_server(
+                    account_id,
+                    region,
+                    index=1_000_000 + interval * 10_000 + position,
+                    seed=seed,
+                    now=now,
+                )
+            )
+    return plan
+
+
+def _hints(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (record.get("sourceProperties") or {}).get("identificationHints") or {}
 
 
 # ---- building blocks -------------------------------------------------------------------------

@@ -11,9 +11,19 @@ BatchWriteItem that processes nothing, or a request held until the server stops.
 in-process (`LocalMotoServer.set_fault`) or over HTTP under `/_local/` for a server in
 another process (`MotoControl`).
 
+Requests wait for moto in arrival order (a FIFO lock: an unfair lock let one request starve
+behind later ones past the caller's read timeout); how long each waited and held moto is kept
+per operation (`/_local/stats`). Optional, for the benchmark: `fast_dynamodb` installs
+`scripts.local.moto_speedups` (moto's DynamoDB hot paths, same answers, far less time under
+the lock) and `capacity` meters the DynamoDB capacity units every request consumed, by
+DynamoDB's item-size rules and the tables' own indexes (`/_local/capacity`, see
+`scripts.local.dynamodb_capacity`). Latency per service (`latency_ms`, e.g. sts=20,
+dynamodb=5) is slept before the lock, so it adds wall time, never serialisation.
+
 Use it in-process (`with LocalMotoServer() as moto: moto.endpoint`) or as a process:
-`python -m scripts.local.moto_server [--port N]` prints `MOTO_ENDPOINT=http://127.0.0.1:N`
-and serves until SIGTERM/SIGINT.
+`python -m scripts.local.moto_server [--port N] [--latency sts=20,dynamodb=5]
+[--fast-dynamodb] [--capacity]` prints `MOTO_ENDPOINT=http://127.0.0.1:N` and serves until
+SIGTERM/SIGINT. `LOCAL_MOTO_LATENCY` (same form as --latency) sets latency too.
 """
 
 from __future__ import annotations
@@ -23,10 +33,12 @@ import io
 import json
 import logging
 import math
+import os
 import re
 import signal
 import sys
 import threading
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -43,17 +55,24 @@ from xml.sax.saxutils import escape
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from scripts.local import moto_speedups
+from scripts.local.dynamodb_capacity import CapacityMeter, IndexSpec, ItemState, item_size
+
 LOOPBACK = "127.0.0.1"
 # werkzeug logs every request at INFO: thousands of lines per sync drown what matters.
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
 # SigV4 credential scope: Credential=KEY/DATE/REGION/SERVICE/aws4_request
 _SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+_CALLER_IN_AUTH = re.compile(r"Credential=([^/]+)/[^/]+/([^/]+)/[^/]+/aws4_request")
 
 # The control API's paths: no AWS service served by moto uses a path starting with "/_local/"
 # (bucket names cannot start with "_").
 CONTROL_PREFIX = "/_local/"
 FAULTS_PATH = CONTROL_PREFIX + "faults"
 COUNTS_PATH = CONTROL_PREFIX + "request-counts"
+STATS_PATH = CONTROL_PREFIX + "stats"
+CAPACITY_PATH = CONTROL_PREFIX + "capacity"
+LATENCY_ENV = "LOCAL_MOTO_LATENCY"
 
 ERROR = "error"
 UNPROCESSED = "unprocessed"
@@ -245,15 +264,7 @@ def _call_of(environ: dict[str, Any]) -> _Call:
 
 def _table_names(environ: dict[str, Any]) -> list[str]:
     """The DynamoDB tables a JSON request names (single-table, batch and transaction forms)."""
-    body = _json_body(environ)
-    names = [body["TableName"]] if isinstance(body.get("TableName"), str) else []
-    if isinstance(body.get("RequestItems"), dict):
-        names += [name for name in body["RequestItems"] if isinstance(name, str)]
-    for item in body.get("TransactItems") or ():
-        for action in item.values() if isinstance(item, dict) else ():
-            if isinstance(action, dict) and isinstance(action.get("TableName"), str):
-                names.append(action["TableName"])
-    return names
+    return _table_names_of(_json_body(environ))
 
 
 _WsgiAnswer = tuple[int, list[tuple[str, str]], bytes]
@@ -322,6 +333,221 @@ def _batch_write_answer(payload: dict[str, Any], headers: Iterable[tuple[str, st
     return 200, [*kept, ("x-amz-crc32", str(zlib.crc32(body)))], body
 
 
+class _FifoLock:
+    """A lock granted in arrival order (threading.Lock is not fair: under load a waiting
+    request can lose the race again and again, and wait longer than any queue explains)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._next_ticket = 0
+        self._serving = 0
+
+    def __enter__(self) -> None:
+        with self._condition:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            while ticket != self._serving:
+                self._condition.wait()
+
+    def __exit__(self, *exc: object) -> None:
+        with self._condition:
+            self._serving += 1
+            self._condition.notify_all()
+
+
+@dataclass
+class _OperationStats:
+    """How requests of one operation waited for moto and how long they held it (seconds)."""
+
+    requests: int = 0
+    wait_total: float = 0.0
+    wait_max: float = 0.0
+    held_total: float = 0.0
+    held_max: float = 0.0
+
+    def add(self, waited: float, held: float) -> None:
+        self.requests += 1
+        self.wait_total += waited
+        self.wait_max = max(self.wait_max, waited)
+        self.held_total += held
+        self.held_max = max(self.held_max, held)
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {
+            "requests": self.requests,
+            "waitTotalSeconds": round(self.wait_total, 4),
+            "waitMaxSeconds": round(self.wait_max, 4),
+            "heldTotalSeconds": round(self.held_total, 4),
+            "heldMaxSeconds": round(self.held_max, 4),
+        }
+
+
+_DYNAMODB_WRITES = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"})
+_DYNAMODB_READS = frozenset({"Query", "Scan", "GetItem", "BatchGetItem"})
+# Data-plane requests the meter counts but does not size (control-plane ones it ignores).
+_DYNAMODB_UNMETERED = frozenset(
+    {
+        "TransactWriteItems",
+        "TransactGetItems",
+        "ExecuteStatement",
+        "BatchExecuteStatement",
+        "ExecuteTransaction",
+    }
+)
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+
+
+class _DynamoDbMeter:
+    """Capacity units of the DynamoDB requests moto processes, from moto's own tables.
+
+    Called under moto's lock: `before` reads the items a write names as they are, `after`
+    reads them again once moto answered, and the difference is metered (see
+    `scripts.local.dynamodb_capacity`). Query and Scan are metered by the fast paths'
+    read observer (what each request evaluated); without them they are counted unmetered.
+    """
+
+    def __init__(self, meter: CapacityMeter) -> None:
+        self.meter = meter
+        self._accounts: dict[str, str] = {}
+        self._observed = False
+
+    def observe_read(self, table: str, index: str | None, size: int, consistent: bool) -> None:
+        self._observed = True
+        self.meter.read(table, index, size, consistent)
+
+    def _table(self, environ: dict[str, Any], name: str) -> Any:
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.iam.models import get_account_id_from
+
+        match = _CALLER_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
+        if match is None:
+            return None
+        access_key, region = match.groups()
+        if access_key not in self._accounts:
+            self._accounts[access_key] = get_account_id_from(access_key)
+        return dynamodb_backends[self._accounts[access_key]][region].tables.get(name)
+
+    @staticmethod
+    def _indexes(table: Any) -> list[IndexSpec]:
+        return [
+            IndexSpec.from_description(
+                {"IndexName": ix.name, "KeySchema": ix.schema, "Projection": ix.projection},
+                table.table_key_attrs,
+            )
+            for ix in table.global_indexes or ()
+        ]
+
+    @staticmethod
+    def _attrs(table: Any, key: Mapping[str, Any]) -> Any:
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        try:
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            item = table.get_item(hash_value, range_value)
+        except Exception:  # a malformed key: moto answers the error; nothing to meter
+            return None
+        return None if item is None else item.attrs
+
+    @staticmethod
+    def _writes(operation: str, body: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+        """(table, key, item sent or None) of every item write the request asks for; a put
+        names its item by its whole attribute map (the key is in it)."""
+        if operation == "BatchWriteItem":
+            writes = []
+            for table, requests in (body.get("RequestItems") or {}).items():
+                for request in requests:
+                    if "PutRequest" in request:
+                        item = request["PutRequest"].get("Item") or {}
+                        writes.append((table, item, item))
+                    elif "DeleteRequest" in request:
+                        writes.append((table, request["DeleteRequest"].get("Key") or {}, None))
+            return writes
+        table = body.get("TableName", "")
+        if operation == "PutItem":
+            item = body.get("Item") or {}
+            return [(table, item, item)]
+        return [(table, body.get("Key") or {}, None)]
+
+    def meter_call(
+        self,
+        environ: dict[str, Any],
+        operation: str,
+        body: Mapping[str, Any],
+        process: Callable[[], tuple[int, bytes]],
+    ) -> None:
+        """Run `process` (moto, under the lock), metering the request it answers."""
+        if operation not in _DYNAMODB_WRITES | _DYNAMODB_READS | _DYNAMODB_UNMETERED:
+            process()  # control plane (CreateTable, DescribeTable, ...): no request units
+            return
+        tables = _table_names_of(body)
+        for table in tables:
+            self.meter.request(table, operation)
+        if operation in _DYNAMODB_UNMETERED:
+            process()
+            for table in tables:
+                self.meter.unmetered(table, operation)
+            return
+        before: list[tuple[str, Any, Mapping[str, Any], list[IndexSpec], ItemState, Any]] = []
+        if operation in _DYNAMODB_WRITES:
+            for table_name, key, sent in self._writes(operation, body):
+                table = self._table(environ, table_name)
+                if table is None:
+                    continue
+                indexes = self._indexes(table)
+                state = ItemState.of(self._attrs(table, key), indexes)
+                before.append((table_name, table, key, indexes, state, sent))
+        self._observed = False
+        status, answer = process()
+        if operation in _DYNAMODB_WRITES:
+            failed_condition = status == 400 and _CONDITION_FAILED.encode() in answer
+            if status != 200 and not failed_condition:
+                return  # refused (validation, throttling fault): DynamoDB charges nothing
+            for table_name, table, key, indexes, state, sent in before:
+                if failed_condition:
+                    # Only a failed condition is charged by the item sent (if larger).
+                    self.meter.write(table_name, state, None, item_size(sent) if sent else 0)
+                else:
+                    self.meter.write(
+                        table_name, state, ItemState.of(self._attrs(table, key), indexes)
+                    )
+            return
+        if status != 200:
+            return
+        if operation == "GetItem":
+            self._meter_gets(environ, {body.get("TableName", ""): body}, single=True)
+        elif operation == "BatchGetItem":
+            self._meter_gets(environ, body.get("RequestItems") or {}, single=False)
+        elif not self._observed:
+            for table in tables:
+                self.meter.unmetered(table, operation)
+
+    def _meter_gets(
+        self, environ: dict[str, Any], requests: Mapping[str, Any], single: bool
+    ) -> None:
+        for table_name, request in requests.items():
+            table = self._table(environ, table_name)
+            if table is None:
+                continue
+            keys = [request.get("Key") or {}] if single else request.get("Keys") or []
+            consistent = bool(request.get("ConsistentRead", False))
+            for key in keys:
+                attrs = self._attrs(table, key)
+                size = 0 if attrs is None else ItemState.of(attrs, ()).size
+                self.meter.read(table_name, None, size, consistent)
+
+
+def _table_names_of(body: Mapping[str, Any]) -> list[str]:
+    names = [body["TableName"]] if isinstance(body.get("TableName"), str) else []
+    if isinstance(body.get("RequestItems"), dict):
+        names += [name for name in body["RequestItems"] if isinstance(name, str)]
+    for item in body.get("TransactItems") or ():
+        for action in item.values() if isinstance(item, dict) else ():
+            if isinstance(action, dict) and isinstance(action.get("TableName"), str):
+                names.append(action["TableName"])
+    return names
+
+
 class _SerialisedApp:
     """WSGI middleware: one request inside moto at a time; the body is drained under the lock.
 
@@ -331,17 +557,28 @@ class _SerialisedApp:
     """
 
     def __init__(
-        self, app: Callable[..., Iterable[bytes]], latency_ms: Mapping[str, float] | None = None
+        self,
+        app: Callable[..., Iterable[bytes]],
+        latency_ms: Mapping[str, float] | None = None,
+        *,
+        capacity: bool = False,
     ) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self._lock = _FifoLock()
         self._latency_ms = dict(latency_ms or {})
         # Guards faults and counters only, never held while moto runs or a request waits.
         self._state_lock = threading.Lock()
         self._faults: dict[tuple[str, str | None, str | None], _ArmedFault] = {}
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._stats: dict[str, _OperationStats] = {}
+        self._meter = _DynamoDbMeter(CapacityMeter()) if capacity else None
         # Set when the server stops: hung requests and latency waits end at once.
         self.stopping = threading.Event()
+
+    @property
+    def read_observer(self) -> moto_speedups.ReadObserver | None:
+        """What the fast Query/Scan paths report reads to (None without metering)."""
+        return self._meter.observe_read if self._meter is not None else None
 
     # -- faults and counters --
 
@@ -371,6 +608,25 @@ class _SerialisedApp:
     def reset_counts(self) -> None:
         with self._state_lock:
             self._counts.clear()
+
+    def stats(self) -> dict[str, dict[str, float | int]]:
+        """Per operation: requests, seconds waited for moto's lock and held it (total, max)."""
+        with self._state_lock:
+            return {operation: stats.to_dict() for operation, stats in sorted(self._stats.items())}
+
+    def reset_stats(self) -> None:
+        with self._state_lock:
+            self._stats.clear()
+
+    def capacity(self) -> dict[str, Any]:
+        """Capacity units per DynamoDB table since the last reset (`enabled` False: off)."""
+        if self._meter is None:
+            return {"enabled": False, "tables": {}}
+        return {"enabled": True, "tables": self._meter.meter.snapshot()}
+
+    def reset_capacity(self) -> None:
+        if self._meter is not None:
+            self._meter.meter.reset()
 
     def _take_fault(self, call: _Call, environ: dict[str, Any]) -> MotoFault | None:
         """The most specific armed fault for this request, using one of its uses (or skips)."""
@@ -421,8 +677,61 @@ class _SerialisedApp:
             return self._respond(start_response, self._unprocessed(environ, fault.fraction))
         if fault is not None and fault.kind == HANG:
             self.stopping.wait(fault.hang_seconds)
+        return self._run_moto(environ, start_response, call)
+
+    def _run_moto(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        call: _Call,
+        body: Mapping[str, Any] | None = None,
+    ) -> list[bytes]:
+        """moto answers the request under the lock (in arrival order), metered when asked;
+        `body` is the DynamoDB request moto reads (default: the request's own)."""
+        arrived = time.perf_counter()
         with self._lock:
-            return list(self._app(environ, start_response))
+            entered = time.perf_counter()
+            try:
+                if self._meter is not None and call.service == "dynamodb" and call.json_protocol:
+                    metered_body = body if body is not None else _json_body(environ)
+                    return self._metered(environ, start_response, call, metered_body)
+                return list(self._app(environ, start_response))
+            finally:
+                held = time.perf_counter() - entered
+                with self._state_lock:
+                    stats = self._stats.setdefault(call.operation, _OperationStats())
+                    stats.add(entered - arrived, held)
+
+    def _metered(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        call: _Call,
+        body: Mapping[str, Any],
+    ) -> list[bytes]:
+        assert self._meter is not None
+        status: list[int] = []
+        chunks: list[bytes] = []
+
+        def capture(code: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            status.append(int(code.split()[0]))
+            return (
+                start_response(code, headers, exc_info)
+                if exc_info
+                else start_response(code, headers)
+            )
+
+        def process() -> tuple[int, bytes]:
+            chunks.extend(self._app(environ, capture))
+            return (status[0] if status else 500), b"".join(chunks)
+
+        try:
+            self._meter.meter_call(environ, call.operation, body, process)
+        except Exception:  # metering must never cost a request its answer
+            logging.getLogger(__name__).exception("capacity metering failed")
+            if not status:
+                process()
+        return chunks
 
     def _unprocessed(self, environ: dict[str, Any], fraction: float) -> _WsgiAnswer:
         """A BatchWriteItem answer leaving `fraction` of the items unprocessed; moto writes the
@@ -446,8 +755,9 @@ class _SerialisedApp:
             answered.update(status=int(status.split()[0]), headers=headers)
             return lambda data: None
 
-        with self._lock:
-            moto_body = b"".join(self._app(environ, capture))
+        moto_body = b"".join(
+            self._run_moto(environ, capture, _call_of(environ), {**body, "RequestItems": to_write})
+        )
         if answered["status"] != 200:
             return answered["status"], answered["headers"], moto_body
         payload = json.loads(moto_body)
@@ -466,8 +776,8 @@ class _SerialisedApp:
         return [body]
 
     def _control(self, environ: dict[str, Any]) -> _WsgiAnswer:
-        """`/_local/faults` (GET list, POST arm one, DELETE clear all) and
-        `/_local/request-counts` (GET, DELETE)."""
+        """`/_local/faults` (GET list, POST arm one, DELETE clear all),
+        `/_local/request-counts`, `/_local/stats` and `/_local/capacity` (GET, DELETE)."""
         route = (environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
         try:
             if route == ("GET", FAULTS_PATH):
@@ -487,6 +797,16 @@ class _SerialisedApp:
             if route == ("DELETE", COUNTS_PATH):
                 self.reset_counts()
                 return _json_answer(200, {})
+            if route == ("GET", STATS_PATH):
+                return _json_answer(200, {"operations": self.stats()})
+            if route == ("DELETE", STATS_PATH):
+                self.reset_stats()
+                return _json_answer(200, {})
+            if route == ("GET", CAPACITY_PATH):
+                return _json_answer(200, self.capacity())
+            if route == ("DELETE", CAPACITY_PATH):
+                self.reset_capacity()
+                return _json_answer(200, {})
         except (KeyError, ValueError, TypeError) as exc:
             return _json_answer(400, {"message": f"bad control request: {exc!r}"})
         return _json_answer(404, {"message": f"no control route {route[0]} {route[1]}"})
@@ -496,8 +816,36 @@ def _json_answer(status: int, payload: Any) -> _WsgiAnswer:
     return status, [("Content-Type", "application/json")], json.dumps(payload).encode()
 
 
-def _app(latency_ms: Mapping[str, float] | None = None) -> _SerialisedApp:
-    return _SerialisedApp(DomainDispatcherApplication(create_backend_app), latency_ms)
+def _app(
+    latency_ms: Mapping[str, float] | None = None,
+    *,
+    fast_dynamodb: bool = False,
+    capacity: bool = False,
+) -> _SerialisedApp:
+    """The serialised moto app; `fast_dynamodb` patches moto in this whole process."""
+    app = _SerialisedApp(
+        DomainDispatcherApplication(create_backend_app), latency_ms, capacity=capacity
+    )
+    if fast_dynamodb:
+        moto_speedups.install(app.read_observer)
+    return app
+
+
+def parse_latency(text: str) -> dict[str, float]:
+    """`"sts=20,dynamodb=5"` -> {"sts": 20.0, "dynamodb": 5.0} (milliseconds per request).
+
+    Raises ValueError for an entry that is not SERVICE=MS with MS >= 0.
+    """
+    latency: dict[str, float] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        service, _, millis = entry.partition("=")
+        if not service or not millis:
+            raise ValueError(f"latency takes SERVICE=MS, got {entry!r}")
+        value = float(millis)
+        if value < 0 or math.isnan(value):
+            raise ValueError(f"latency must be >= 0 ms, got {entry!r}")
+        latency[service.strip()] = value
+    return latency
 
 
 class LocalMotoServer:
@@ -507,9 +855,16 @@ class LocalMotoServer:
     (a restart keeps them).
     """
 
-    def __init__(self, port: int = 0, latency_ms: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        latency_ms: Mapping[str, float] | None = None,
+        *,
+        fast_dynamodb: bool = False,
+        capacity: bool = False,
+    ) -> None:
         self._port = port
-        self._app = _app(latency_ms)
+        self._app = _app(latency_ms, fast_dynamodb=fast_dynamodb, capacity=capacity)
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -578,6 +933,20 @@ class LocalMotoServer:
     def reset_counts(self) -> None:
         self._app.reset_counts()
 
+    def stats(self) -> dict[str, dict[str, float | int]]:
+        """Per operation: requests, seconds waited for moto and held it (total and max)."""
+        return self._app.stats()
+
+    def reset_stats(self) -> None:
+        self._app.reset_stats()
+
+    def capacity(self) -> dict[str, Any]:
+        """`{"enabled": bool, "tables": {name: units...}}` (see `CapacityMeter`)."""
+        return self._app.capacity()
+
+    def reset_capacity(self) -> None:
+        self._app.reset_capacity()
+
 
 def count_matching(
     counts: Mapping[tuple[str, str], int], service: str | None = None, operation: str | None = None
@@ -635,6 +1004,18 @@ class MotoControl:
     def reset_counts(self) -> None:
         self._call("DELETE", COUNTS_PATH)
 
+    def stats(self) -> dict[str, dict[str, float | int]]:
+        return dict(self._call("GET", STATS_PATH)["operations"])
+
+    def reset_stats(self) -> None:
+        self._call("DELETE", STATS_PATH)
+
+    def capacity(self) -> dict[str, Any]:
+        return dict(self._call("GET", CAPACITY_PATH))
+
+    def reset_capacity(self) -> None:
+        self._call("DELETE", CAPACITY_PATH)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Serve moto on 127.0.0.1 until stopped.")
@@ -643,17 +1024,28 @@ def main(argv: list[str] | None = None) -> int:
         "--latency",
         action="append",
         default=[],
-        metavar="SERVICE=MS",
-        help="added latency per request of a service, e.g. ec2=50 (repeatable)",
+        metavar="SERVICE=MS[,SERVICE=MS]",
+        help="added latency per request of a service in milliseconds, e.g. sts=20,dynamodb=5 "
+        f"(repeatable; ${LATENCY_ENV} is read first)",
+    )
+    parser.add_argument(
+        "--fast-dynamodb",
+        action="store_true",
+        help="install scripts.local.moto_speedups (moto's DynamoDB hot paths, same answers)",
+    )
+    parser.add_argument(
+        "--capacity",
+        action="store_true",
+        help="meter DynamoDB capacity units (GET/DELETE /_local/capacity)",
     )
     args = parser.parse_args(argv)
-    latency: dict[str, float] = {}
-    for spec in args.latency:
-        service, _, millis = spec.partition("=")
-        if not service or not millis:
-            parser.error(f"--latency takes SERVICE=MS, got {spec!r}")
-        latency[service] = float(millis)
-    app = _app(latency)
+    try:
+        latency = parse_latency(os.environ.get(LATENCY_ENV, ""))
+        for spec in args.latency:
+            latency.update(parse_latency(spec))
+    except ValueError as exc:
+        parser.error(str(exc))
+    app = _app(latency, fast_dynamodb=args.fast_dynamodb, capacity=args.capacity)
     server = make_server(LOOPBACK, args.port, app, threaded=True)
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -330,6 +330,43 @@ def test_describe_source_servers_wire_body_matches_the_botocore_output_shape(drs
     ]
 
 
+def test_churned_fleet_is_served_in_the_botocore_output_shape(drs_simulator):
+    # GIVEN a mixed fleet in two scopes
+    drs_simulator.add_source_servers(
+        HUB,
+        REGION,
+        fleet.generate_fleet(
+            HUB, REGION, 300, ec2_fraction=0.3, extended_fraction=0.1, staging_account_ids=[STAGING]
+        ),
+    )
+    drs_simulator.generate_fleet(HUB, "us-west-2", 200, seed=5)
+    scopes = ((HUB, REGION), (HUB, "us-west-2"))
+
+    def all_ids() -> set[str]:
+        return {sid for scope in scopes for sid in drs_simulator.source_server_ids(*scope)}
+
+    before = all_ids()
+    control = SimulatorControl(drs_simulator.endpoint)
+
+    # WHEN a schedule interval of churn passes through the control API, then another
+    first = control.churn(state_fraction=0.02, replace_fraction=0.01, seed=1)
+    after_first = all_ids()
+    second = control.churn(state_fraction=0.02, replace_fraction=0.01, seed=1)
+
+    # THEN each interval changed 2% of states and replaced 1% (5 of 500) in place
+    assert (first["servers"], first["stateChanged"], first["replaced"]) == (500, 10, 5)
+    assert len(before - after_first) == len(after_first - before) == 5
+    assert second["now"] > first["now"]
+    assert control.scope_counts() == {(HUB, REGION): 300, (HUB, "us-west-2"): 200}
+    # AND what a stock client reads is still DRS's output shape, field for field
+    drs = drs_client(drs_simulator.endpoint)
+    raw = RawBodies(drs, "DescribeSourceServers")
+    list(drs.get_paginator("describe_source_servers").paginate())
+    shape = output_shape("DescribeSourceServers")
+    assert [problem for body in raw.bodies for problem in shape_violations(body, shape)] == []
+    assert sum(len(body["items"]) for body in raw.bodies) == 300
+
+
 def test_list_staging_accounts_and_describe_recovery_instances(drs_simulator):
     servers = fleet.generate_fleet(
         HUB, REGION, 6, extended_fraction=0.5, staging_account_ids=[STAGING, "777788889999"]

@@ -205,3 +205,93 @@ def test_durations_and_timestamps_use_the_models_iso_formats():
     assert fleet._duration(86_400 * 2 + 3_600 + 5) == "P2DT1H5S"
     assert fleet._duration(86_400) == "P1D"
     assert fleet._iso(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02T03:04:05.000000Z"
+
+
+# ---- churn: one schedule interval ---------------------------------------------------------
+
+
+def _scoped(servers: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    return {(ACCOUNT, REGION): servers}
+
+
+def test_churned_servers_still_conform_to_the_source_server_shape(mixed_fleet):
+    shape = drs_shape("SourceServer")
+    now = fleet.DEFAULT_NOW
+    servers = mixed_fleet
+    for interval in range(1, 4):
+        now = now.replace(minute=15 * interval)
+        plan = fleet.plan_churn(_scoped(servers), interval=interval, now=now, seed=3)
+        servers = plan.updated[(ACCOUNT, REGION)] + plan.added.get((ACCOUNT, REGION), [])
+        problems = [
+            p for server in json.loads(json.dumps(servers)) for p in shape_violations(server, shape)
+        ]
+        assert problems == []
+
+
+def test_churn_moves_every_reporting_servers_volatile_fields_and_nothing_stable(mixed_fleet):
+    now = fleet.DEFAULT_NOW.replace(minute=15)
+    plan = fleet.plan_churn(
+        _scoped(mixed_fleet), interval=1, now=now, state_fraction=0, replace_fraction=0
+    )
+    after = plan.updated[(ACCOUNT, REGION)]
+    assert plan.state_changed == plan.replaced == 0 and len(after) == len(mixed_fleet)
+
+    def stable(server: dict) -> dict:
+        copy = json.loads(json.dumps(server))
+        copy["lifeCycle"].pop("lastSeenByServiceDateTime", None)
+        info = copy["dataReplicationInfo"]
+        info.pop("lagDuration", None)
+        info.pop("etaDateTime", None)
+        for disk in info["replicatedDisks"]:
+            for name in (
+                "backloggedStorageBytes",
+                "replicatedStorageBytes",
+                "rescannedStorageBytes",
+            ):
+                disk.pop(name)
+        return copy
+
+    silent = {"DISCONNECTED", "PAUSED", "STOPPED"}
+    for before, moved in zip(mixed_fleet, after, strict=True):
+        assert stable(moved) == stable(before)
+        state = before["dataReplicationInfo"]["dataReplicationState"]
+        assert moved["dataReplicationInfo"]["dataReplicationState"] == state
+        if state in silent:
+            assert moved == before
+            continue
+        seen = moved["lifeCycle"]["lastSeenByServiceDateTime"]
+        assert seen > before["lifeCycle"]["lastSeenByServiceDateTime"]
+        if state == "CONTINUOUS":
+            lag = moved["dataReplicationInfo"]["lagDuration"]
+            assert re.fullmatch(r"PT([1-5]?[0-9]S|1M)|PT0S", lag), lag
+    assert plan.volatile_moved == sum(
+        s["dataReplicationInfo"]["dataReplicationState"] not in silent for s in mixed_fleet
+    )
+
+
+def test_churn_changes_states_and_replaces_on_premises_servers_in_place(mixed_fleet):
+    now = fleet.DEFAULT_NOW.replace(minute=15)
+    plan = fleet.plan_churn(
+        _scoped(mixed_fleet), interval=1, now=now, state_fraction=0.05, replace_fraction=0.01
+    )
+    scope = (ACCOUNT, REGION)
+    assert plan.state_changed == round(400 * 0.05) and plan.replaced == 4
+    before = {s["sourceServerID"]: s for s in mixed_fleet}
+    changed = [
+        s
+        for s in plan.updated[scope]
+        if s["dataReplicationInfo"]["dataReplicationState"]
+        != before[s["sourceServerID"]]["dataReplicationInfo"]["dataReplicationState"]
+    ]
+    assert len(changed) == plan.state_changed
+    # Replacements keep the scope's size; the removed and the added are on-premises only.
+    assert len(plan.updated[scope]) + len(plan.added[scope]) == len(mixed_fleet)
+    for server_id in plan.removed[scope]:
+        assert "vmWareUuid" in before[server_id]["sourceProperties"]["identificationHints"]
+    added_ids = {s["sourceServerID"] for s in plan.added[scope]}
+    assert len(added_ids) == 4 and not added_ids & set(before)
+    # Deterministic in its arguments.
+    again = fleet.plan_churn(
+        _scoped(mixed_fleet), interval=1, now=now, state_fraction=0.05, replace_fraction=0.01
+    )
+    assert again.updated == plan.updated and again.added == plan.added
