@@ -28,6 +28,7 @@ from shared.validation import ACCOUNT_ID, EXTERNAL_ID, ROLE_ARN, account_of
 MAX_NAME_LENGTH = 256
 MAX_EXTERNAL_ID_LENGTH = 1224  # STS's limit
 DEFAULT_PAGE_SIZE = 50
+MAX_EC2_SOURCE_ACCOUNTS = 100
 MAX_PAGE_SIZE = 100
 
 ACCOUNT_ID_FIELD = Field((str,), required=True, pattern=ACCOUNT_ID)
@@ -36,6 +37,12 @@ _MUTABLE_FIELDS = {
     "externalId": Field((str,), pattern=EXTERNAL_ID, max_length=MAX_EXTERNAL_ID_LENGTH),
     "accountName": Field((str,), non_empty=True, max_length=MAX_NAME_LENGTH),
     "enabled": Field((bool,)),
+    # Accounts whose EC2 instances this account's DRS replicates (cross-account DR): the sync
+    # reads their instances' details with their own role. Declared here by an operator, never
+    # taken from DRS data (which the target account controls).
+    "ec2SourceAccountIds": Field(
+        (list,), items=str, pattern=ACCOUNT_ID, max_items=MAX_EC2_SOURCE_ACCOUNTS
+    ),
 }
 ADD_SPEC = {"accountId": ACCOUNT_ID_FIELD, **_MUTABLE_FIELDS}
 UPDATE_SPEC = ADD_SPEC
@@ -111,6 +118,8 @@ def add_target_account(
     for name in ("roleArn", "externalId", "accountName"):
         if name in params:
             item[name] = params[name]
+    if "ec2SourceAccountIds" in params:
+        item["ec2SourceAccountIds"] = sorted(set(params["ec2SourceAccountIds"]))
     try:
         _table(table).put_item(Item=item, ConditionExpression="attribute_not_exists(accountId)")
     except ClientError as exc:
@@ -167,7 +176,8 @@ def _start_key(operation: str, token: str) -> dict[str, Any]:
 def update_target_account(
     params: dict[str, Any], context: Any = None, *, table: Any = None
 ) -> dict[str, Any]:
-    """Change roleArn, externalId, accountName and/or enabled. Returns {"account": new item}.
+    """Change roleArn, externalId, accountName, enabled and/or ec2SourceAccountIds. Returns
+    {"account": new item}.
 
     Raises InvalidParameterError (nothing to change, bad fields) and NotFoundError.
     """
@@ -175,6 +185,8 @@ def update_target_account(
     check_params(operation, params, UPDATE_SPEC)
     account_id = params["accountId"]
     changes = {name: params[name] for name in _MUTABLE_FIELDS if name in params}
+    if "ec2SourceAccountIds" in changes:
+        changes["ec2SourceAccountIds"] = sorted(set(changes["ec2SourceAccountIds"]))
     if not changes:
         raise InvalidParameterError(
             f"{operation}: nothing to change; give at least one of {', '.join(_MUTABLE_FIELDS)}"

@@ -29,6 +29,8 @@ def build_fleet(world: World) -> dict[tuple[str, str], list[dict[str, Any]]]:
     cross-origin-account EC2 servers; one server whose instance does not exist."""
     hub_instances = world.launch_instances(HUB, "us-east-1", 20)
     b_instances = world.launch_instances(TARGET_B, "us-west-2", 4)
+    # The relationship is declared by an operator in the registry, never read from DRS data.
+    world.invoke("update_target_account", accountId=TARGET_A, ec2SourceAccountIds=[TARGET_B])
     fleet = {
         (HUB, "us-east-1"): world.add_servers(
             HUB, "us-east-1", 60, ec2_instance_ids=hub_instances, ec2_fraction=20 / 60
@@ -464,3 +466,40 @@ def test_dry_run_reports_and_leaves_every_table_byte_for_byte_unchanged(world: W
     assert summary["counts"]["unregisteredAccountsSwept"] == [TARGET_B]
     for table in tables:
         assert world.raw_items(table) == before[table], table
+
+
+def test_an_origin_account_named_by_drs_data_alone_is_never_read(world: World) -> None:
+    # GIVEN instances in the hub and in TARGET_B, and TARGET_A's DRS claiming servers that
+    # originate there (the target account controls that data); no relationship registered
+    hub_instances = world.launch_instances(HUB, "us-east-1", 2)
+    b_instances = world.launch_instances(TARGET_B, "us-east-1", 2)
+    claimed = {**hub_instances, **b_instances}
+    servers = world.add_servers(
+        TARGET_A, "us-east-1", 4, ec2_instance_ids=claimed, ec2_fraction=1.0
+    )
+    log = CallLog()
+
+    # WHEN the sync runs
+    summary = world.sync(log)
+
+    # THEN neither the hub's nor B's instance details reach A's items, and nothing was read
+    assert summary["status"] == "SUCCEEDED", summary["failures"]
+    assert summary["counts"]["ec2OriginRefused"] == 4
+    assert summary["counts"]["ec2Enriched"] == 0
+    items = world.scope_items(TARGET_A, "us-east-1")
+    assert len(items) == 4 and all("ec2" not in item for item in items.values())
+    assert log.describe_instances == []
+    assert {s["sourceCloudProperties"]["originAccountID"] for s in servers} == {HUB, TARGET_B}
+
+    # WHEN an operator declares B as an EC2 source of A, B's instances are read with B's role;
+    # the hub's never are (the hub's credentials serve the hub's own servers only)
+    world.invoke("update_target_account", accountId=TARGET_A, ec2SourceAccountIds=[TARGET_B, HUB])
+    second = world.sync()
+    assert second["counts"]["ec2Enriched"] == 2
+    assert second["counts"]["ec2OriginRefused"] == 2
+    enriched = {
+        item["ec2"]["instanceId"]
+        for item in world.scope_items(TARGET_A, "us-east-1").values()
+        if "ec2" in item
+    }
+    assert enriched == set(b_instances)

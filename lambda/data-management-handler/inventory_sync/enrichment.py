@@ -29,6 +29,9 @@ class Enrichment:
     instances: dict[tuple[str, str, str], dict[str, Any]] = field(default_factory=dict)
     # (account, region, instance id) whose origin could not be read (no access, error)
     unavailable: set[tuple[str, str, str]] = field(default_factory=set)
+    # (account, region, instance id) in another account than the one that listed the server:
+    # never looked up (see `enrich`)
+    refused: set[tuple[str, str, str]] = field(default_factory=set)
     calls: int = 0
     errors: list[tuple[str, str, str, str]] = field(default_factory=list)  # acct, region, code, msg
 
@@ -40,24 +43,36 @@ def _batches(items: list[str], size: int) -> Iterable[list[str]]:
 
 def enrich(
     servers: Iterable[dict[str, Any]],
+    allowed_accounts: frozenset[str],
     ec2_client_for: Ec2ClientFor,
     batch_size: int,
     check: Callable[[], None] | None = None,
 ) -> Enrichment:
-    """Look up every EC2-origin server's instance in its origin account and region.
+    """Look up every EC2-origin server's instance in its origin account and region, when
+    that account is one of `allowed_accounts`: the account whose DRS listed the servers, and
+    the accounts an operator registered as its EC2 sources (never the hub for another
+    account's servers; see the sync's plan).
 
-    Never raises for an AWS failure: an origin that cannot be read marks its instances
-    unavailable (the caller keeps what it knew before) and is listed in `errors`.
+    `sourceCloudProperties.originAccountID` is data the target account's DRS returns: by
+    itself it never chooses whose credentials read EC2. Any other origin is refused, not
+    looked up: otherwise a target account could have the hub copy another account's
+    instance details (tags, addresses) into its own items. Never raises for an AWS failure:
+    an origin that cannot be read marks its instances unavailable (the caller keeps what it
+    knew before) and is listed in `errors`.
     `check()` runs before every call and may raise (the run's deadline) to stop the lookup.
     """
     by_origin: dict[tuple[str, str], set[str]] = defaultdict(set)
+    result = Enrichment()
     for server in servers:
         origin = ec2_origin(server)
-        if origin is not None:
-            account, region, instance_id = origin
+        if origin is None:
+            continue
+        account, region, instance_id = origin
+        if account not in allowed_accounts:
+            result.refused.add(origin)
+        else:
             by_origin[(account, region)].add(instance_id)
 
-    result = Enrichment()
     for (account, region), instance_ids in sorted(by_origin.items()):
         wanted = sorted(instance_ids)
         try:

@@ -81,6 +81,7 @@ class ScopeOutcome:
     ec2_enriched: int = 0
     ec2_not_found: int = 0
     ec2_unavailable: int = 0
+    ec2_origin_refused: int = 0  # origin in another account than the listing one: not read
     describe_calls: int = 0
     describe_instances_calls: int = 0
     # The listing was complete and every write landed: the scope's data is confirmed now.
@@ -179,5 +180,8 @@ class Plan:
     narrowed: bool
     dry_run: bool
     registered: frozenset[str] = frozenset()  # hub + every registered account, enabled or not
+    # Per listing account: the accounts whose EC2 its servers may be looked up in (itself, and
+    # what an operator declared as ec2SourceAccountIds; never the hub for another account).
+    ec2_sources: dict[str, frozenset[str]] = field(default_factory=dict)
     confirm_deletions: frozenset[Scope] = frozenset()
     scopes: list[Scope] = field(default_factory=list)

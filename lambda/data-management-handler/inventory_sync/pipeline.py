@@ -62,6 +62,7 @@ class RunContext:
     dry_run: bool
     previous_status: dict[Scope, dict[str, Any]]
     confirm_deletions: frozenset[Scope]
+    ec2_sources: dict[str, frozenset[str]]  # listing account -> accounts its EC2 may be read in
     drs_client: Callable[[Scope], Any]
     release_drs_client: Callable[[Scope], None]
     ec2_client: Callable[[str, str], Any]
@@ -184,6 +185,7 @@ def _sync_listed(
     servers = list(records.servers.values())
     enrichment = enrich(
         servers,
+        run.ec2_sources.get(scope.account_id, frozenset({scope.account_id})),
         run.ec2_client,
         run.settings.ec2_batch_size,
         check=lambda: run.deadline.check(f"EC2 enrichment of {scope.account_id}/{scope.region}"),
@@ -334,6 +336,8 @@ def _count_enrichment(
         return
     if ec2 is not None and origin in enrichment.instances:
         outcome.ec2_enriched += 1
+    elif origin in enrichment.refused:
+        outcome.ec2_origin_refused += 1
     elif origin in enrichment.unavailable:
         outcome.ec2_unavailable += 1
     else:

@@ -106,6 +106,7 @@ def summary(facts: RunFacts) -> dict[str, Any]:
         "ec2Enriched": total("ec2_enriched"),
         "ec2NotFound": total("ec2_not_found"),
         "ec2Unavailable": total("ec2_unavailable"),
+        "ec2OriginRefused": total("ec2_origin_refused"),
         # Calls this code made (botocore's retries inside a call not counted).
         "apiCalls": {
             **facts.api_calls,

@@ -318,6 +318,13 @@ class SyncRun:
                 f"{listed([f'{s.account_id}/{s.region}' for s in outside])}; a confirmation "
                 "applies only to a scope the same run lists"
             )
+        ec2_sources = {account: frozenset({account}) for account in enabled}
+        for item in registry:
+            listing = str(item["accountId"])
+            if listing in enabled:
+                declared = {str(a) for a in item.get("ec2SourceAccountIds") or ()}
+                # An origin is read with its own role: registered, enabled, and not the hub.
+                ec2_sources[listing] |= (declared & enabled) - {hub}
         plan = Plan(
             accounts,
             regions,
@@ -326,6 +333,7 @@ class SyncRun:
             registered=frozenset(registered),
             confirm_deletions=confirm,
             scopes=scopes,
+            ec2_sources=ec2_sources,
         )
         logger.info(
             "sync planned",
@@ -352,6 +360,7 @@ class SyncRun:
             dry_run=self.dry_run,
             previous_status=self.previous,
             confirm_deletions=plan.confirm_deletions,
+            ec2_sources=plan.ec2_sources,
             drs_client=self._drs_client,
             release_drs_client=lambda s: self.factory.release("drs", s.region, s.account_id),
             ec2_client=lambda account, region: self.factory.client("ec2", region, account),
