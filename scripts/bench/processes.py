@@ -208,11 +208,12 @@ def moto_server(
     *,
     fast_dynamodb: bool = False,
     capacity: bool = False,
+    manual_gc: bool = False,
 ) -> Iterator[tuple[ChildProcess, str]]:
     """moto in server mode as its own process; yields (process, endpoint URL).
 
-    `fast_dynamodb` and `capacity`: see `scripts.local.moto_server` (--fast-dynamodb,
-    --capacity).
+    `fast_dynamodb`, `capacity` and `manual_gc`: see `scripts.local.moto_server`
+    (--fast-dynamodb, --capacity, --manual-gc).
     """
     args = ["--port", "0"]
     for service, millis in latency_ms.items():
@@ -222,6 +223,8 @@ def moto_server(
         args.append("--fast-dynamodb")
     if capacity:
         args.append("--capacity")
+    if manual_gc:
+        args.append("--manual-gc")
     # moto holds only in-memory state: after a short grace, SIGKILL spares the seconds its
     # interpreter spends freeing tens of thousands of items on the way out.
     with ChildProcess(

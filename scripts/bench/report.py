@@ -385,6 +385,11 @@ def _row(label: str, values: Sequence[str], width: int = 14) -> str:
     return f"  {label:<44}" + "".join(f"{v:>{width}}" for v in values)
 
 
+def _longest_gc_pause(run: Mapping[str, Any]) -> str:
+    pauses = (run["moto"].get("gc") or {}).get("pauseMaxSeconds") or {}
+    return f"{max(pauses.values(), default=0.0):.2f}"
+
+
 def _index_names(runs: Sequence[Mapping[str, Any]], table: str) -> list[str]:
     """Every index of `table` any run wrote to."""
     names = set()
@@ -444,6 +449,7 @@ def render(result: Mapping[str, Any]) -> str:
     add("  simulator CPU s", lambda r: f"{r['fakesCpuSeconds']['simulator']:.2f}")
     add("  moto: longest wait for its lock s", lambda r: f"{r['moto']['waitMaxSeconds']:.2f}")
     add("  moto: longest request s", lambda r: f"{r['moto']['heldMaxSeconds']:.2f}")
+    add("  moto: longest GC pause s", _longest_gc_pause)
     add("sync CPU s", lambda r: f"{r['cpuSeconds']:.2f}")
     add(
         "sync CPU s per 1,000 servers",

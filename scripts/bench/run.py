@@ -142,7 +142,7 @@ def _run_record(
         "cpuSecondsPer1000Servers": answer["cpuSeconds"] * 1000 / servers if servers else None,
         "peakRssMiB": answer["peakRssMiB"],
         "fakesCpuSeconds": {**fakes, "total": fakes["moto"] + fakes["simulator"]},
-        "moto": _moto_json(measured["motoStats"]),
+        "moto": {**_moto_json(measured["motoStats"]), "gc": measured["motoGc"]},
         "capacity": _capacity_json(measured["capacity"]),
         "load": measured["load"],
         "simulatorCalls": {"DescribeSourceServers": 0, **by_operation},
@@ -214,10 +214,15 @@ class _Fakes:
     def cpu(self) -> dict[str, float]:
         return {"moto": cpu_seconds(self.moto_pid), "simulator": cpu_seconds(self.simulator_pid)}
 
-    def reset_counters(self) -> None:
+    def prepare(self) -> dict[str, object]:
+        """Between runs: a full garbage collection in moto (it runs none on its own, see
+        scripts.local.moto_server), then every counter reset. Returns what the collection
+        took; it happens before the run's clocks start."""
+        collected = self.moto.collect_garbage()
         self.simulator.reset_counts()
         self.moto.reset_capacity()
         self.moto.reset_stats()
+        return collected
 
 
 @dataclass(frozen=True)
@@ -251,7 +256,7 @@ def _measure_run(
     Raises BenchProcessError when a process dies or the child does not answer in time, and
     RuntimeError when the child's call counter saw nothing (its figures would be zeros).
     """
-    fakes.reset_counters()
+    collected = fakes.prepare()
     pids = [child.pid, fakes.moto_pid, fakes.simulator_pid]
     sampler = LoadSampler(lambda: own_cpu_seconds(cpu_seconds, pids), contended_cores).start()
     before = fakes.cpu()
@@ -271,6 +276,7 @@ def _measure_run(
         answer["summary"] = {"status": "ERROR"}
     # Read after the fakes' CPU: these requests are the harness's cost, not the sync's.
     capacity, moto_stats = fakes.moto.capacity(), fakes.moto.stats()
+    gc_pauses = fakes.moto.gc_pauses()
     simulator_counts = fakes.simulator.request_counts()
     with patched_environ(aws_env):
         items, live = count_live_inventory(inventory_table)
@@ -283,6 +289,7 @@ def _measure_run(
             "simulatorCounts": simulator_counts,
             "capacity": capacity,
             "motoStats": moto_stats,
+            "motoGc": {**gc_pauses, "fullCollectionBeforeRun": collected},
             "load": load.to_dict(),
             "churn": churn,
             "items": items,
@@ -330,6 +337,7 @@ def run_fleet(spec: FleetSpec, options: BenchOptions) -> dict[str, Any]:
             moto_latency,
             fast_dynamodb=options.fast_moto,
             capacity=True,
+            manual_gc=True,
         ) as (moto, moto_url),
         drs_simulator(log_dir, servers_env, moto_url) as (simulator_process, drs_url),
     ):

@@ -20,6 +20,12 @@ DynamoDB's item-size rules and the tables' own indexes (`/_local/capacity`, see
 `scripts.local.dynamodb_capacity`). Latency per service (`latency_ms`, e.g. sts=20,
 dynamodb=5) is slept before the lock, so it adds wall time, never serialisation.
 
+Garbage collection: with tens of thousands of items moto holds millions of objects, and one
+automatic full collection pauses every request for seconds (growing with the tables).
+`manual_gc` (process-wide) leaves the young generations to Python and runs full
+collections only when asked (`POST /_local/gc`, under the lock: between a benchmark's
+runs). Pauses of every collection are kept in `/_local/stats` either way.
+
 Use it in-process (`with LocalMotoServer() as moto: moto.endpoint`) or as a process:
 `python -m scripts.local.moto_server [--port N] [--latency sts=20,dynamodb=5]
 [--fast-dynamodb] [--capacity]` prints `MOTO_ENDPOINT=http://127.0.0.1:N` and serves until
@@ -29,6 +35,7 @@ SIGTERM/SIGINT. `LOCAL_MOTO_LATENCY` (same form as --latency) sets latency too.
 from __future__ import annotations
 
 import argparse
+import gc
 import io
 import json
 import logging
@@ -71,6 +78,7 @@ CONTROL_PREFIX = "/_local/"
 FAULTS_PATH = CONTROL_PREFIX + "faults"
 COUNTS_PATH = CONTROL_PREFIX + "request-counts"
 STATS_PATH = CONTROL_PREFIX + "stats"
+GC_PATH = CONTROL_PREFIX + "gc"
 CAPACITY_PATH = CONTROL_PREFIX + "capacity"
 LATENCY_ENV = "LOCAL_MOTO_LATENCY"
 
@@ -355,6 +363,52 @@ class _FifoLock:
             self._condition.notify_all()
 
 
+class _GcPauses:
+    """The longest pause and the count of this process's collections, per generation."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = 0.0
+        self.collections: Counter[int] = Counter()
+        self.longest: dict[int, float] = {}
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        # gc callbacks run in the thread that triggered the collection, holding the GIL.
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        paused = time.perf_counter() - self._started
+        generation = int(info.get("generation", -1))
+        with self._lock:
+            self.collections[generation] += 1
+            self.longest[generation] = max(self.longest.get(generation, 0.0), paused)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.collections.clear()
+            self.longest.clear()
+
+    def to_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "collections": {str(g): n for g, n in sorted(self.collections.items())},
+                "pauseMaxSeconds": {str(g): round(t, 4) for g, t in sorted(self.longest.items())},
+            }
+
+
+# One recorder per process: gc callbacks are process-wide.
+GC_PAUSES = _GcPauses()
+gc.callbacks.append(GC_PAUSES)
+# A generation-2 threshold no count reaches: no automatic full collection (see manual_gc).
+_NEVER = 2**31 - 1
+
+
+def use_manual_full_gc() -> None:
+    """No automatic full collections in this process from now on (young ones go on)."""
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, _NEVER)
+
+
 @dataclass
 class _OperationStats:
     """How requests of one operation waited for moto and how long they held it (seconds)."""
@@ -617,6 +671,14 @@ class _SerialisedApp:
     def reset_stats(self) -> None:
         with self._state_lock:
             self._stats.clear()
+        GC_PAUSES.reset()
+
+    def collect_garbage(self) -> dict[str, Any]:
+        """A full collection under moto's lock (no request runs meanwhile); what it took."""
+        with self._lock:
+            started = time.perf_counter()
+            collected = gc.collect()
+            return {"collected": collected, "seconds": round(time.perf_counter() - started, 4)}
 
     def capacity(self) -> dict[str, Any]:
         """Capacity units per DynamoDB table since the last reset (`enabled` False: off)."""
@@ -777,7 +839,8 @@ class _SerialisedApp:
 
     def _control(self, environ: dict[str, Any]) -> _WsgiAnswer:
         """`/_local/faults` (GET list, POST arm one, DELETE clear all),
-        `/_local/request-counts`, `/_local/stats` and `/_local/capacity` (GET, DELETE)."""
+        `/_local/request-counts`, `/_local/stats` and `/_local/capacity` (GET, DELETE),
+        `/_local/gc` (POST: a full collection)."""
         route = (environ.get("REQUEST_METHOD", "GET"), environ.get("PATH_INFO", ""))
         try:
             if route == ("GET", FAULTS_PATH):
@@ -798,7 +861,9 @@ class _SerialisedApp:
                 self.reset_counts()
                 return _json_answer(200, {})
             if route == ("GET", STATS_PATH):
-                return _json_answer(200, {"operations": self.stats()})
+                return _json_answer(200, {"operations": self.stats(), "gc": GC_PAUSES.to_dict()})
+            if route == ("POST", GC_PATH):
+                return _json_answer(200, self.collect_garbage())
             if route == ("DELETE", STATS_PATH):
                 self.reset_stats()
                 return _json_answer(200, {})
@@ -821,8 +886,11 @@ def _app(
     *,
     fast_dynamodb: bool = False,
     capacity: bool = False,
+    manual_gc: bool = False,
 ) -> _SerialisedApp:
-    """The serialised moto app; `fast_dynamodb` patches moto in this whole process."""
+    """The serialised moto app; `fast_dynamodb` and `manual_gc` act on this whole process."""
+    if manual_gc:
+        use_manual_full_gc()
     app = _SerialisedApp(
         DomainDispatcherApplication(create_backend_app), latency_ms, capacity=capacity
     )
@@ -862,9 +930,12 @@ class LocalMotoServer:
         *,
         fast_dynamodb: bool = False,
         capacity: bool = False,
+        manual_gc: bool = False,
     ) -> None:
         self._port = port
-        self._app = _app(latency_ms, fast_dynamodb=fast_dynamodb, capacity=capacity)
+        self._app = _app(
+            latency_ms, fast_dynamodb=fast_dynamodb, capacity=capacity, manual_gc=manual_gc
+        )
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -940,6 +1011,10 @@ class LocalMotoServer:
     def reset_stats(self) -> None:
         self._app.reset_stats()
 
+    def collect_garbage(self) -> dict[str, Any]:
+        """A full collection under moto's lock: `{"collected", "seconds"}`."""
+        return self._app.collect_garbage()
+
     def capacity(self) -> dict[str, Any]:
         """`{"enabled": bool, "tables": {name: units...}}` (see `CapacityMeter`)."""
         return self._app.capacity()
@@ -1010,6 +1085,13 @@ class MotoControl:
     def reset_stats(self) -> None:
         self._call("DELETE", STATS_PATH)
 
+    def gc_pauses(self) -> dict[str, Any]:
+        """Collections and longest pause per generation since the stats' last reset."""
+        return dict(self._call("GET", STATS_PATH)["gc"])
+
+    def collect_garbage(self) -> dict[str, Any]:
+        return dict(self._call("POST", GC_PATH))
+
     def capacity(self) -> dict[str, Any]:
         return dict(self._call("GET", CAPACITY_PATH))
 
@@ -1038,6 +1120,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="meter DynamoDB capacity units (GET/DELETE /_local/capacity)",
     )
+    parser.add_argument(
+        "--manual-gc",
+        action="store_true",
+        help="no automatic full garbage collections; POST /_local/gc runs one",
+    )
     args = parser.parse_args(argv)
     try:
         latency = parse_latency(os.environ.get(LATENCY_ENV, ""))
@@ -1045,7 +1132,12 @@ def main(argv: list[str] | None = None) -> int:
             latency.update(parse_latency(spec))
     except ValueError as exc:
         parser.error(str(exc))
-    app = _app(latency, fast_dynamodb=args.fast_dynamodb, capacity=args.capacity)
+    app = _app(
+        latency,
+        fast_dynamodb=args.fast_dynamodb,
+        capacity=args.capacity,
+        manual_gc=args.manual_gc,
+    )
     server = make_server(LOOPBACK, args.port, app, threaded=True)
 
     def _stop(signum: int, frame: FrameType | None) -> None:

@@ -8,7 +8,8 @@ seconds, and a sync's 16 workers queued behind them past botocore's 30 s read ti
 - `Item.project` converts the whole item to plain JSON and back once per projected path
   (`to_regular_json` deep-copies every nested value);
 - `Table.query` on an index sorts every item of the table by DynamoType comparisons before
-  selecting the partition, deep-copies every selected item, and sizes each one twice;
+  selecting the partition (for each of a sync's 1,120 scopes, most of them empty),
+  deep-copies every selected item, and sizes each one twice;
 - `Table.scan` sorts the whole table again for every page and walks past the previous pages
   item by item;
 - building an `Item` re-sizes every attribute already set for each attribute added
@@ -16,7 +17,8 @@ seconds, and a sync's 16 workers queued behind them past botocore's 30 s read ti
 - a Query or Scan answer is serialised by walking botocore's output shape value by value,
   about half of a 1 MB page's time.
 
-`install()` replaces those with equivalents that select before sorting, skip to a page's
+`install()` replaces those with equivalents that find a partition in an index kept up to
+date by every put, delete and update, select before sorting, skip to a page's
 start by bisection, share values instead of deep-copying them (a request's answer is built
 and serialised under the server's lock, so nothing changes them meanwhile) and size in one
 pass, and write a Query or Scan answer with json.dumps (the same JSON the shape walk
@@ -187,14 +189,6 @@ def _sort_value(value: DynamoType) -> Any:
     return value.value if value.type == "S" else value.cast_value
 
 
-def _equals(value: DynamoType | None, wanted: DynamoType) -> bool:
-    if value is None:
-        return False
-    if wanted.type == "S":
-        return value.type == "S" and value.value == wanted.value
-    return bool(value == wanted)
-
-
 def _index_spec(table: Table, index: Any) -> IndexSpec:
     return IndexSpec.from_description(
         {"IndexName": index.name, "KeySchema": index.schema, "Projection": index.projection},
@@ -250,38 +244,136 @@ def _attribute_sizes(item: Item) -> dict[str, tuple[int, int]]:
     return sizes
 
 
+def _stored(table: Table, key: dict[str, Any]) -> Item | None:
+    """The item `key` (a request's Key map) names in `table`, or None (any malformed key)."""
+    if not isinstance(key, dict) or table.hash_key_attr not in key:
+        return None
+    ranged = bool(table.range_key_attr) and table.range_key_attr in key
+    try:
+        return table.get_item(
+            DynamoType(key[table.hash_key_attr]),
+            DynamoType(key[table.range_key_attr]) if ranged else None,
+        )
+    except Exception:  # moto answers this key's error itself
+        return None
+
+
 def _update_item(self: Any, table_name: str, key: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-    """moto's update, then the updated item's cached sizes forgotten (even if it failed
-    part-way: the item may have changed before the error)."""
+    """moto's update (it changes the stored item in place), then the item's cached sizes
+    forgotten and its index partitions corrected, even if the update failed part-way."""
+    table = self.tables.get(table_name)
+    before = _stored(table, key) if table is not None else None
+    groups = _group_keys(table, before) if before is not None else {}
     try:
         return _originals["DynamoDBBackend.update_item"](self, table_name, key, *args, **kwargs)
     finally:
-        table = self.tables.get(table_name)
-        item = None
-        if table is not None and isinstance(key, dict) and table.hash_key_attr in key:
-            ranged = bool(table.range_key_attr) and table.range_key_attr in key
-            try:
-                item = table.get_item(
-                    DynamoType(key[table.hash_key_attr]),
-                    DynamoType(key[table.range_key_attr]) if ranged else None,
-                )
-            except Exception:  # moto already answered this key's error
-                item = None
-        if item is not None:
-            item.__dict__.pop(_SIZES, None)
+        after = _stored(table, key) if table is not None else None
+        if after is not None:
+            after.__dict__.pop(_SIZES, None)
+        if table is not None:
+            _move(table, before, groups, after)
 
 
-def _page(candidates: list[Item], position: int, limit: int | None) -> tuple[list[Item], bool]:
+# ---- index partitions -------------------------------------------------------------------------
+
+# Per table, per index queried: {partition key value: {primary key: item}}, kept up to date
+# by every put, delete and update, so a Query finds its partition without walking the table
+# (the sync asks every one of 1,120 scopes, most of them empty).
+_PARTITIONS = "_local_partitions"
+
+
+def _value_key(value: DynamoType) -> tuple[str, Any]:
+    # Numbers by value (moto matches 1 and 1.0), everything else by its wire form.
+    return (value.type, value.cast_value if value.type == "N" else value.value)
+
+
+def _primary_key(item: Item) -> tuple[Any, ...]:
+    range_key = item.range_key
+    return (
+        _value_key(item.hash_key),
+        None if range_key is None else _value_key(range_key),
+    )
+
+
+def _partition_indexes(table: Table) -> dict[str, tuple[str, dict[Any, dict[Any, Item]]]]:
+    cached: dict[str, tuple[str, dict[Any, dict[Any, Item]]]] = table.__dict__.get(_PARTITIONS, {})
+    return cached
+
+
+def _partitions(table: Table, index_name: str, hash_name: str) -> dict[Any, dict[Any, Item]]:
+    """The partitions of `index_name` (partition key attribute `hash_name`), built on first use
+    and rebuilt if moto replaced the table's items (a restore)."""
+    cached = table.__dict__.setdefault(_PARTITIONS, {})
+    entry = cached.get(index_name)
+    if entry is None or entry[2] is not table.items:
+        groups: dict[Any, dict[Any, Item]] = {}
+        for item in _stored_items(table):
+            value = item.attrs.get(hash_name)
+            if value is not None:
+                groups.setdefault(_value_key(value), {})[_primary_key(item)] = item
+        entry = (hash_name, groups, table.items)
+        cached[index_name] = entry
+    return entry[1]
+
+
+def _group_keys(table: Table, item: Item) -> dict[str, Any]:
+    """Per cached index: the partition `item` is in now (None: not in that index)."""
+    keys = {}
+    for index_name, (hash_name, _groups, _items) in _partition_indexes(table).items():
+        value = item.attrs.get(hash_name)
+        keys[index_name] = None if value is None else _value_key(value)
+    return keys
+
+
+def _move(table: Table, old: Item | None, old_groups: dict[str, Any], new: Item | None) -> None:
+    """Keep every cached partition index right after `old` (in `old_groups`) became `new`."""
+    for index_name, (hash_name, groups, _items) in _partition_indexes(table).items():
+        if old is not None and old_groups.get(index_name) is not None:
+            group = groups.get(old_groups[index_name])
+            if group is not None:
+                group.pop(_primary_key(old), None)
+        if new is not None:
+            value = new.attrs.get(hash_name)
+            if value is not None:
+                groups.setdefault(_value_key(value), {})[_primary_key(new)] = new
+
+
+def _put_item(self: Table, item_attrs: dict[str, Any], *args: Any, **kwargs: Any) -> Item:
+    if not _partition_indexes(self):
+        return _originals["Table.put_item"](self, item_attrs, *args, **kwargs)  # type: ignore[no-any-return]
+    old = _stored(self, item_attrs)
+    old_groups = _group_keys(self, old) if old is not None else {}
+    item: Item = _originals["Table.put_item"](self, item_attrs, *args, **kwargs)
+    _move(self, old, old_groups, item)
+    return item
+
+
+def _delete_item(self: Table, hash_key: DynamoType, range_key: DynamoType | None) -> Item | None:
+    item: Item | None = _originals["Table.delete_item"](self, hash_key, range_key)
+    if item is not None and _partition_indexes(self):
+        _move(self, item, _group_keys(self, item), None)
+    return item
+
+
+def _page(
+    candidates: list[Item],
+    position: int,
+    limit: int | None,
+    matches: Callable[[Item], bool] | None = None,
+) -> tuple[list[Item], bool]:
     """The items of one page from `position`: at most `limit` and at most 1 MB (moto's
-    sizes); whether more remain."""
+    sizes); whether more remain. As moto does, the limits are checked before each candidate
+    (matching `matches` or not), so a page that fills up reports more while any candidate,
+    even one the key condition will leave out, follows it."""
     page: list[Item] = []
     size = 0
     for item in candidates[position:]:
         item_bytes = sum(moto for moto, _ in _attribute_sizes(item).values())
         if len(page) == limit or size + item_bytes > RESULT_SIZE_LIMIT:
             return page, True
-        page.append(item)
-        size += item_bytes
+        if matches is None or matches(item):
+            page.append(item)
+            size += item_bytes
     return page, False
 
 
@@ -370,11 +462,11 @@ def _query(
         wanted = hash_key_conditions[0][1] if hash_key_conditions else hash_key
         if wanted is None:
             return moto_query()
+        partition = _partitions(self, index_name, hash_name).get(_value_key(wanted), {})
         candidates = [
             item
-            for item in _stored_items(self)
-            if _equals(item.attrs.get(hash_name), wanted)
-            and (range_name is None or item.attrs.get(range_name) is not None)
+            for item in partition.values()
+            if range_name is None or item.attrs.get(range_name) is not None
         ]
         sort_by = [hash_name, *([range_name] if range_name else []), self.hash_key_attr]
         if self.range_key_attr:
@@ -392,15 +484,14 @@ def _query(
         range_name = self.range_key_attr
         sort_by = [self.hash_key_attr, *([range_name] if range_name else [])]
 
+    matches = None
     if range_comparison:
         compared = range_key_conditions[-1][0] if range_key_conditions else range_name
-        candidates = [
-            item
-            for item in candidates
-            if compared is not None
-            and item.attrs.get(compared) is not None
-            and item.attrs[compared].compare(range_comparison, range_objs)
-        ]
+
+        def matches(item: Item) -> bool:
+            value = item.attrs.get(compared) if compared is not None else None
+            return value is not None and bool(value.compare(range_comparison, range_objs))
+
     start = _start_key(exclusive_start_key, sort_by)
     if start is False:
         return moto_query()
@@ -412,7 +503,7 @@ def _query(
     keys = [key for key, _ in keyed]
     ordered = [item for _, item in keyed]
     position = _start_position(keys, start, scan_index_forward)  # type: ignore[arg-type]
-    page, more = _page(ordered, position, limit)
+    page, more = _page(ordered, position, limit, matches)
     _observe(self, index, page, consistent_read)
     return _finish(self, page, more, index, index_name, filter_expression, projection_expressions)
 
@@ -512,6 +603,11 @@ def compatible() -> str | None:
     update = _originals.get("DynamoDBBackend.update_item", DynamoDBBackend.update_item)
     if _parameters(update)[:3] != ["self", "table_name", "key"]:
         return "moto's DynamoDBBackend.update_item signature changed"
+    if _parameters(_originals.get("Table.put_item", Table.put_item))[:2] != ["self", "item_attrs"]:
+        return "moto's Table.put_item signature changed"
+    delete = _originals.get("Table.delete_item", Table.delete_item)
+    if _parameters(delete) != ["self", "hash_key", "range_key"]:
+        return "moto's Table.delete_item signature changed"
     return None
 
 
@@ -538,6 +634,8 @@ def install(read_observer: ReadObserver | None = None) -> bool:
             "DynamoHandler.query": DynamoHandler.query,
             "DynamoHandler.scan": DynamoHandler.scan,
             "DynamoDBBackend.update_item": DynamoDBBackend.update_item,
+            "Table.put_item": Table.put_item,
+            "Table.delete_item": Table.delete_item,
         }
     )
     Item.__init__ = _item_init  # type: ignore[method-assign]
@@ -549,6 +647,8 @@ def install(read_observer: ReadObserver | None = None) -> bool:
     DynamoHandler.query = _json_answer(_originals["DynamoHandler.query"])  # type: ignore[method-assign]
     DynamoHandler.scan = _json_answer(_originals["DynamoHandler.scan"])  # type: ignore[method-assign]
     DynamoDBBackend.update_item = _update_item  # type: ignore[method-assign]
+    Table.put_item = _put_item  # type: ignore[method-assign]
+    Table.delete_item = _delete_item  # type: ignore[method-assign]
     return True
 
 
