@@ -37,6 +37,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from shared.exceptions import AssumeRoleError
 
 DEFAULT_MAX_ATTEMPTS = 5
+# Assumed credentials live as short as STS allows: a run ends within 15 minutes.
+ASSUME_ROLE_SECONDS = 900
 HUB = "hub"  # the owner of clients signed with the function's own credentials
 
 # Reading botocore's model and endpoint JSON costs ~0.1-2 s per new session; one loader kept
@@ -326,6 +328,7 @@ class ClientFactory:
         self._pool = pool or environment_pool()
         self._config = config or make_config()
         self._role_session_name = role_session_name
+        self._source_identity: str | None = None
         self._sts_region = sts_region or self._pool.hub_session.region_name or "us-east-1"
         self._lock = threading.Lock()
         self._account_locks: dict[str, threading.Lock] = {}
@@ -337,6 +340,13 @@ class ClientFactory:
     @property
     def config(self) -> Config:
         return self._config
+
+    def identify(self, session_name: str, source_identity: str | None = None) -> None:
+        """Name this run's AssumeRole sessions (CloudTrail in the target account shows the
+        name, and `source_identity` follows any role chained from them). Call before the
+        first client of an assumed account."""
+        self._role_session_name = session_name[:64]
+        self._source_identity = source_identity[:64] if source_identity else None
 
     @property
     def pool(self) -> ClientPool:
@@ -435,9 +445,12 @@ class ClientFactory:
         params: dict[str, Any] = {
             "RoleArn": access.role_arn,
             "RoleSessionName": self._role_session_name,
+            "DurationSeconds": ASSUME_ROLE_SECONDS,
         }
         if access.external_id:
             params["ExternalId"] = access.external_id
+        if self._source_identity:
+            params["SourceIdentity"] = self._source_identity
         sts = self._pool.client("sts", HUB, self._sts_region, self._config)
         with self._lock:
             self._assume_role_calls += 1

@@ -15,6 +15,8 @@ TARGET_ACCOUNTS_TABLE_ENV = "TARGET_ACCOUNTS_TABLE"
 DRS_REGIONS_ENV = "DRS_REGIONS"
 # The sync's lease (one sync at a time) lives in a table of its own: only the sync reads it.
 SYNC_LEASE_TABLE_ENV = "SYNC_LEASE_TABLE"
+# The deployment's environment name (dev, qa, prod, ...): names the sync's STS sessions.
+ENVIRONMENT_ENV = "DEPLOYMENT_ENVIRONMENT"
 
 
 @dataclass(frozen=True)

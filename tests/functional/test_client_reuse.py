@@ -27,7 +27,7 @@ from shared.aws import (
 )
 from tests.functional.test_inventory_sync import small_fleet
 from tests.support.sockets import established_to
-from tests.support.world import TARGET_A, TARGET_B, World, role_arn
+from tests.support.world import TARGET_A, TARGET_B, CallLog, World, role_arn
 
 SETTINGS = SyncSettings(max_concurrency=4, page_size=25, deadline_reserve_seconds=0)
 
@@ -158,3 +158,29 @@ def test_an_account_never_assumed_signs_nothing(moto_endpoint: str) -> None:
     credentials.clear()
     with pytest.raises(NoCredentialsError):
         session.client("sts", region_name="us-east-1").get_caller_identity()
+
+
+def test_each_assumed_session_names_the_environment_and_the_run(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_fleet(world)
+    monkeypatch.setenv("DEPLOYMENT_ENVIRONMENT", "qa")
+    log = CallLog()
+    summary = world.sync(log)
+    assert len(log.assume_roles) == 2
+    for params in log.assume_roles:
+        assert params["DurationSeconds"] == 900
+        assert params["RoleSessionName"] == f"drs-inventory-qa-{summary['runId']}"
+        assert params["SourceIdentity"] == "drs-inventory-sync-qa"
+        assert params["ExternalId"]  # still the account's
+
+
+def test_source_identity_can_be_turned_off_for_roles_that_do_not_allow_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    small_fleet(world)
+    monkeypatch.setenv("SYNC_SET_SOURCE_IDENTITY", "false")
+    log = CallLog()
+    factory = ClientFactory(world.pool(log), config=make_config(max_pool_connections=8))
+    sync_source_server_inventory({}, None, factory=factory)
+    assert log.assume_roles and all("SourceIdentity" not in p for p in log.assume_roles)

@@ -117,6 +117,17 @@ def _int_env(env: Mapping[str, str], name: str, default: int, minimum: int) -> i
     return value
 
 
+def _bool_env(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if raw == "":
+        return default
+    if raw in {"true", "on", "1", "yes"}:
+        return True
+    if raw in {"false", "off", "0", "no"}:
+        return False
+    raise ConfigurationError(f"{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class SyncSettings:
     """Tunables, read from the environment (see README, "Configuration")."""
@@ -141,6 +152,9 @@ class SyncSettings:
     # poll; an item whose stable content did not change is rewritten only to refresh them,
     # at most this often, spread over the interval's runs (0: never just for that).
     volatile_refresh_seconds: int = 21_600
+    # AssumeRole with a SourceIdentity: the target role's trust policy must then allow
+    # sts:SetSourceIdentity (cfn/target-account-role.yaml does); off for older roles.
+    set_source_identity: bool = True
 
     @property
     def max_run_seconds(self) -> int:
@@ -168,6 +182,7 @@ class SyncSettings:
             volatile_refresh_seconds=_int_env(
                 env, "SYNC_VOLATILE_REFRESH_SECONDS", cls.volatile_refresh_seconds, 0
             ),
+            set_source_identity=_bool_env(env, "SYNC_SET_SOURCE_IDENTITY", True),
         )
 
 
