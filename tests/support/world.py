@@ -187,17 +187,25 @@ class World:
             if item["accountId"] == account_id and item["region"] == region
         }
 
-    def unconfirmed(self, summary: dict[str, Any], account_id: str, region: str) -> list[str]:
+    def unconfirmed(
+        self,
+        summary: dict[str, Any],
+        account_id: str,
+        region: str,
+        *,
+        status_recorded: bool = True,
+    ) -> list[str]:
         """The ARNs of a scope's live items that the run `summary` did NOT confirm.
 
         Confirmed means: written by that run (lastSyncTime = its start), or left as they were
         because unchanged, which must be true: the item's contentDigest is the digest of what
-        DRS lists now, and the scope's status says that run succeeded there."""
+        DRS lists now, and the scope's status says that run succeeded there (unless the run
+        reported that it could not record the scope's status: `status_recorded=False`)."""
         started = summary["startedAt"]
         epoch = datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
         scope = Scope(account_id, region)
         row = self.region_status().get((account_id, region), {})
-        scope_confirmed = row.get("lastSuccessTime") == started
+        scope_confirmed = row.get("lastSuccessTime") == started or not status_recorded
         records = {r["arn"]: r for r in self.simulator.source_servers(account_id, region)}
         missing: list[str] = []
         for arn, item in self.scope_items(account_id, region).items():

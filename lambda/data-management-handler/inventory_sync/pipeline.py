@@ -66,6 +66,9 @@ class RunContext:
     drs_client: Callable[[Scope], Any]
     release_drs_client: Callable[[Scope], None]
     ec2_client: Callable[[str, str], Any]
+    # Live items per scope, counted from a full run's start-of-run scan (None: narrowed run,
+    # each "no DRS here" scope counts its own with a COUNT query).
+    live_counts: dict[Scope, int] | None = None
     # ARNs listed by DRS but not written (rejected records): never swept as vanished.
     listed_unwritten: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -133,7 +136,8 @@ def _judge_no_drs_answer(listing: ScopeListing, run: RunContext, outcome: ScopeO
     elif previous.get("status") == ScopeStatus.ACTIVE.value:
         reason = "although the scope was ACTIVE on the last run"
     else:
-        live = run.store.live_item_count(scope)
+        counts = run.live_counts
+        live = counts.get(scope, 0) if counts is not None else run.store.live_item_count(scope)
         if live == 0:
             outcome.confirmed = True  # a true, complete answer: nothing is here
             return

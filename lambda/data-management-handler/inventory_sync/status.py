@@ -16,7 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope, ScopeOutcome, ScopeStatus
-from inventory_sync.store import SyncStore
+from inventory_sync.store import BatchResult, SyncStore
 from shared.aws import error_code
 from shared.observability import get_logger
 
@@ -110,20 +110,21 @@ class StatusRecorder:
         if not batch:
             return
         scopes = [Scope(item["accountId"], item["region"]) for item in batch]
+        result = BatchResult()
+        code = "UnprocessedItems"
         try:
-            result = store.put_region_statuses(batch)
+            store.put_region_statuses(batch, result)
         except ClientError as exc:
-            self._failed(scopes, error_code(exc))
-            return
+            code = error_code(exc)
         except (BotoCoreError, DeadlineReachedError) as exc:
-            self._failed(scopes, type(exc).__name__)
-            return
-        unwritten = {Scope(i["accountId"], i["region"]) for i in result.unprocessed}
-        unwritten |= {Scope(i["accountId"], i["region"]) for i, _ in result.rejected}
+            code = type(exc).__name__
+        # What landed is recorded, even when the batch stopped half-way; the rest is not.
+        landed = {Scope(i["accountId"], i["region"]) for i in result.written_items}
         with self._lock:
-            self.recorded.update(scope for scope in scopes if scope not in unwritten)
+            self.recorded.update(landed)
+        unwritten = sorted(set(scopes) - landed)
         if unwritten:
-            self._failed(sorted(unwritten), "UnprocessedItems")
+            self._failed(unwritten, code)
 
     def _failed(self, scopes: list[Scope], code: str) -> None:
         with self._lock:

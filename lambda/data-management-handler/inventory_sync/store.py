@@ -67,6 +67,7 @@ class BatchResult:
     """What one put_items call achieved."""
 
     written: int = 0
+    written_items: list[dict[str, Any]] = field(default_factory=list)  # the items that landed
     unprocessed: list[dict[str, Any]] = field(default_factory=list)  # items never written
     rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (item, reason)
 
@@ -217,7 +218,7 @@ class SyncStore:
 
     def _write_batch(self, table: str, items: list[dict[str, Any]], result: BatchResult) -> None:
         try:
-            unprocessed = self._send_batch(table, items)
+            self._send_batch(table, items, result)
         except ClientError as exc:
             if error_code(exc) != "ValidationException":
                 raise
@@ -227,24 +228,44 @@ class SyncStore:
             middle = len(items) // 2
             self._write_batch(table, items[:middle], result)
             self._write_batch(table, items[middle:], result)
-            return
-        result.written += len(items) - len(unprocessed)
-        result.unprocessed.extend(unprocessed)
 
-    def _send_batch(self, table: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One batch with retries of its unprocessed items; returns the items never written."""
-        pending = [{"PutRequest": {"Item": to_attribute_map(item)}} for item in items]
-        for attempt in range(MAX_BATCH_ATTEMPTS):
-            self._may_write(f"BatchWriteItem to {table}")
-            response = self._batch_client.batch_write_item(RequestItems={table: pending})
-            self._count(writes=1)
-            pending = response.get("UnprocessedItems", {}).get(table, [])
-            if not pending:
-                return []
-            if attempt + 1 < MAX_BATCH_ATTEMPTS:
-                # Full jitter backoff: unprocessed items mean the table is being throttled.
-                time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
-        return [from_attribute_map(request["PutRequest"]["Item"]) for request in pending]
+    def _send_batch(self, table: str, items: list[dict[str, Any]], result: BatchResult) -> None:
+        """One batch with retries of its unprocessed items, recorded in `result` (what landed,
+        what stayed unprocessed). When the gate closes between two attempts, what the earlier
+        attempts wrote is recorded before DeadlineReachedError goes up: a caller never
+        reports as unwritten an item that landed."""
+        stored = [to_attribute_map(item) for item in items]
+        pending = [{"PutRequest": {"Item": attributes}} for attributes in stored]
+        try:
+            for attempt in range(MAX_BATCH_ATTEMPTS):
+                self._may_write(f"BatchWriteItem to {table}")
+                response = self._batch_client.batch_write_item(RequestItems={table: pending})
+                self._count(writes=1)
+                pending = response.get("UnprocessedItems", {}).get(table, [])
+                if not pending:
+                    break
+                if attempt + 1 < MAX_BATCH_ATTEMPTS:
+                    # Full jitter backoff: unprocessed items mean the table is being throttled.
+                    time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        except DeadlineReachedError:
+            self._landed(items, stored, pending, result)
+            raise
+        self._landed(items, stored, pending, result)
+        result.unprocessed.extend(from_attribute_map(p["PutRequest"]["Item"]) for p in pending)
+
+    @staticmethod
+    def _landed(
+        items: list[dict[str, Any]],
+        stored: list[dict[str, Any]],
+        pending: list[dict[str, Any]],
+        result: BatchResult,
+    ) -> None:
+        left = [p["PutRequest"]["Item"] for p in pending]
+        landed = [
+            item for item, attributes in zip(items, stored, strict=True) if attributes not in left
+        ]
+        result.written += len(landed)
+        result.written_items.extend(landed)
 
     def put_inventory_items(
         self, items: Iterable[dict[str, Any]], result: BatchResult | None = None
@@ -304,8 +325,10 @@ class SyncStore:
             for item in self._scan(self._tables.region_status, ConsistentRead=True)
         }
 
-    def put_region_statuses(self, items: list[dict[str, Any]]) -> BatchResult:
-        return self.put_items(self._tables.region_status, items)
+    def put_region_statuses(
+        self, items: list[dict[str, Any]], result: BatchResult | None = None
+    ) -> BatchResult:
+        return self.put_items(self._tables.region_status, items, result)
 
     def put_region_status_unless_recorded(self, item: dict[str, Any]) -> bool:
         """Write one status item unless this run already recorded the scope (its worker's own

@@ -49,17 +49,26 @@ def sweep(
     dry_run: bool,
     run_time: str,
     expires_at: int,
+    snapshot: list[dict[str, Any]] | None = None,
 ) -> SweepResult:
     """Soft-delete (or, in a dry run, count) what no registered scope accounts for.
 
     `confirmed` are the scopes whose listing completed in this run; `listed_unwritten` the
-    ARNs DRS listed that were not written (rejected records), never swept. Stops at the
+    ARNs DRS listed that were not written (rejected records), never swept. `snapshot` is
+    the inventory as the run's start-of-run scan read it (None: scan now). Stops at the
     deadline (DeadlineReachedError) with what it did so far kept.
     """
     result = SweepResult()
     unregistered: dict[Scope, list[str]] = {}
     orphans: list[tuple[str, Scope | None]] = []
-    for item in store.inventory_keys(check=lambda: deadline.check("sweep")):
+    # The run's start-of-run scan when it has one: what this run wrote since is never an
+    # unregistered account's or an orphan's, and every soft-delete below is conditional.
+    items = (
+        snapshot
+        if snapshot is not None
+        else store.inventory_keys(check=lambda: deadline.check("sweep"))
+    )
+    for item in items:
         if "deletedAt" in item:
             continue
         arn = str(item.get("sourceServerArn"))

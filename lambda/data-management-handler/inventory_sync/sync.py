@@ -146,6 +146,8 @@ class SyncRun:
         self.sweep_result: SweepResult | None = None
         self.context: RunContext | None = None
         self.sweep_error: str | None = None
+        self.snapshot: list[dict[str, Any]] | None = None
+        self.live_counts: dict[Scope, int] | None = None
         self._finished_scopes = 0
         self._closed = False  # set by the supervisor: abandoned workers report nothing more
 
@@ -273,6 +275,8 @@ class SyncRun:
                 return
             self.lease_taken = True
             self.previous = self.store.region_statuses()
+            if not self.plan.narrowed:
+                self._read_snapshot()
             if not self.request.sweep_only:
                 self._sync_scopes(self.plan)
             if not self.plan.narrowed:
@@ -281,6 +285,30 @@ class SyncRun:
             self._error = exc
         finally:
             self._done.set()
+
+    def _read_snapshot(self) -> None:
+        """A full run reads the inventory's keys once, at its start: the live items per scope
+        (the contradiction check of every "no DRS here" scope, instead of a COUNT query
+        each) and what the sweep looks through. A failed read leaves both to their own
+        queries later."""
+        try:
+            snapshot = list(
+                self.store.inventory_keys(check=lambda: self.deadline.check("inventory scan"))
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning(
+                "inventory scan failed; scopes count their own items",
+                extra={"errorCode": error_code(exc) if isinstance(exc, ClientError) else None},
+            )
+            return
+        counts: dict[Scope, int] = {}
+        for item in snapshot:
+            account, region = item.get("accountId"), item.get("region")
+            if "deletedAt" not in item and isinstance(account, str) and isinstance(region, str):
+                scope = Scope(account, region)
+                counts[scope] = counts.get(scope, 0) + 1
+        self.snapshot = snapshot
+        self.live_counts = counts
 
     def _lease_expiry(self) -> int:
         # Held while this run can work and record, never into the next schedule's start.
@@ -374,6 +402,7 @@ class SyncRun:
             previous_status=self.previous,
             confirm_deletions=plan.confirm_deletions,
             ec2_sources=plan.ec2_sources,
+            live_counts=self.live_counts,
             drs_client=self._drs_client,
             release_drs_client=lambda s: self.factory.release("drs", s.region, s.account_id),
             ec2_client=lambda account, region: self.factory.client("ec2", region, account),
@@ -450,6 +479,7 @@ class SyncRun:
                 run_time=self.run_time,
                 expires_at=int(self.started.timestamp())
                 + self.settings.soft_delete_ttl_days * 86400,
+                snapshot=self.snapshot,
             )
         except DeadlineReachedError:
             logger.warning("sweep stopped at the deadline; the next full run continues it")
