@@ -30,11 +30,15 @@ def handle_direct_invocation(event: Any, context: Any) -> dict[str, Any]:
 
     Raises UnknownOperationError / InvalidParameterError (typed, listing valid choices);
     the invocation then fails visibly instead of returning a 200 that hides it.
+    An AWS failure the operation lets through is AwsServiceError: the AWS error code in its
+    message, AWS's error text (role ARNs, account ids, request ids) in the log only.
     """
-    return dispatch(OPERATIONS, event, context)
+    return dispatch(OPERATIONS, event, context, logger)
 
 
-@logger.inject_lambda_context(clear_state=True)
+# Never the event in the logs, whatever POWERTOOLS_LOGGER_LOG_EVENT says: a registry event
+# carries an externalId (a shared secret) and roleArn/accountName values.
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if isinstance(event, dict):
         # Every log line of the invocation names its operation (searchable in CloudWatch).

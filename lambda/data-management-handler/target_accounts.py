@@ -9,10 +9,18 @@ roleArn is an IAM role ARN (arn:PARTITION:iam::ACCOUNT:role/[PATH/]NAME, ASCII) 
 account; externalId follows STS (2-1224 ASCII letters, digits and _+=,.@:/-); accountName is 1-256
 characters, not blank; enabled is a JSON boolean. A parameter given as null is refused, not
 read as absent: omit it instead.
+
+Every change of the registry (add, update, enable, disable, delete) logs one audit line,
+after its write landed: `{"message": "registry change", "audit": true, "operation", "action",
+"accountId", "changedFields"}`. It names fields, never their values: an externalId is a
+shared secret, a roleArn and an accountName say more about an account than its id.
+A refused call changes nothing and logs no audit line.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +29,7 @@ from botocore.exceptions import ClientError
 from shared.aws import environment_pool, error_code
 from shared.config import table_names
 from shared.exceptions import ConflictError, InvalidParameterError, NotFoundError
+from shared.observability import get_logger
 from shared.operations import Field, check_params
 from shared.pagination import MAX_TOKEN_LENGTH, decode_token, encode_token
 from shared.validation import ACCOUNT_ID, EXTERNAL_ID, ROLE_ARN, account_of
@@ -44,6 +53,9 @@ _MUTABLE_FIELDS = {
         (list,), items=str, pattern=ACCOUNT_ID, max_items=MAX_EC2_SOURCE_ACCOUNTS
     ),
 }
+# The registry fields an audit line names (accountId is the line's own field; createdAt and
+# updatedAt are bookkeeping that every write sets).
+AUDITED_FIELDS = tuple(_MUTABLE_FIELDS)
 ADD_SPEC = {"accountId": ACCOUNT_ID_FIELD, **_MUTABLE_FIELDS}
 UPDATE_SPEC = ADD_SPEC
 KEY_SPEC = {"accountId": ACCOUNT_ID_FIELD}
@@ -52,6 +64,31 @@ LIST_SPEC = {
     "nextToken": Field((str,), non_empty=True, max_length=MAX_TOKEN_LENGTH),
     "enabledOnly": Field((bool,)),
 }
+
+logger = get_logger("data-management-handler")
+# boto3's resource layer logs every call with its parameters at INFO ("Calling
+# dynamodb:put_item with {...}"): at the function's INFO log level the registry's writes
+# would put externalId, roleArn and accountName values in the logs. Its warnings still pass.
+logging.getLogger("boto3.resources.action").setLevel(logging.WARNING)
+
+
+def _audit(operation: str, action: str, account_id: str, changed: Iterable[str]) -> None:
+    """Log the one audit line of a registry change: the account and the NAMES of the fields
+    the change set or removed (sorted), never their values."""
+    logger.info(
+        "registry change",
+        extra={
+            "audit": True,
+            "operation": operation,
+            "action": action,
+            "accountId": account_id,
+            "changedFields": sorted(changed),
+        },
+    )
+
+
+def _registry_fields(item: Mapping[str, Any]) -> list[str]:
+    return [name for name in AUDITED_FIELDS if name in item]
 
 
 def _table(table: Any | None) -> Any:
@@ -126,6 +163,7 @@ def add_target_account(
         if _is_conditional_failure(exc):
             raise ConflictError(f"{operation}: account {account_id} is already registered") from exc
         raise
+    _audit(operation, "add", account_id, _registry_fields(item))
     return {"account": item}
 
 
@@ -179,7 +217,10 @@ def update_target_account(
     """Change roleArn, externalId, accountName, enabled and/or ec2SourceAccountIds. Returns
     {"account": new item}.
 
-    Raises InvalidParameterError (nothing to change, bad fields) and NotFoundError.
+    The audit line lists the fields whose value this call changed (a field given with the
+    value it already had is not listed); its action is "enable" or "disable" when `enabled`
+    changed, else "update". Raises InvalidParameterError (nothing to change, bad fields)
+    and NotFoundError.
     """
     operation = "update_target_account"
     check_params(operation, params, UPDATE_SPEC)
@@ -192,24 +233,33 @@ def update_target_account(
             f"{operation}: nothing to change; give at least one of {', '.join(_MUTABLE_FIELDS)}"
         )
     _check_role_account(operation, account_id, changes)
+    given = dict(changes)
     changes["updatedAt"] = _now()
     names = {f"#{field}": field for field in changes}
     values = {f":{field}": value for field, value in changes.items()}
     assignments = ", ".join(f"#{field} = :{field}" for field in changes)
     try:
+        # The item as it was before this write (atomically): what changed is told from it,
+        # and the new item is it with the SET applied (SET is all this expression does).
         result = _table(table).update_item(
             Key={"accountId": account_id},
             UpdateExpression=f"SET {assignments}",
             ConditionExpression="attribute_exists(accountId)",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
+            ReturnValues="ALL_OLD",
         )
     except ClientError as exc:
         if _is_conditional_failure(exc):
             raise NotFoundError(f"{operation}: account {account_id} is not registered") from exc
         raise
-    return {"account": result["Attributes"]}
+    before = result.get("Attributes", {})
+    changed = [name for name, value in given.items() if name not in before or before[name] != value]
+    action = "update"
+    if "enabled" in changed:
+        action = "enable" if given["enabled"] else "disable"
+    _audit(operation, action, account_id, changed)
+    return {"account": {**before, **changes}}
 
 
 def delete_target_account(
@@ -223,11 +273,14 @@ def delete_target_account(
     check_params(operation, params, KEY_SPEC)
     account_id = params["accountId"]
     try:
-        _table(table).delete_item(
-            Key={"accountId": account_id}, ConditionExpression="attribute_exists(accountId)"
+        result = _table(table).delete_item(
+            Key={"accountId": account_id},
+            ConditionExpression="attribute_exists(accountId)",
+            ReturnValues="ALL_OLD",  # the audit line names the fields that went with it
         )
     except ClientError as exc:
         if _is_conditional_failure(exc):
             raise NotFoundError(f"{operation}: account {account_id} is not registered") from exc
         raise
+    _audit(operation, "delete", account_id, _registry_fields(result.get("Attributes", {})))
     return {"deleted": account_id}

@@ -29,8 +29,10 @@ def handle_direct_invocation(event: Any, context: Any) -> dict[str, Any]:
 
     Raises UnknownOperationError / InvalidParameterError (typed, listing valid choices),
     NotFoundError and AmbiguousSourceServerError; the invocation then fails visibly.
+    An AWS failure the operation lets through is AwsServiceError: the AWS error code in its
+    message, AWS's error text (role ARNs, account ids, request ids) in the log only.
     """
-    return dispatch(OPERATIONS, event, context)
+    return dispatch(OPERATIONS, event, context, logger)
 
 
 @logger.inject_lambda_context(clear_state=True)

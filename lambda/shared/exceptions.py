@@ -68,3 +68,21 @@ class AssumeRoleError(OrchestrationError):
         self.role_arn = role_arn
         self.aws_error_code = aws_error_code
         super().__init__(f"cannot assume {role_arn} for account {account_id}: {message}")
+
+
+class AwsServiceError(OrchestrationError):
+    """An AWS call failed while an operation ran (an error the operation does not turn into
+    one of its own). The message names the operation, the AWS error code and the call; AWS's
+    error text, which can name role ARNs, other accounts and request ids, goes to the logs
+    only (see `shared.operations.dispatch`)."""
+
+    error_code = "AwsServiceError"
+
+    def __init__(self, operation: str, aws_error_code: str, call: str | None = None) -> None:
+        self.operation = operation
+        self.aws_error_code = aws_error_code
+        to_call = f" to {call}" if call else ""
+        super().__init__(
+            f"{operation}: AWS answered {aws_error_code}{to_call}; "
+            "the function's log has the details"
+        )

@@ -9,7 +9,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shared.exceptions import InvalidParameterError, InvalidRequestError, UnknownOperationError
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from shared.aws import error_code, error_message
+from shared.exceptions import (
+    AssumeRoleError,
+    AwsServiceError,
+    InvalidParameterError,
+    InvalidRequestError,
+    UnknownOperationError,
+)
 from shared.validation import TextFormat, json_type, listed, shown
 
 Operation = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -31,16 +41,44 @@ def split_event(event: object) -> tuple[str, dict[str, Any]]:
     return name, params
 
 
-def dispatch(operations: Mapping[str, Operation], event: object, context: Any) -> dict[str, Any]:
+def dispatch(
+    operations: Mapping[str, Operation],
+    event: object,
+    context: Any,
+    logger: Logger,
+) -> dict[str, Any]:
     """Look the event's operation up in `operations`, run it and return its dict.
 
     Raises UnknownOperationError (listing the valid operations) for a name not in the map.
+    An AWS failure the operation lets through (ClientError, BotoCoreError, AssumeRoleError)
+    is raised as AwsServiceError, whose message holds the AWS error code but not AWS's
+    error text: that text goes to `logger` (one warning with operation, errorCode and
+    error), since an error answer is shown to the invoker and kept by whoever invoked.
     """
     name, params = split_event(event)
     operation = operations.get(name)
     if operation is None:
         raise UnknownOperationError(name, operations.keys())
-    return operation(params, context)
+    try:
+        return operation(params, context)
+    except (ClientError, BotoCoreError, AssumeRoleError) as exc:
+        raise _aws_failure(name, exc, logger) from exc
+
+
+def _aws_failure(operation: str, exc: Exception, logger: Logger) -> AwsServiceError:
+    """The AwsServiceError `exc` becomes, after its AWS text is logged."""
+    call: str | None
+    if isinstance(exc, ClientError):
+        code, call, text = error_code(exc), exc.operation_name, error_message(exc)
+    elif isinstance(exc, AssumeRoleError):
+        code, call, text = exc.error_code, "AssumeRole", str(exc)
+    else:
+        code, call, text = type(exc).__name__, None, str(exc)
+    logger.warning(
+        "operation failed: AWS error",
+        extra={"operation": operation, "errorCode": code, "call": call, "error": text},
+    )
+    return AwsServiceError(operation, code, call)
 
 
 DEFAULT_MAX_LENGTH = 2048  # characters of any string parameter without its own limit

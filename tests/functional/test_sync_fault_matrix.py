@@ -18,9 +18,10 @@ import pytest
 from inventory_sync import store as store_module
 from inventory_sync.deadline import Deadline
 from inventory_sync.models import SyncSettings
-from scripts.local.drs_simulator import Fault
+from scripts.local.drs_simulator import _DEFAULT_FAULT_MESSAGES, Fault
 from scripts.local.moto_server import LocalMotoServer, MotoFault
 from shared.exceptions import InvalidParameterError
+from shared.messages import reader_message
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.world import HUB, REGIONS, TARGET_A, TARGET_B, World
 
@@ -152,6 +153,10 @@ def test_fault_in_one_scope_fails_only_that_scope(world: World, row: Row) -> Non
     assert set(failures) == {FAULTED}, summary["failures"]
     assert failures[FAULTED]["status"] == row.status
     assert failures[FAULTED]["errorCode"] == row.error_code
+    # ... whose message is the sync's own or the code's, never what DRS said
+    assert not any(
+        text in failures[FAULTED]["message"] for text in _DEFAULT_FAULT_MESSAGES.values()
+    )
     # ... its items are byte-for-byte as they were: the vanished server is not soft-deleted
     assert scope_snapshot(world, *FAULTED) == before
     # ... its status row is this run's, and its data is not fresh
@@ -159,6 +164,7 @@ def test_fault_in_one_scope_fails_only_that_scope(world: World, row: Row) -> Non
     row_status = status[FAULTED]
     assert row_status["status"] == row.status
     assert row_status["errorCode"] == row.error_code
+    assert row_status["errorMessage"] == reader_message(row.error_code, row.status)
     assert row_status["runId"] == summary["runId"]
     assert row_status["lastSyncTime"] == summary["startedAt"]
     assert row_status["lastSuccessTime"] == first["startedAt"]

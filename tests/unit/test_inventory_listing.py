@@ -52,6 +52,8 @@ def test_message_text_does_not_decide_status() -> None:
     listing, calls = _list(lambda scope: _FailingDrs(error))
     assert listing.status is ScopeStatus.ERROR
     assert listing.error_code == "InternalServerException"
+    assert listing.error_message == "DRS answered InternalServerException"
+    assert listing.error_detail == "Account not initialized; access denied"
     assert not listing.complete
     assert calls == 1  # the one failed call
 
@@ -75,5 +77,9 @@ def test_assume_role_failure_marks_the_scope_and_reads_nothing() -> None:
     listing, calls = _list(no_client)
     assert listing.status is ScopeStatus.ACCESS_DENIED
     assert listing.error_code == "AssumeRoleFailed"
-    assert "sts:AssumeRole" in (listing.error_message or "")
+    # readers get the code's generic message; the AWS text (with the role ARN) is the
+    # listing's detail, which only the logs get
+    assert listing.error_message == "the hub could not assume the account's role"
+    assert "sts:AssumeRole" in (listing.error_detail or "")
+    assert "arn:aws:iam::111122223333:role/r" in (listing.error_detail or "")
     assert calls == 0 and listing.servers == ()

@@ -85,6 +85,9 @@ def test_scope_view_reports_age_and_freshness() -> None:
     view = scope_view(item, NOW, 1800)
     assert view["ageSeconds"] == 3600 and view["fresh"] is False
     assert view["status"] == "THROTTLED" and view["serverCount"] == 7
+    # the code's generic message, not the text stored with it
+    assert view["errorCode"] == "ThrottlingException"
+    assert view["errorMessage"] == "DRS throttled the listing"
     # Within the threshold, but the latest run failed: data of unknown truth, not fresh.
     assert scope_view(item, NOW, 7200)["fresh"] is False
     assert scope_view({**item, "status": "ACTIVE"}, NOW, 7200)["fresh"] is True

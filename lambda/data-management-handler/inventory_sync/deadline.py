@@ -18,8 +18,9 @@ from typing import Any
 from botocore.config import Config
 
 from inventory_sync.exceptions import DeadlineReachedError
+from shared.messages import DEADLINE_REACHED
 
-DEADLINE_CODE = "DeadlineReached"
+DEADLINE_CODE = DEADLINE_REACHED
 # botocore's own bounds, kept when the run has plenty of time.
 MAX_CONNECT_TIMEOUT = 5.0
 MAX_READ_TIMEOUT = 30.0

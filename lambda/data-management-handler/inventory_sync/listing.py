@@ -12,6 +12,7 @@ from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope, ScopeListing, ScopeStatus
 from shared.aws import error_code, error_message
 from shared.exceptions import AssumeRoleError
+from shared.messages import MALFORMED_RESPONSE, PAGINATION_LOOP, reader_message
 
 # Error codes -> scope status. Codes, never message text, decide.
 _STATUS_BY_CODE = {
@@ -35,10 +36,6 @@ def status_for_error_code(code: str) -> ScopeStatus:
     return _STATUS_BY_CODE.get(code, ScopeStatus.ERROR)
 
 
-MALFORMED = "MalformedResponse"
-PAGINATION_LOOP = "PaginationLoop"
-
-
 class _ListingFault(Exception):
     """The listing cannot be trusted: ends it as a failure with this code."""
 
@@ -60,10 +57,11 @@ def list_scope(
 
     `drs_client(scope)` returns the DRS client for the scope (it may raise AssumeRoleError);
     `on_call()` runs before each DescribeSourceServers call (the run counts them). Never
-    raises for an AWS failure: the failure becomes the listing's status, error code and
-    message. Fails closed: an answer without an `items` list or with a non-string
-    `nextToken` is `MalformedResponse`; a `nextToken` seen before, or more than `max_pages`
-    pages, is `PaginationLoop`; the deadline stops paging (`SKIPPED`, `DeadlineReached`).
+    raises for an AWS failure: the failure becomes the listing's status, error code, a
+    message without AWS text (see `shared.messages`) and the AWS text as `error_detail`.
+    Fails closed: an answer without an `items` list or with a non-string `nextToken` is
+    `MalformedResponse`; a `nextToken` seen before, or more than `max_pages` pages, is
+    `PaginationLoop`; the deadline stops paging (`SKIPPED`, `DeadlineReached`).
     A "no DRS here" error after a page succeeded keeps its status here; the pipeline decides
     that it contradicts the pages before it (`pages` says how many there were).
     """
@@ -89,7 +87,8 @@ def list_scope(
             items = response.get("items")
             if not isinstance(items, list):
                 raise _ListingFault(
-                    MALFORMED, f"page {pages + 1} has no items list ({type(items).__name__})"
+                    MALFORMED_RESPONSE,
+                    f"page {pages + 1} has no items list ({type(items).__name__})",
                 )
             pages += 1
             servers.extend(items)
@@ -97,7 +96,9 @@ def list_scope(
             if token is None or token == "":
                 break
             if not isinstance(token, str):
-                raise _ListingFault(MALFORMED, f"page {pages} has a {type(token).__name__} token")
+                raise _ListingFault(
+                    MALFORMED_RESPONSE, f"page {pages} has a {type(token).__name__} token"
+                )
             if token in seen_tokens:
                 raise _ListingFault(PAGINATION_LOOP, f"page {pages} repeats an earlier nextToken")
             seen_tokens.add(token)
@@ -107,7 +108,7 @@ def list_scope(
             ScopeStatus.SKIPPED,
             pages=pages,
             error_code=exc.error_code,
-            error_message=str(exc),
+            error_message=str(exc),  # the sync's own words: which scope, at which step
         )
     except _ListingFault as exc:
         return ScopeListing(
@@ -117,21 +118,25 @@ def list_scope(
         status = status_for_error_code(exc.aws_error_code)
         if status is ScopeStatus.REGION_NOT_ENABLED:
             status = ScopeStatus.ERROR  # STS is global; a token error there is not a region's
-        return ScopeListing(
-            scope, status, pages=pages, error_code=exc.error_code, error_message=str(exc)
-        )
+        return _failed(scope, status, pages, exc.error_code, str(exc))
     except ClientError as exc:
         code = error_code(exc)
-        message = error_message(exc)
-        return ScopeListing(
-            scope, status_for_error_code(code), pages=pages, error_code=code, error_message=message
-        )
+        return _failed(scope, status_for_error_code(code), pages, code, error_message(exc))
     except BotoCoreError as exc:
-        return ScopeListing(
-            scope,
-            ScopeStatus.ERROR,
-            pages=pages,
-            error_code=type(exc).__name__,
-            error_message=str(exc),
-        )
+        return _failed(scope, ScopeStatus.ERROR, pages, type(exc).__name__, str(exc))
     return ScopeListing(scope, ScopeStatus.ACTIVE, servers=tuple(servers), pages=pages)
+
+
+def _failed(
+    scope: Scope, status: ScopeStatus, pages: int, code: str, aws_text: str
+) -> ScopeListing:
+    """A listing AWS refused: readers get the code's generic message, the logs `aws_text`
+    (it can name role ARNs, other accounts and request ids)."""
+    return ScopeListing(
+        scope,
+        status,
+        pages=pages,
+        error_code=code,
+        error_message=reader_message(code, status),
+        error_detail=aws_text,
+    )

@@ -46,7 +46,8 @@ class ScopeListing:
     servers: tuple[Any, ...] = ()  # as DRS returned them: not yet checked record by record
     pages: int = 0
     error_code: str | None = None
-    error_message: str | None = None
+    error_message: str | None = None  # ours or generic (shared.messages): never AWS text
+    error_detail: str | None = None  # the AWS error text: for the logs only
 
     @property
     def complete(self) -> bool:
@@ -66,7 +67,10 @@ class ScopeOutcome:
     scope: Scope
     status: ScopeStatus
     error_code: str | None = None
+    # For the run's result: a message of the sync's own or the generic one for the code,
+    # never AWS text. The AWS text, if any, is `error_detail`, which only the logs get.
     error_message: str | None = None
+    error_detail: str | None = None
     pages: int = 0
     servers_seen: int = 0
     servers_written: int = 0
@@ -97,10 +101,13 @@ class ScopeOutcome:
             return True
         return self.status is ScopeStatus.ACTIVE and self.error_code is None
 
-    def fail(self, status: ScopeStatus, code: str, message: str) -> None:
+    def fail(self, status: ScopeStatus, code: str, message: str, detail: str | None = None) -> None:
+        """Mark the scope failed: `message` is what readers may see (no AWS text), `detail`
+        what only the logs get."""
         self.status = status
         self.error_code = code
         self.error_message = message
+        self.error_detail = detail
         self.confirmed = False
 
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from inventory_sync.deadline import DEADLINE_CODE, Deadline
 from inventory_sync.enrichment import enrich
@@ -40,11 +40,15 @@ from inventory_sync.records import (
     refresh_due,
 )
 from inventory_sync.store import BatchResult, SyncStore
-from shared.aws import error_code
+from shared.aws import error_code, error_message
+from shared.messages import (
+    INVENTORY_TABLE_FAILED,
+    INVENTORY_WRITE_FAILED,
+    MASS_DELETION_HELD,
+    UNEXPECTED_ERROR,
+    reader_message,
+)
 from shared.observability import get_logger
-
-MASS_DELETION_HELD = "MassDeletionHeld"
-INVENTORY_WRITE_FAILED = "InventoryWriteFailed"
 
 logger = get_logger("data-management-handler")
 
@@ -84,14 +88,28 @@ def sync_scope(scope: Scope, run: RunContext) -> ScopeOutcome:
         _run(scope, run, outcome)
     except DeadlineReachedError as exc:
         outcome.fail(ScopeStatus.SKIPPED, DEADLINE_CODE, f"not finished: {exc}")
-    except ClientError as exc:
-        outcome.fail(ScopeStatus.ERROR, error_code(exc), str(exc))
+    except (ClientError, BotoCoreError) as exc:
+        # The listing and the enrichment keep their own AWS failures: what reaches here is
+        # the inventory table's. Its AWS code and text go to the logs with the scope's line.
+        aws_code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
+        aws_text = error_message(exc) if isinstance(exc, ClientError) else str(exc)
+        outcome.fail(
+            ScopeStatus.ERROR,
+            INVENTORY_TABLE_FAILED,
+            reader_message(INVENTORY_TABLE_FAILED),
+            f"{aws_code}: {aws_text}",
+        )
     except Exception as exc:  # one scope's surprise must not stop the others
         logger.exception(
             "scope failed unexpectedly",
             extra={"accountId": scope.account_id, "region": scope.region},
         )
-        outcome.fail(ScopeStatus.ERROR, type(exc).__name__, str(exc) or type(exc).__name__)
+        outcome.fail(
+            ScopeStatus.ERROR,
+            UNEXPECTED_ERROR,
+            reader_message(UNEXPECTED_ERROR),
+            f"{type(exc).__name__}: {exc}",
+        )
     return outcome
 
 
@@ -111,6 +129,7 @@ def _run(scope: Scope, run: RunContext, outcome: ScopeOutcome) -> None:
     outcome.status = listing.status
     outcome.error_code = listing.error_code
     outcome.error_message = listing.error_message
+    outcome.error_detail = listing.error_detail
     outcome.pages = listing.pages
     if listing.status in NO_DRS_STATUSES:
         _judge_no_drs_answer(listing, run, outcome)
@@ -142,7 +161,12 @@ def _judge_no_drs_answer(listing: ScopeListing, run: RunContext, outcome: ScopeO
             outcome.confirmed = True  # a true, complete answer: nothing is here
             return
         reason = f"although the inventory holds {live} live server(s) of this scope"
-    outcome.fail(ScopeStatus.ERROR, code, f"DRS answered {code} {reason}; items kept as they were")
+    outcome.fail(
+        ScopeStatus.ERROR,
+        code,
+        f"DRS answered {code} {reason}; items kept as they were",
+        listing.error_detail,
+    )
 
 
 @dataclass

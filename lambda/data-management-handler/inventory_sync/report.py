@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from inventory_sync.models import Plan, Scope, ScopeOutcome
-from inventory_sync.status import STATUS_WRITE_FAILED
 from inventory_sync.sweep import SweepResult
+from shared.messages import STATUS_WRITE_FAILED, reader_message
 from shared.observability import emit_metrics, get_logger
 
 OPERATION = "sync_source_server_inventory"
@@ -46,6 +46,9 @@ class RunFacts:
 
 
 def _failure(outcome: ScopeOutcome, status_unwritten: set[Scope]) -> dict[str, Any] | None:
+    """A failed scope as the result lists it. The message is the sync's own (counts, pages,
+    the reason for a contradiction) or the generic one of its code, never AWS text: the
+    result is logged and may be stored by whoever invoked the run."""
     unwritten = outcome.scope in status_unwritten
     if outcome.healthy and not unwritten:
         return None
@@ -60,7 +63,7 @@ def _failure(outcome: ScopeOutcome, status_unwritten: set[Scope]) -> dict[str, A
         entry["statusRecorded"] = False
         if outcome.healthy:
             entry["errorCode"] = STATUS_WRITE_FAILED
-            entry["message"] = "the scope's region-status item could not be written"
+            entry["message"] = reader_message(STATUS_WRITE_FAILED)
     return entry
 
 

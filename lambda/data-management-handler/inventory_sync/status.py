@@ -17,10 +17,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from inventory_sync.exceptions import DeadlineReachedError
 from inventory_sync.models import Scope, ScopeOutcome, ScopeStatus
 from inventory_sync.store import BatchResult, SyncStore
-from shared.aws import error_code
+from shared.aws import error_code, error_message
+from shared.messages import reader_message
 from shared.observability import get_logger
-
-STATUS_WRITE_FAILED = "StatusWriteFailed"
 
 logger = get_logger("data-management-handler")
 
@@ -32,7 +31,9 @@ def status_item(
 
     A confirmed scope (complete listing, every write landed, or a true "no DRS here") gets
     this run as its `lastSuccessTime` and its listed count; any other keeps the last known
-    success and count, so readers see how old the data they hold really is.
+    success and count, so readers see how old the data they hold really is. `errorMessage`
+    is the generic message of the error code (`shared.messages`), never AWS text: the item
+    is read by anyone with access to the table, the AWS text is in the scope's log line.
     """
     last_success: str | None
     if outcome.confirmed:
@@ -49,7 +50,7 @@ def status_item(
         "lastSyncTime": run_time,
         "lastSuccessTime": last_success,
         "errorCode": outcome.error_code,
-        "errorMessage": outcome.error_message,
+        "errorMessage": reader_message(outcome.error_code, outcome.status),
         "runId": run_id,
     }
 
@@ -111,28 +112,30 @@ class StatusRecorder:
             return
         scopes = [Scope(item["accountId"], item["region"]) for item in batch]
         result = BatchResult()
-        code = "UnprocessedItems"
+        code: str = "UnprocessedItems"
+        detail: str | None = None
         try:
             store.put_region_statuses(batch, result)
         except ClientError as exc:
-            code = error_code(exc)
+            code, detail = error_code(exc), error_message(exc)
         except (BotoCoreError, DeadlineReachedError) as exc:
-            code = type(exc).__name__
+            code, detail = type(exc).__name__, str(exc)
         # What landed is recorded, even when the batch stopped half-way; the rest is not.
         landed = {Scope(i["accountId"], i["region"]) for i in result.written_items}
         with self._lock:
             self.recorded.update(landed)
         unwritten = sorted(set(scopes) - landed)
         if unwritten:
-            self._failed(unwritten, code)
+            self._failed(unwritten, code, detail)
 
-    def _failed(self, scopes: list[Scope], code: str) -> None:
+    def _failed(self, scopes: list[Scope], code: str, aws_text: str | None) -> None:
         with self._lock:
             self.failed.update(scopes)
         logger.error(
             "region status not written",
             extra={
                 "errorCode": code,
+                "error": aws_text,
                 "scopes": [f"{s.account_id}/{s.region}" for s in scopes[:20]],
                 "count": len(scopes),
             },

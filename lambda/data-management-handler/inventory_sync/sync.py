@@ -439,10 +439,14 @@ class SyncRun:
             self._log_scope(outcome, done)
 
     def _log_scope(self, outcome: ScopeOutcome, done: int) -> None:
+        # The one line per scope, a warning for a failed one. It alone carries the AWS error
+        # text (`error`): status items and the run's result get the code and a generic
+        # message (shared.messages), so this line is where an operator finds the details.
         level = logger.info if outcome.healthy else logger.warning
         level(
             "scope synced",
             extra={
+                "runId": self.run_id,
                 "accountId": outcome.scope.account_id,
                 "region": outcome.scope.region,
                 "status": str(outcome.status),
@@ -451,6 +455,7 @@ class SyncRun:
                 "softDeleted": outcome.servers_soft_deleted,
                 "rejected": outcome.records_rejected,
                 "errorCode": outcome.error_code,
+                "error": outcome.error_detail or outcome.error_message,
                 "progress": f"{done}/{len(self.plan.scopes) if self.plan else 0}",
             },
         )

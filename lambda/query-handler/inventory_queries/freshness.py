@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from shared.exceptions import ConfigurationError, InvalidParameterError
+from shared.messages import reader_message
 
 FRESHNESS_ENV = "INVENTORY_FRESHNESS_SECONDS"
 SYNC_INTERVAL_SECONDS = 15 * 60  # the EventBridge rule's rate(15 minutes)
@@ -99,7 +100,11 @@ def is_fresh(age: int | None, threshold: int, status: object) -> bool:
 def scope_view(item: Mapping[str, Any], now: datetime, threshold: int) -> dict[str, Any]:
     """One region-status item as returned to callers, with `ageSeconds` (age of the data,
     i.e. since lastSuccessTime) and `fresh` (healthy latest status and age within
-    `threshold`; never for a scope whose latest run failed)."""
+    `threshold`; never for a scope whose latest run failed).
+
+    `errorMessage` is the generic message of `errorCode` (shared.messages), chosen again
+    here rather than read from the item: an item written before the sync stopped storing
+    AWS error text (role ARNs, other accounts' ids, request ids) must not pass it on."""
     age = age_seconds(item.get("lastSuccessTime"), now)
     return {
         "accountId": item["accountId"],
@@ -109,7 +114,7 @@ def scope_view(item: Mapping[str, Any], now: datetime, threshold: int) -> dict[s
         "lastSyncTime": item.get("lastSyncTime"),
         "lastSuccessTime": item.get("lastSuccessTime"),
         "errorCode": item.get("errorCode"),
-        "errorMessage": item.get("errorMessage"),
+        "errorMessage": reader_message(item.get("errorCode"), item.get("status")),
         "runId": item.get("runId"),
         "ageSeconds": age,
         "fresh": is_fresh(age, threshold, item.get("status")),
