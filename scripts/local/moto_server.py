@@ -55,7 +55,7 @@ from xml.sax.saxutils import escape
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from scripts.local import moto_speedups
+from scripts.local import moto_s3_policy, moto_speedups
 from scripts.local.dynamodb_capacity import CapacityMeter, IndexSpec, ItemState, item_size
 
 LOOPBACK = "127.0.0.1"
@@ -823,6 +823,8 @@ def _app(
     capacity: bool = False,
 ) -> _SerialisedApp:
     """The serialised moto app; `fast_dynamodb` patches moto in this whole process."""
+    # Always: moto takes every bucket-policy condition as met (see moto_s3_policy).
+    moto_s3_policy.install()
     app = _SerialisedApp(
         DomainDispatcherApplication(create_backend_app), latency_ms, capacity=capacity
     )
