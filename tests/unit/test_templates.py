@@ -239,6 +239,21 @@ def test_functions_follow_the_naming_and_runtime_contract(logical_id: str, name:
     }
 
 
+def test_every_table_is_protected_from_deletion() -> None:
+    # DeletionPolicy Retain keeps a table when its stack goes; deletion protection also stops
+    # a delete-table, a console delete or a replacement. moto applies it as well (e2e).
+    tables = resources_of_type(load_template("dynamodb-stack.yaml"), "AWS::DynamoDB::Table")
+
+    assert set(tables) == {
+        "SourceServerInventoryTable",
+        "DrsRegionStatusTable",
+        "TargetAccountsTable",
+        "SyncLeaseTable",
+    }
+    for logical_id, table in tables.items():
+        assert table["Properties"].get("DeletionProtectionEnabled") is True, logical_id
+
+
 def test_data_management_handler_has_the_time_the_sync_needs() -> None:
     properties = lambda_stack().resource_properties(DMH_FUNCTION)
     settings = SyncSettings.from_env(properties["Environment"]["Variables"])
