@@ -10,15 +10,20 @@ Usage: scripts/deploy.sh ENV [--validate-only | --lambda-only] [--region R] [--p
 
 Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|staging|prod).
 
-  (default)          package both functions (deterministic zips), upload them to the
-                     deployment bucket (created versioned and public-access-blocked when
-                     missing), deploy the stacks dynamodb -> lambda -> eventbridge ->
-                     monitoring -> main (PROJECT-ENV, the root operators check) with
-                     `aws cloudformation deploy` (a no-op when nothing changed) and print
-                     their outputs
+  (default)          package both functions (deterministic zips); harden the deployment
+                     bucket (created when missing; public access blocked, versioned,
+                     encrypted, TLS-only policy letting only this identity write packages);
+                     upload each package unless its key already holds its SHA-256; deploy
+                     the stacks dynamodb -> lambda (pinned to the object versions) ->
+                     eventbridge -> monitoring -> main (PROJECT-ENV, the root operators
+                     check) with `aws cloudformation deploy` (a no-op when nothing changed),
+                     check that each function's CodeSha256 is its package's, and print the
+                     outputs. In prod every stack gets termination protection.
   --validate-only    cfn-lint every template, compile the Lambda code, run the unit tests;
                      touches no AWS
-  --lambda-only      package and update both functions' code only, waiting until active
+  --lambda-only      package and upload as above, then update only the code location of
+                     the lambda stack and the main stack (their deployed templates, every
+                     other parameter kept) and check CodeSha256 as above
   --region R         AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, then the profile's)
   --profile P        AWS CLI profile
   --endpoint-url URL send every AWS call to URL (e.g. the local moto server); same as
@@ -175,7 +180,11 @@ if [ "$MODE" = "validate-only" ]; then
 fi
 
 # ------------------------------------------------------------------------ AWS access
+
 AWS="$(tool aws)" || die "aws CLI not found (run: make venv, or install the AWS CLI)"
+WORK_DIR="$(mktemp -d)" || die "cannot create a temporary folder"
+readonly WORK_DIR
+trap 'rm -rf "$WORK_DIR"' EXIT
 if [ -z "$REGION" ]; then
   REGION="$("$AWS" configure get region ${PROFILE:+--profile "$PROFILE"} 2>/dev/null || true)"
 fi
@@ -183,6 +192,21 @@ fi
 
 aws_cli() {
   "$AWS" --region "$REGION" ${PROFILE:+--profile "$PROFILE"} "$@"
+}
+
+# aws_output ARGS...: aws_cli's output; on failure prints the CLI's last error line instead and
+# returns 1. stderr is kept apart: the CLI's warnings must not be parsed as output.
+aws_output() {
+  local errors output
+  errors="$(mktemp)"
+  if output="$(aws_cli "$@" 2>"$errors")"; then
+    rm -f "$errors"
+    printf '%s\n' "$output"
+    return 0
+  fi
+  grep -v '^$' "$errors" | tail -n 1 || true
+  rm -f "$errors"
+  return 1
 }
 
 stage "check credentials (region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL})"
@@ -200,61 +224,137 @@ BUCKET="${DEPLOY_BUCKET:-$PROJECT_NAME-deploy-$ACCOUNT_ID-$REGION}"
 function_name() { echo "$PROJECT_NAME-$1-$ENV_NAME"; }
 
 # ------------------------------------------------------------------------ packaging
-# Sets PACKAGE_KEY_<function> (S3 key) for each function; keys are content-addressed, so
-# an unchanged package is an unchanged stack parameter.
+# Sets, for each function, PACKAGE_KEY_<function> (S3 key), PACKAGE_PATH_<function> (the zip)
+# and PACKAGE_SHA_<function> (base64 SHA-256 of the zip: Lambda's CodeSha256 of it, and S3's
+# ChecksumSHA256 of a single-part upload of it). Keys are content-addressed, so an unchanged
+# package is an unchanged stack parameter.
 package_functions() {
-  local listing fn path sha code_sha var
+  local listing fn path sha code_sha
   stage "package: $FUNCTIONS (python3.12, manylinux2014_x86_64)"
   # shellcheck disable=SC2086  # FUNCTIONS is a list of words
   listing="$("$PYTHON" "$ROOT/scripts/package_lambda.py" $FUNCTIONS)" \
     || die "packaging failed (see above)"
   while read -r fn path sha code_sha; do
-    var="PACKAGE_KEY_${fn//-/_}"
-    printf -v "$var" '%s' "lambda/$fn/$sha.zip"
+    printf -v "PACKAGE_KEY_${fn//-/_}" '%s' "lambda/$fn/$sha.zip"
     printf -v "PACKAGE_PATH_${fn//-/_}" '%s' "$path"
+    printf -v "PACKAGE_SHA_${fn//-/_}" '%s' "$code_sha"
     info "$fn: $(basename "$path") sha256 $sha (CodeSha256 $code_sha)"
   done <<<"$listing"
 }
 package_key() { local var="PACKAGE_KEY_${1//-/_}"; echo "${!var}"; }
 package_path() { local var="PACKAGE_PATH_${1//-/_}"; echo "${!var}"; }
+package_sha() { local var="PACKAGE_SHA_${1//-/_}"; echo "${!var}"; }
+# The S3 object version holding the package (set by upload_packages).
+package_version() { local var="PACKAGE_VERSION_${1//-/_}"; echo "${!var}"; }
 
+# Hardens the deployment bucket on every run, whoever created it and whatever changed since:
+# public access blocked, versioning (the lambda stack pins object versions), default
+# encryption (an existing KMS default is kept), and the policy of scripts/bucket_policy.py
+# (TLS only; package writes by this deploy's identity only; other statements kept).
 ensure_bucket() {
-  local output
+  local output algorithm current wanted
   stage "deployment bucket s3://$BUCKET"
   if aws_cli s3api head-bucket --bucket "$BUCKET" --expected-bucket-owner "$ACCOUNT_ID" \
       >/dev/null 2>&1; then
     info "exists"
-    return
-  fi
-  if [ "$REGION" = "us-east-1" ]; then
-    output="$(aws_cli s3api create-bucket --bucket "$BUCKET" 2>&1)" \
-      || die "cannot create bucket $BUCKET: $(echo "$output" | tail -n 1)"
   else
-    output="$(aws_cli s3api create-bucket --bucket "$BUCKET" \
-      --create-bucket-configuration "LocationConstraint=$REGION" 2>&1)" \
-      || die "cannot create bucket $BUCKET: $(echo "$output" | tail -n 1)"
+    if [ "$REGION" = "us-east-1" ]; then
+      output="$(aws_output s3api create-bucket --bucket "$BUCKET")" \
+        || die "cannot create bucket $BUCKET: $output"
+    else
+      output="$(aws_output s3api create-bucket --bucket "$BUCKET" \
+        --create-bucket-configuration "LocationConstraint=$REGION")" \
+        || die "cannot create bucket $BUCKET: $output"
+    fi
+    info "created"
   fi
-  aws_cli s3api put-public-access-block --bucket "$BUCKET" --public-access-block-configuration \
-    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true
-  aws_cli s3api put-bucket-versioning --bucket "$BUCKET" \
-    --versioning-configuration Status=Enabled
-  aws_cli s3api put-bucket-encryption --bucket "$BUCKET" --server-side-encryption-configuration \
-    '{"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}'
-  info "created (versioned, public access blocked, encrypted)"
+  output="$(aws_output s3api put-public-access-block --bucket "$BUCKET" \
+    --expected-bucket-owner "$ACCOUNT_ID" --public-access-block-configuration \
+    BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true)" \
+    || die "cannot block public access to bucket $BUCKET: $output"
+  output="$(aws_output s3api put-bucket-versioning --bucket "$BUCKET" \
+    --expected-bucket-owner "$ACCOUNT_ID" --versioning-configuration Status=Enabled)" \
+    || die "cannot enable versioning of bucket $BUCKET: $output"
+  algorithm="$(aws_cli s3api get-bucket-encryption --bucket "$BUCKET" \
+    --expected-bucket-owner "$ACCOUNT_ID" --output text \
+    --query 'ServerSideEncryptionConfiguration.Rules[0].ApplyServerSideEncryptionByDefault.SSEAlgorithm' \
+    2>/dev/null || true)"
+  case "$algorithm" in
+    aws:kms|aws:kms:dsse) ;;  # stronger than the default set below: kept
+    *)
+      algorithm="AES256"
+      output="$(aws_output s3api put-bucket-encryption --bucket "$BUCKET" \
+        --expected-bucket-owner "$ACCOUNT_ID" --server-side-encryption-configuration \
+        '{"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}')" \
+        || die "cannot set the default encryption of bucket $BUCKET: $output" ;;
+  esac
+  if ! current="$(aws_output s3api get-bucket-policy --bucket "$BUCKET" \
+      --expected-bucket-owner "$ACCOUNT_ID" --query Policy --output text)"; then
+    [[ "$current" == *NoSuchBucketPolicy* ]] \
+      || die "cannot read the policy of bucket $BUCKET: $current"
+    current=""
+  fi
+  wanted="$(printf '%s' "$current" | "$PYTHON" "$ROOT/scripts/bucket_policy.py" \
+    --bucket "$BUCKET" --deployer-arn "$CALLER_ARN")" \
+    || die "cannot build the policy of bucket $BUCKET (see above)"
+  if [ -n "$wanted" ]; then
+    output="$(aws_output s3api put-bucket-policy --bucket "$BUCKET" \
+      --expected-bucket-owner "$ACCOUNT_ID" --policy "$wanted")" \
+      || die "cannot put the policy of bucket $BUCKET: $output"
+  fi
+  info "hardened: public access blocked, versioning enabled, default encryption $algorithm"
+  info "policy $([ -n "$wanted" ] && echo updated || echo "in place"): TLS only;" \
+    "package writes by $CALLER_ARN only"
 }
 
+# An S3 object version id the stacks can pin: set, and not "null" (the id of an object written
+# while the bucket was unversioned, which a later write under the key replaces).
+readonly VERSION_ID='^[A-Za-z0-9._+/=-]{1,1024}$'
+
+# Uploads each package unless the object under its key already holds exactly its bytes: the
+# SHA-256 checksum S3 stored for the object (computed by S3 and checked against ours on
+# upload) must equal the package's. Anything else under the key (other bytes, no SHA-256
+# checksum, an upload older than this check) is replaced by a new upload. Sets
+# PACKAGE_VERSION_<function> to the object version holding the package.
 upload_packages() {
-  local fn key
-  stage "upload packages"
+  local fn key expected found stored version output
+  stage "upload packages (SHA-256 checked)"
   for fn in $FUNCTIONS; do
     key="$(package_key "$fn")"
-    if aws_cli s3api head-object --bucket "$BUCKET" --key "$key" >/dev/null 2>&1; then
-      info "s3://$BUCKET/$key (already there)"
-    else
-      aws_cli s3api put-object --bucket "$BUCKET" --key "$key" \
-        --body "$(package_path "$fn")" >/dev/null || die "upload of $key failed"
-      info "s3://$BUCKET/$key"
+    expected="$(package_sha "$fn")"
+    stored=""
+    if found="$(aws_output s3api head-object --bucket "$BUCKET" --key "$key" \
+        --expected-bucket-owner "$ACCOUNT_ID" --checksum-mode ENABLED \
+        --query '[ChecksumSHA256, VersionId]' --output text)"; then
+      read -r stored version <<<"$found"
+    elif [[ "$found" != *"(404)"* && "$found" != *NoSuchKey* && "$found" != *"Not Found"* ]]; then
+      die "cannot read s3://$BUCKET/$key: $found"
     fi
+    if [ "$stored" = "$expected" ]; then
+      info "s3://$BUCKET/$key version $version (already there, SHA-256 matches)"
+    else
+      if [ "$stored" = "None" ]; then
+        note "s3://$BUCKET/$key has no SHA-256 checksum to check: uploading the package again"
+      elif [ -n "$stored" ]; then
+        note "s3://$BUCKET/$key does not hold the built package (SHA-256 $stored, the package's" \
+          "is $expected): uploading the package again"
+      fi
+      # S3 computes the SHA-256 of what it receives and refuses the upload when it differs
+      # from the one sent (BadDigest).
+      output="$(aws_output s3api put-object --bucket "$BUCKET" --key "$key" \
+        --body "$(package_path "$fn")" --expected-bucket-owner "$ACCOUNT_ID" \
+        --checksum-algorithm SHA256 --checksum-sha256 "$expected" \
+        --query '[ChecksumSHA256, VersionId]' --output text)" \
+        || die "upload of s3://$BUCKET/$key failed: $output"
+      read -r stored version <<<"$output"
+      [ "$stored" = "$expected" ] || die "s3://$BUCKET/$key: S3 stored SHA-256 $stored for" \
+        "the upload of a package whose SHA-256 is $expected"
+      info "s3://$BUCKET/$key version $version (uploaded)"
+    fi
+    [[ "$version" =~ $VERSION_ID ]] && [ "$version" != "null" ] \
+      || die "s3://$BUCKET/$key has no usable object version ('$version'): is versioning of" \
+        "bucket $BUCKET enabled?"
+    printf -v "PACKAGE_VERSION_${fn//-/_}" '%s' "$version"
   done
 }
 
@@ -298,16 +398,24 @@ show_failed_events() {
     >&2 2>/dev/null || true
 }
 
-# deploy_stack SHORT_NAME TEMPLATE KEY=VALUE...: create or update one stack.
+# deploy_stack SHORT_NAME TEMPLATE KEY=VALUE...: create or update one stack from cfn/TEMPLATE.
 deploy_stack() {
-  local short="$1" template="$2" stack status output
+  local short="$1" template="$2"
+  shift 2
+  stage "stack $(stack_name "$short") (cfn/$template)"
+  cfn_deploy "$short" "$ROOT/cfn/$template" "$@"
+}
+
+# cfn_deploy SHORT_NAME TEMPLATE_FILE KEY=VALUE...: `aws cloudformation deploy` of one stack
+# (parameters not given keep their deployed value), its outcome on one line, and protection.
+cfn_deploy() {
+  local short="$1" file="$2" stack status output
   shift 2
   stack="$(stack_name "$short")"
-  stage "stack $stack (cfn/$template)"
   status="STATUS_$short"
   status="${!status}"
   if output="$(aws_cli cloudformation deploy --stack-name "$stack" \
-      --template-file "$ROOT/cfn/$template" --capabilities CAPABILITY_IAM \
+      --template-file "$file" --capabilities CAPABILITY_IAM \
       --no-fail-on-empty-changeset \
       --tags "Project=$PROJECT_NAME" "Environment=$ENV_NAME" \
       --parameter-overrides "ProjectName=$PROJECT_NAME" "Environment=$ENV_NAME" "$@" 2>&1)"
@@ -328,21 +436,49 @@ deploy_stack() {
     show_failed_events "$stack"
     die "deploying $stack failed (see the errors above)"
   fi
+  protect_stack "$stack"
 }
 
-# aws_output ARGS...: aws_cli's output; on failure prints the CLI's last error line instead and
-# returns 1. stderr is kept apart: the CLI's warnings must not be parsed as output.
-aws_output() {
-  local errors output
-  errors="$(mktemp)"
-  if output="$(aws_cli "$@" 2>"$errors")"; then
-    rm -f "$errors"
-    printf '%s\n' "$output"
-    return 0
-  fi
-  grep -v '^$' "$errors" | tail -n 1 || true
-  rm -f "$errors"
-  return 1
+# protect_stack STACK: in prod, turn termination protection on (every run, so a stack whose
+# protection was turned off gets it back): deleting the stack then fails until an operator
+# turns it off. Other environments are left as they are.
+protect_stack() {
+  local output
+  [ "$ENV_NAME" = "prod" ] || return 0
+  output="$(aws_output cloudformation update-termination-protection --stack-name "$1" \
+    --enable-termination-protection)" \
+    || die "cannot enable termination protection of $1: $output"
+  info "termination protection enabled"
+}
+
+# update_parameters SHORT_NAME KEY=VALUE...: a parameter-only update of an existing stack: its
+# deployed template (not cfn/'s), the given values for the parameters that template declares,
+# every other parameter as it is.
+update_parameters() {
+  local short="$1" stack template declared pair given=()
+  shift
+  stack="$(stack_name "$short")"
+  stage "stack $stack (parameters only, its deployed template)"
+  template="$WORK_DIR/$short-deployed-template"
+  # JSON output: GetTemplate returns a YAML body as a string, a JSON body as an object.
+  aws_cli cloudformation get-template --stack-name "$stack" --template-stage Original \
+      --query TemplateBody --output json | "$PYTHON" -c '
+import json, sys
+body = json.load(sys.stdin)
+sys.stdout.write(body if isinstance(body, str) else json.dumps(body))' >"$template" \
+    || die "cannot read the deployed template of $stack"
+  declared="$(aws_output cloudformation describe-stacks --stack-name "$stack" --output text \
+    --query 'Stacks[0].Parameters[].ParameterKey')" \
+    || die "cannot read the parameters of $stack: $declared"
+  declared=" $(printf '%s' "$declared" | tr '\t\n' '  ') "
+  for pair in "$@"; do
+    if [[ "$declared" == *" ${pair%%=*} "* ]]; then
+      given+=("$pair")
+    else
+      info "${pair%%=*}: not a parameter of the deployed template (a full deploy adds it)"
+    fi
+  done
+  cfn_deploy "$short" "$template" ${given[@]+"${given[@]}"}
 }
 
 # ssm_drs_regions: where DRS runs in this deployment's partition, as AWS publishes it in the
@@ -483,6 +619,40 @@ print_outputs() {
   fi
 }
 
+# code_parameters: sets the caller's `params` to where the code is: the bucket, and each
+# package's key and object version (the version pins the bytes upload_packages checked).
+code_parameters() {
+  params=("DeploymentBucket=$BUCKET"
+          "DataManagementHandlerCodeKey=$(package_key data-management-handler)"
+          "DataManagementHandlerCodeVersion=$(package_version data-management-handler)"
+          "QueryHandlerCodeKey=$(package_key query-handler)"
+          "QueryHandlerCodeVersion=$(package_version query-handler)")
+}
+
+# What runs is what was built: each function's CodeSha256 (the SHA-256 of the code Lambda
+# holds) must be the built package's, whatever the bucket, the stacks or anyone did.
+verify_code() {
+  local fn name found expected mismatched=0
+  stage "verify: the functions run the packages built here (CodeSha256)"
+  for fn in $FUNCTIONS; do
+    name="$(function_name "$fn")"
+    expected="$(package_sha "$fn")"
+    found="$(aws_output lambda get-function-configuration --function-name "$name" \
+      --query CodeSha256 --output text)" || die "cannot read the code of $name: $found"
+    if [ "$found" = "$expected" ]; then
+      info "$name: CodeSha256 $found"
+    else
+      mismatched=$((mismatched + 1))
+      note "error: $name runs code with CodeSha256 $found, expected $expected (the package" \
+        "built here). To restore the code its stack names: aws lambda update-function-code" \
+        "--function-name $name --s3-bucket $BUCKET --s3-key $(package_key "$fn")" \
+        "--s3-object-version $(package_version "$fn")"
+    fi
+  done
+  [ "$mismatched" -eq 0 ] \
+    || die "$mismatched function(s) do not run the package built here (see above)"
+}
+
 deploy_all() {
   local params=() dmh_arn
   read_stack_statuses
@@ -493,12 +663,12 @@ deploy_all() {
 
   deploy_stack dynamodb dynamodb-stack.yaml
 
-  params=("DeploymentBucket=$BUCKET"
-          "DataManagementHandlerCodeKey=$(package_key data-management-handler)"
-          "QueryHandlerCodeKey=$(package_key query-handler)")
+  code_parameters
   params+=("DrsRegions=$DRS_REGIONS_CHOSEN")
   optional_param TARGET_ACCOUNT_ROLE_NAME_PATTERN TargetAccountRoleNamePattern
   deploy_stack lambda lambda-stack.yaml "${params[@]}"
+  # Before the schedule and the deployment record are touched.
+  verify_code
 
   # Read from Lambda rather than the lambda stack's outputs: the local AWS reports no
   # outputs for stacks created through change sets.
@@ -513,42 +683,36 @@ deploy_all() {
   optional_param ALARM_EMAIL AlarmEmail
   deploy_stack monitoring monitoring-stack.yaml ${params[@]+"${params[@]}"}
 
-  deploy_stack main main-stack.yaml \
-    "DataManagementHandlerCodeKey=$(package_key data-management-handler)" \
-    "QueryHandlerCodeKey=$(package_key query-handler)"
+  code_parameters
+  deploy_stack main main-stack.yaml "${params[@]:1}"  # all but the bucket
 
   print_outputs
   stage "deployed $PROJECT_NAME $ENV_NAME to $ACCOUNT_ID/$REGION"
 }
 
+# --lambda-only: new code through CloudFormation, so the stacks keep naming what runs. The
+# lambda stack and the root stack (the deployment record) get a parameter-only update with
+# the new code location; their templates and every other parameter stay as deployed.
 update_code() {
-  local fn name var after before
+  local fn name short status params=()
   for fn in $FUNCTIONS; do
     name="$(function_name "$fn")"
-    before="$(aws_cli lambda get-function-configuration --function-name "$name" \
-      --query CodeSha256 --output text 2>/dev/null)" \
+    aws_cli lambda get-function-configuration --function-name "$name" >/dev/null 2>&1 \
       || die "function $name not found: run a full deploy first (scripts/deploy.sh $ENV_NAME)"
-    printf -v "CODE_SHA_BEFORE_${fn//-/_}" '%s' "$before"
+  done
+  read_stack_statuses
+  for short in lambda main; do
+    status="STATUS_$short"
+    [ "${!status}" != "NONE" ] || die "stack $(stack_name "$short") not found: run a full" \
+      "deploy first (scripts/deploy.sh $ENV_NAME)"
   done
   package_functions
   ensure_bucket
   upload_packages
-  for fn in $FUNCTIONS; do
-    name="$(function_name "$fn")"
-    var="CODE_SHA_BEFORE_${fn//-/_}"
-    before="${!var}"
-    stage "update code of $name"
-    after="$(aws_cli lambda update-function-code --function-name "$name" --s3-bucket "$BUCKET" \
-      --s3-key "$(package_key "$fn")" --query CodeSha256 --output text)" \
-      || die "update of $name failed"
-    aws_cli lambda wait function-updated-v2 --function-name "$name" \
-      || die "$name did not become active after the update"
-    if [ "$before" = "$after" ]; then
-      info "code unchanged (CodeSha256 $after)"
-    else
-      info "CodeSha256 $before -> $after"
-    fi
-  done
+  code_parameters
+  update_parameters lambda "${params[@]}"
+  verify_code
+  update_parameters main "${params[@]:1}"
   stage "updated the code of $PROJECT_NAME $ENV_NAME in $ACCOUNT_ID/$REGION"
 }
 

@@ -62,7 +62,7 @@ from xml.sax.saxutils import escape
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from scripts.local import moto_speedups
+from scripts.local import moto_s3_policy, moto_speedups
 from scripts.local.dynamodb_capacity import CapacityMeter, IndexSpec, ItemState, item_size
 
 LOOPBACK = "127.0.0.1"
@@ -891,6 +891,8 @@ def _app(
     """The serialised moto app; `fast_dynamodb` and `manual_gc` act on this whole process."""
     if manual_gc:
         use_manual_full_gc()
+    # Always: moto takes every bucket-policy condition as met (see moto_s3_policy).
+    moto_s3_policy.install()
     app = _SerialisedApp(
         DomainDispatcherApplication(create_backend_app), latency_ms, capacity=capacity
     )

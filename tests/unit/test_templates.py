@@ -46,6 +46,8 @@ LAMBDA_PARAMS = {
     "DeploymentBucket": "deploy-bucket",
     "DataManagementHandlerCodeKey": "lambda/data-management-handler/0.zip",
     "QueryHandlerCodeKey": "lambda/query-handler/0.zip",
+    "DataManagementHandlerCodeVersion": "dmh-version-1",
+    "QueryHandlerCodeVersion": "qh-version-1",
     "DrsRegions": "us-east-1,eu-west-1",
 }
 SYNC_INPUT = {"operation": "sync_source_server_inventory"}
@@ -223,10 +225,15 @@ def test_function_arn_parameter_accepts_only_function_arns(arn: str, accepted: b
 
 # ------------------------------------------------------------------------------- functions
 @pytest.mark.parametrize(
-    ("logical_id", "name"),
-    [(DMH_FUNCTION, "data-management-handler"), (QH_FUNCTION, "query-handler")],
+    ("logical_id", "name", "version"),
+    [
+        (DMH_FUNCTION, "data-management-handler", "dmh-version-1"),
+        (QH_FUNCTION, "query-handler", "qh-version-1"),
+    ],
 )
-def test_functions_follow_the_naming_and_runtime_contract(logical_id: str, name: str) -> None:
+def test_functions_follow_the_naming_and_runtime_contract(
+    logical_id: str, name: str, version: str
+) -> None:
     properties = lambda_stack().resource_properties(logical_id)
 
     assert properties["FunctionName"] == f"{PROJECT}-{name}-{ENV}"
@@ -236,7 +243,56 @@ def test_functions_follow_the_naming_and_runtime_contract(logical_id: str, name:
     assert properties["Code"] == {
         "S3Bucket": "deploy-bucket",
         "S3Key": f"lambda/{name}/0.zip",
+        "S3ObjectVersion": version,
     }
+
+
+@pytest.mark.parametrize("template_name", ["lambda-stack.yaml", "main-stack.yaml"])
+@pytest.mark.parametrize("function", ["DataManagementHandler", "QueryHandler"])
+def test_code_key_and_object_version_are_required_parameters(
+    template_name: str, function: str
+) -> None:
+    # A key names whatever was last written under it; the version pins the bytes deploy.sh
+    # checked. Without a default, a deploy that does not name the version fails.
+    parameters = load_template(template_name)["Parameters"]
+
+    for suffix in ("CodeKey", "CodeVersion"):
+        parameter = parameters[f"{function}{suffix}"]
+        assert parameter["Type"] == "String" and parameter["MinLength"] == 1
+        assert "Default" not in parameter
+
+
+def test_the_deployment_record_names_each_package_by_key_and_version() -> None:
+    parameters = {
+        "Environment": ENV,
+        "DataManagementHandlerCodeKey": "lambda/data-management-handler/0.zip",
+        "DataManagementHandlerCodeVersion": "dmh-version-1",
+        "QueryHandlerCodeKey": "lambda/query-handler/0.zip",
+        "QueryHandlerCodeVersion": "qh-version-1",
+    }
+    main = Evaluator(load_template("main-stack.yaml"), **parameters)
+
+    record = json.loads(main.resource_properties("DeploymentRecord")["Value"])
+
+    assert record["dataManagementHandlerCodeKey"] == "lambda/data-management-handler/0.zip"
+    assert record["dataManagementHandlerCodeVersion"] == "dmh-version-1"
+    assert record["queryHandlerCodeKey"] == "lambda/query-handler/0.zip"
+    assert record["queryHandlerCodeVersion"] == "qh-version-1"
+
+
+def test_every_table_is_protected_from_deletion() -> None:
+    # DeletionPolicy Retain keeps a table when its stack goes; deletion protection also stops
+    # a delete-table, a console delete or a replacement. moto applies it as well (e2e).
+    tables = resources_of_type(load_template("dynamodb-stack.yaml"), "AWS::DynamoDB::Table")
+
+    assert set(tables) == {
+        "SourceServerInventoryTable",
+        "DrsRegionStatusTable",
+        "TargetAccountsTable",
+        "SyncLeaseTable",
+    }
+    for logical_id, table in tables.items():
+        assert table["Properties"].get("DeletionProtectionEnabled") is True, logical_id
 
 
 def test_data_management_handler_has_the_time_the_sync_needs() -> None:
