@@ -1,4 +1,4 @@
-"""Least privilege per table: each role holds only the DynamoDB calls its code makes.
+"""Least privilege per table, and bounded concurrency.
 
 The DynamoDB grants are cross-checked against lambda/: the boto3 methods each handler's code
 names (its folder and `shared`, which is bundled into every function) are the actions its
@@ -19,8 +19,10 @@ from inventory_sync import store
 from tests.support.aws import table_names_for
 from tests.support.cfn import load_template
 from tests.unit.test_templates import (
+    DMH_FUNCTION,
     ENV,
     LAMBDA_DIR,
+    QH_FUNCTION,
     TABLE_ARN_PREFIX,
     as_list,
     lambda_stack,
@@ -189,3 +191,35 @@ def test_queries_are_granted_on_the_scope_index_the_code_names_and_nowhere_else(
     # The sync's region-status reads are Scans; only the query-handler queries that table
     # (by its own key, so on the table ARN).
     assert "dynamodb:Query" not in _granted_by_resource(DMH_ROLE)[_arn("region_status")]
+
+
+# ------------------------------------------------------------------------------ bounded concurrency
+def test_reserved_concurrency_defaults_bound_both_functions() -> None:
+    stack = lambda_stack()
+
+    assert stack.resource_properties(DMH_FUNCTION)["ReservedConcurrentExecutions"] == "5"
+    assert stack.resource_properties(QH_FUNCTION)["ReservedConcurrentExecutions"] == "10"
+
+
+@pytest.mark.parametrize(
+    ("parameter", "function"),
+    [
+        ("DataManagementHandlerReservedConcurrency", DMH_FUNCTION),
+        ("QueryHandlerReservedConcurrency", QH_FUNCTION),
+    ],
+)
+def test_reserved_concurrency_is_a_parameter_and_zero_reserves_nothing(
+    parameter: str, function: str
+) -> None:
+    # 0 must not reach Lambda: ReservedConcurrentExecutions 0 would throttle every call.
+    assert (
+        lambda_stack(**{parameter: "2"}).resource_properties(function)[
+            "ReservedConcurrentExecutions"
+        ]
+        == "2"
+    )
+    assert "ReservedConcurrentExecutions" not in lambda_stack(
+        **{parameter: "0"}
+    ).resource_properties(function)
+    spec = load_template("lambda-stack.yaml")["Parameters"][parameter]
+    assert (spec["Type"], spec["MinValue"]) == ("Number", 0)
