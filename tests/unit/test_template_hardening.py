@@ -1,4 +1,4 @@
-"""Least privilege per table, and bounded concurrency.
+"""Least privilege per table, bounded concurrency, logs, queues and the alarm topic.
 
 The DynamoDB grants are cross-checked against lambda/: the boto3 methods each handler's code
 names (its folder and `shared`, which is bundled into every function) are the actions its
@@ -17,7 +17,8 @@ import pytest
 from inventory_queries import reader
 from inventory_sync import store
 from tests.support.aws import table_names_for
-from tests.support.cfn import load_template
+from tests.support.cfn import CFN_DIR, load_template, resources_of_type
+from tests.support.cfn_eval import Evaluator, ParameterError
 from tests.unit.test_templates import (
     DMH_FUNCTION,
     ENV,
@@ -86,6 +87,7 @@ TABLE_GRANTS = {
         "region_status": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan"},
     },
 }
+XRAY_ACTIONS = {"xray:PutTelemetryRecords", "xray:PutTraceSegments"}
 
 
 def _dynamodb_methods_named(folders: list[Path]) -> dict[str, str]:
@@ -223,3 +225,173 @@ def test_reserved_concurrency_is_a_parameter_and_zero_reserves_nothing(
     ).resource_properties(function)
     spec = load_template("lambda-stack.yaml")["Parameters"][parameter]
     assert (spec["Type"], spec["MinValue"]) == ("Number", 0)
+
+
+# --------------------------------------------------------------------- logs, queues, topic, tracing
+@pytest.mark.parametrize(
+    ("environment", "days"),
+    [("prod", "365")] + [(name, "30") for name in ("staging", "uat", "qa", "test", "dev")],
+)
+@pytest.mark.parametrize("log_group", ["DataManagementHandlerLogGroup", "QueryHandlerLogGroup"])
+def test_log_retention_defaults_to_the_environments(
+    environment: str, days: str, log_group: str
+) -> None:
+    stack = lambda_stack(Environment=environment)
+
+    assert stack.resource_properties(log_group)["RetentionInDays"] == days
+
+
+def test_log_retention_parameter_overrides_the_environment_default() -> None:
+    stack = lambda_stack(Environment="prod", LogRetentionDays="731")
+
+    assert stack.resource_properties("DataManagementHandlerLogGroup")["RetentionInDays"] == "731"
+    with pytest.raises(ParameterError):
+        lambda_stack(LogRetentionDays="42")  # not a value CloudWatch Logs accepts
+
+
+def test_the_retention_mapping_covers_every_environment() -> None:
+    template = load_template("lambda-stack.yaml")
+    environments = template["Parameters"]["Environment"]["AllowedValues"]
+
+    assert set(template["Mappings"]["EnvironmentSettings"]) == set(environments)
+
+
+@pytest.mark.parametrize("log_group", ["DataManagementHandlerLogGroup", "QueryHandlerLogGroup"])
+def test_log_groups_outlive_the_stack_but_not_a_failed_first_create(log_group: str) -> None:
+    resource = load_template("lambda-stack.yaml")["Resources"][log_group]
+
+    assert resource["Type"] == "AWS::Logs::LogGroup"
+    assert resource["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert resource["UpdateReplacePolicy"] == "Retain"
+
+
+def _queues() -> list[tuple[str, str, dict[str, Any]]]:
+    """(template, queue id, template) for every SQS queue of every template."""
+    found = []
+    for path in sorted(CFN_DIR.glob("*.yaml")):
+        template = load_template(path.name)
+        for queue_id in resources_of_type(template, "AWS::SQS::Queue"):
+            found.append((path.name, queue_id, template))
+    return found
+
+
+def test_there_are_queues_to_check() -> None:
+    assert {queue_id for _, queue_id, _ in _queues()} >= {
+        "AsyncFailureQueue",
+        "InventorySyncDeadLetterQueue",
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "queue_id"), [(name, queue_id) for name, queue_id, _ in _queues()]
+)
+def test_every_queue_refuses_requests_without_tls(name: str, queue_id: str) -> None:
+    template = load_template(name)
+    # One QueuePolicy per queue: a second one would replace the first's statements in AWS.
+    policies = [
+        policy
+        for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+    ]
+    (policy,) = policies
+    deny = [
+        statement
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny"
+    ]
+
+    assert deny == [
+        {
+            "Sid": "DenyRequestsWithoutTls",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "sqs:*",
+            "Resource": {"Fn::GetAtt": [queue_id, "Arn"]},
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }
+    ]
+    queue = template["Resources"][queue_id]
+    assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    # Failure records to read and drop: explicit, so no one mistakes them for kept data.
+    assert (queue["DeletionPolicy"], queue["UpdateReplacePolicy"]) == ("Delete", "Delete")
+
+
+def test_alarm_topic_is_encrypted_with_a_key_cloudwatch_may_use() -> None:
+    template = load_template("monitoring-stack.yaml")
+    topic = template["Resources"]["AlarmTopic"]["Properties"]
+    key = template["Resources"]["AlarmTopicKey"]["Properties"]
+    statements = key["KeyPolicy"]["Statement"]
+    cloudwatch_principal = {"Service": "cloudwatch.amazonaws.com"}
+    cloudwatch = [s for s in statements if s["Principal"] == cloudwatch_principal]
+
+    # Not alias/aws/sns: the AWS managed key's policy cannot let CloudWatch publish.
+    assert topic["KmsMasterKeyId"] == {"Fn::GetAtt": ["AlarmTopicKey", "Arn"]}
+    assert key["EnableKeyRotation"] is True
+    assert [(s["Effect"], sorted(s["Action"])) for s in cloudwatch] == [
+        ("Allow", ["kms:Decrypt", "kms:GenerateDataKey*"])
+    ]
+    # Everything else is the account's own administration of the key.
+    others = [s for s in statements if s not in cloudwatch]
+    assert [s["Principal"] for s in others] == [
+        {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}
+    ]
+
+
+@pytest.mark.parametrize(("role", "function"), [(DMH_ROLE, DMH_FUNCTION), (QH_ROLE, QH_FUNCTION)])
+def test_tracing_is_off_by_default_and_grants_xray_only_when_on(role: str, function: str) -> None:
+    off = lambda_stack()
+    on = lambda_stack(EnableTracing="true")
+
+    def xray_statements(stack: Evaluator) -> list[dict[str, Any]]:
+        return [
+            statement
+            for statement in role_statements(stack.template, role, stack)
+            if any(action.startswith("xray:") for action in as_list(statement["Action"]))
+        ]
+
+    assert off.resource_properties(function)["TracingConfig"] == {"Mode": "PassThrough"}
+    assert xray_statements(off) == []
+    assert on.resource_properties(function)["TracingConfig"] == {"Mode": "Active"}
+    (statement,) = xray_statements(on)
+    # X-Ray's write calls have no resource-level permissions: "*" is the only resource.
+    assert (statement["Effect"], set(statement["Action"]), statement["Resource"]) == (
+        "Allow",
+        XRAY_ACTIONS,
+        "*",
+    )
+    with pytest.raises(ParameterError):
+        lambda_stack(EnableTracing="yes")
+
+
+# --------------------------------------------------------------------------------------- conditions
+def _parameters_compared_in_conditions(template: dict[str, Any]) -> set[str]:
+    compared: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "Fn::Equals":
+                    compared.update(
+                        part["Ref"] for part in value if isinstance(part, dict) and "Ref" in part
+                    )
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(template.get("Conditions", {}))
+    return compared & set(template["Parameters"])
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in CFN_DIR.glob("*.yaml")))
+def test_parameters_compared_in_conditions_have_string_defaults(name: str) -> None:
+    # CloudFormation compares parameter values as strings; moto compares an unquoted Number
+    # default as a number, so `!Equals [!Ref P, '0']` would be false locally and true in AWS.
+    template = load_template(name)
+    parameters = template["Parameters"]
+
+    assert {
+        parameter
+        for parameter in _parameters_compared_in_conditions(template)
+        if not isinstance(parameters[parameter].get("Default", ""), str)
+    } == set()
