@@ -1,7 +1,8 @@
 """Evaluate the parts of a template that depend only on parameters, as CloudFormation would.
 
 `Ref` to a parameter or pseudo parameter, `Fn::Sub`, `Fn::If` (with the template's
-Conditions), `Fn::Join` and `AWS::NoValue` are resolved; references to resources
+Conditions), `Fn::Join`, `Fn::FindInMap` (the template's Mappings) and `AWS::NoValue` are
+resolved; references to resources
 (`Ref` to a resource, `Fn::GetAtt`) stay symbolic. Parameter values are checked against
 AllowedValues / AllowedPattern, so tests see what CloudFormation would accept.
 """
@@ -119,6 +120,11 @@ class Evaluator:
             if key == "Fn::If":
                 name, if_true, if_false = argument
                 return self.evaluate(if_true if self.condition(name) else if_false)
+            if key == "Fn::FindInMap":
+                mapping, top, second = (self.evaluate(part) for part in argument)
+                found = self.template["Mappings"][mapping][top][second]
+                # Numbers as strings, like every parameter value here.
+                return str(found) if isinstance(found, int | float) else found
             if key == "Fn::Join":
                 separator, parts = argument
                 resolved = self.evaluate(parts)
