@@ -492,6 +492,7 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
         "drs:DescribeSourceServers",
         "ec2:DescribeInstances",
         "sts:AssumeRole",
+        "sts:SetSourceIdentity",
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
@@ -506,6 +507,7 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
     wildcard_resources = {action for action, resources in by_action.items() if "*" in resources}
     assert wildcard_resources == {"drs:DescribeSourceServers", "ec2:DescribeInstances"}
     assert by_action["sts:AssumeRole"] == ["arn:aws:iam::*:role/drs-orchestration-*"]
+    assert by_action["sts:SetSourceIdentity"] == by_action["sts:AssumeRole"]
 
 
 @pytest.mark.parametrize("role", ["DataManagementHandlerRole", "QueryHandlerRole"])
