@@ -311,19 +311,25 @@ def register_target_accounts(
     Returns list_target_accounts' items. Raises DemoError when an invocation fails.
     """
     for account in accounts:
-        _payload(
-            runner.invoke(
-                DATA_MANAGEMENT_HANDLER,
-                {
-                    "operation": "add_target_account",
-                    "accountId": account.account_id,
-                    "roleArn": account.role_arn,
-                    "externalId": EXTERNAL_ID,
-                    "accountName": account.name,
-                },
-            ),
-            "add_target_account",
+        request: dict[str, Any] = {
+            "operation": "add_target_account",
+            "accountId": account.account_id,
+            "roleArn": account.role_arn,
+            "externalId": EXTERNAL_ID,
+            "accountName": account.name,
+        }
+        # Cross-account DR: the accounts whose EC2 this account's DRS replicates are declared
+        # by the operator (the sync never trusts DRS data to choose whose EC2 it reads).
+        sources = sorted(
+            {
+                seed.origin.account_id
+                for seed in FLEET
+                if seed.account == account and seed.origin and seed.origin != account
+            }
         )
+        if sources:
+            request["ec2SourceAccountIds"] = sources
+        _payload(runner.invoke(DATA_MANAGEMENT_HANDLER, request), "add_target_account")
     listed = _payload(
         runner.invoke(DATA_MANAGEMENT_HANDLER, {"operation": "list_target_accounts"}),
         "list_target_accounts",

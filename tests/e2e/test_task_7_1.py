@@ -575,7 +575,8 @@ def test_invoke_sync_prints_failed_scopes_and_exits_3_when_partial(deployment: D
     assert "sync_source_server_inventory: PARTIAL" in result.stdout
     assert "failed scopes (1):" in result.stdout
     assert re.search(
-        rf"^\s+{RETAIL.account_id}\s+eu-west-1\s+THROTTLED\s+ThrottlingException\s+Rate exceeded$",
+        rf"^\s+{RETAIL.account_id}\s+eu-west-1\s+THROTTLED\s+ThrottlingException\s+"
+        r"DRS throttled the listing$",
         result.stdout,
         re.M,
     )

@@ -59,6 +59,8 @@ data_handler = load_handler("data-management-handler")
 HUB = HUB_ACCOUNT_ID
 TARGET = "111122223333"
 TARGET_ROLE = f"arn:aws:iam::{TARGET}:role/drs-orchestration-cross-account"
+SOURCE = "444455556666"  # a registered account whose EC2 TARGET's DRS replicates
+SOURCE_ROLE = f"arn:aws:iam::{SOURCE}:role/drs-orchestration-cross-account"
 EAST, WEST = "us-east-1", "us-west-2"
 STALE_AGE = timedelta(hours=2)
 BAD_IDS = look_alikes(HUB)
@@ -127,19 +129,29 @@ def _run_instance(ec2: Any, tags: dict[str, str]) -> dict[str, Any]:
 def _seed(simulator: DrsSimulator) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[str, str]]]:
     """The fleet: DRS records (and their EC2 instances in moto), registered in the simulator."""
     ec2 = boto3.client("ec2", region_name=EAST)
+    # xacct*: cross-account DR. TARGET's DRS replicates instances of SOURCE, an account the
+    # registry declares as TARGET's EC2 source (never the hub: see EC2 enrichment).
+    assumed = boto3.client("sts").assume_role(RoleArn=SOURCE_ROLE, RoleSessionName="seed")
+    source_ec2 = boto3.client(
+        "ec2",
+        region_name=EAST,
+        aws_access_key_id=assumed["Credentials"]["AccessKeyId"],
+        aws_secret_access_key=assumed["Credentials"]["SecretAccessKey"],
+        aws_session_token=assumed["Credentials"]["SessionToken"],
+    )
     instances = {
         "web1": _run_instance(ec2, {"Name": "web-1", "Team": "payments", "DRGroup": "ec2-batch"}),
         "web2": _run_instance(ec2, {"Team": "payments"}),
         "batch": _run_instance(ec2, {"DRGroup": "batch", "Team": "data"}),
-        "xacct1": _run_instance(ec2, {"DRGroup": "cross-account"}),
-        "xacct2": _run_instance(ec2, {"DRGroup": "cross-account", "Team": "data"}),
+        "xacct1": _run_instance(source_ec2, {"DRGroup": "cross-account"}),
+        "xacct2": _run_instance(source_ec2, {"DRGroup": "cross-account", "Team": "data"}),
     }
 
     def server(name: str, account: str, region: str, index: int, **kwargs: Any) -> dict[str, Any]:
         instance = instances.get(name)
         if instance is not None:
             kwargs.setdefault("instance_id", instance["InstanceId"])
-            kwargs.setdefault("origin_account_id", HUB)  # xacct*: cross-account DR
+            kwargs.setdefault("origin_account_id", SOURCE if name.startswith("xacct") else HUB)
             kwargs.setdefault("origin_region", EAST)
         return fleet.make_source_server(account, region, index=index, seed=4, **kwargs)
 
@@ -303,8 +315,24 @@ def inventory(moto_server: LocalMotoServer) -> Iterator[Inventory]:
     ):
         tables = module_environment(env, moto_server, simulator.endpoint, f"{EAST},{WEST}")
         servers, scope_of = _seed(simulator)
+        # SOURCE is registered (disabled: it has no DRS to sync) as TARGET's EC2 source.
         data_handler.handle_direct_invocation(
-            {"operation": "add_target_account", "accountId": TARGET, "roleArn": TARGET_ROLE}, None
+            {
+                "operation": "add_target_account",
+                "accountId": SOURCE,
+                "roleArn": SOURCE_ROLE,
+                "enabled": False,
+            },
+            None,
+        )
+        data_handler.handle_direct_invocation(
+            {
+                "operation": "add_target_account",
+                "accountId": TARGET,
+                "roleArn": TARGET_ROLE,
+                "ec2SourceAccountIds": [SOURCE],
+            },
+            None,
         )
         simulator.set_fault(TARGET, WEST, Fault(ACCESS_DENIED))
         then = datetime.now(UTC) - STALE_AGE

@@ -321,13 +321,17 @@ class SyncRun:
         registered = {hub} | {str(a["accountId"]) for a in registry}
         enabled = {hub}
         for account in registry:
-            if account.get("enabled", True) and account["accountId"] != hub:
-                enabled.add(account["accountId"])
-                self.factory.register(
-                    AccountAccess(
-                        account["accountId"], account.get("roleArn"), account.get("externalId")
-                    )
+            if account["accountId"] == hub:
+                continue
+            # Every registered account is reachable (a disabled one only as a declared EC2
+            # source); only enabled ones are synced.
+            self.factory.register(
+                AccountAccess(
+                    account["accountId"], account.get("roleArn"), account.get("externalId")
                 )
+            )
+            if account.get("enabled", True):
+                enabled.add(account["accountId"])
         configured_regions = drs_regions()
         accounts = sorted(enabled)
         regions = configured_regions
@@ -364,8 +368,9 @@ class SyncRun:
             listing = str(item["accountId"])
             if listing in enabled:
                 declared = {str(a) for a in item.get("ec2SourceAccountIds") or ()}
-                # An origin is read with its own role: registered, enabled, and not the hub.
-                ec2_sources[listing] |= (declared & enabled) - {hub}
+                # An origin is read with its own role: registered (enabled or not, e.g. a
+                # source account without DRS), and never the hub.
+                ec2_sources[listing] |= (declared & registered) - {hub}
         plan = Plan(
             accounts,
             regions,
