@@ -234,12 +234,12 @@ class ClientPool:
                 self.clients_built += 1
         return resource
 
-    def hub_account(self) -> str:
-        """The account of the function's own credentials (STS GetCallerIdentity, once)."""
+    def hub_account(self, region: str | None = None, config: Config | None = None) -> str:
+        """The account of the function's own credentials (STS GetCallerIdentity, asked once
+        per pool, in `region` with `config`: defaults the session's region, make_config())."""
         if self.hub_account_id is None:
-            sts = self.client(
-                "sts", HUB, self.hub_session.region_name or "us-east-1", make_config()
-            )
+            sts_region = region or self.hub_session.region_name or "us-east-1"
+            sts = self.client("sts", HUB, sts_region, config or make_config())
             self.hub_account_id = str(sts.get_caller_identity()["Account"])
         return self.hub_account_id
 
@@ -369,10 +369,7 @@ class ClientFactory:
 
     def hub_account_id(self) -> str:
         """The account the function runs in (STS GetCallerIdentity, asked once per pool)."""
-        if self._pool.hub_account_id is None:
-            sts = self._pool.client("sts", HUB, self._sts_region, self._config)
-            self._pool.hub_account_id = str(sts.get_caller_identity()["Account"])
-        return self._pool.hub_account_id
+        return self._pool.hub_account(self._sts_region, self._config)
 
     def register(self, access: AccountAccess) -> None:
         """Declare how an account is reached; the hub account needs no role."""
