@@ -25,6 +25,7 @@ from tests.support.aws import create_tables_from_template
 pytest_plugins = ["tests.support.drs", "tests.support.world"]
 
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the hub in every test
+HELD_REQUEST_WAIT_SECONDS = 60.0
 
 
 @pytest.fixture(autouse=True)
@@ -58,6 +59,13 @@ def moto_endpoint(moto_server: LocalMotoServer, monkeypatch: pytest.MonkeyPatch)
 
     Faults the test arms on the shared server are cleared when it ends.
     """
+    # A request an earlier test held with a "hang" fault lands when its hang ends: never
+    # inside this test's fresh tables.
+    if not moto_server.wait_for_held_requests(timeout=HELD_REQUEST_WAIT_SECONDS):
+        raise RuntimeError(
+            f"a request held by a hang fault was still in moto after "
+            f"{HELD_REQUEST_WAIT_SECONDS}s: the test that armed it must end its hang"
+        )
     request = urllib.request.Request(f"{moto_server.endpoint}/moto-api/reset", method="POST")
     urllib.request.urlopen(request, timeout=10).close()
     moto_server.clear_faults()

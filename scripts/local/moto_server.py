@@ -628,6 +628,10 @@ class _SerialisedApp:
         self._meter = _DynamoDbMeter(CapacityMeter()) if capacity else None
         # Set when the server stops: hung requests and latency waits end at once.
         self.stopping = threading.Event()
+        # Requests a "hang" fault held, from their arrival until moto answered them: a held
+        # write lands when its hang ends, so whoever resets moto must wait for them first.
+        self._held = 0
+        self._held_done = threading.Condition(self._state_lock)
 
     @property
     def read_observer(self) -> moto_speedups.ReadObserver | None:
@@ -738,8 +742,31 @@ class _SerialisedApp:
         if fault is not None and fault.kind == UNPROCESSED:
             return self._respond(start_response, self._unprocessed(environ, fault.fraction))
         if fault is not None and fault.kind == HANG:
-            self.stopping.wait(fault.hang_seconds)
+            return self._held_then_run(environ, start_response, call, fault.hang_seconds)
         return self._run_moto(environ, start_response, call)
+
+    def _held_then_run(
+        self,
+        environ: dict[str, Any],
+        start_response: Callable[..., Any],
+        call: _Call,
+        hang_seconds: float,
+    ) -> list[bytes]:
+        with self._state_lock:
+            self._held += 1
+        try:
+            self.stopping.wait(hang_seconds)
+            return self._run_moto(environ, start_response, call)
+        finally:
+            with self._state_lock:
+                self._held -= 1
+                self._held_done.notify_all()
+
+    def wait_for_held_requests(self, timeout: float) -> bool:
+        """Block until no request held by a "hang" fault is waiting or inside moto (True),
+        or `timeout` seconds passed (False)."""
+        with self._state_lock:
+            return self._held_done.wait_for(lambda: self._held == 0, timeout=timeout)
 
     def _run_moto(
         self,
@@ -985,8 +1012,14 @@ class LocalMotoServer:
         self._app.set_fault(fault)
 
     def clear_faults(self) -> None:
-        """Disarm every fault."""
+        """Disarm every fault (requests already held by a "hang" stay held)."""
         self._app.clear_faults()
+
+    def wait_for_held_requests(self, timeout: float = 30.0) -> bool:
+        """Wait until every request held by a "hang" fault has been answered by moto; False
+        if some were still held after `timeout` seconds. A held write lands when its hang ends:
+        reset moto only after this, or the write lands in the next test's tables."""
+        return self._app.wait_for_held_requests(timeout)
 
     def faults(self) -> list[dict[str, Any]]:
         """Armed faults as JSON-ready dicts: fault (`MotoFault.to_dict`), remaining, toSkip."""

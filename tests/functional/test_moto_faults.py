@@ -291,6 +291,33 @@ def test_hang_then_normal_answer(moto_endpoint, moto_server):
     assert time.monotonic() - started >= 0.3
 
 
+
+def test_waiting_for_held_requests_ends_when_moto_has_answered_them(moto_endpoint, moto_server):
+    """A held write lands when its hang ends, even after the fault is cleared: whoever resets
+    moto waits for it, or it lands in the next test's fresh tables."""
+    moto_server.set_fault(MotoFault("dynamodb", "CreateTable", kind=HANG, hang_seconds=1.0))
+    dynamodb = _client("dynamodb", moto_endpoint)
+    create = {
+        "TableName": "held",
+        "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        outcome = pool.submit(lambda: dynamodb.create_table(**create))
+        deadline = time.monotonic() + 5
+        while moto_server.request_count("dynamodb", "CreateTable") == 0:
+            assert time.monotonic() < deadline, "the held request never arrived"
+            time.sleep(0.01)
+        moto_server.clear_faults()
+
+        assert moto_server.wait_for_held_requests(timeout=0.1) is False  # still held
+        assert moto_server.wait_for_held_requests(timeout=10) is True
+        # moto answered it before the wait ended: the table exists now, not later.
+        assert dynamodb.list_tables()["TableNames"] == ["held"]
+        outcome.result(timeout=5)
+
+
 # ---- fault definitions and the control path ---------------------------------------------------
 
 

@@ -383,8 +383,10 @@ def _hung_inventory_write_run(
     finally:
         moto_server.clear_faults()
         # moto processes a held request when its hang ends: let that happen in this test,
-        # not inside the next one's freshly made tables.
-        time.sleep(max(0.0, hang_seconds - (time.monotonic() - started)))
+        # not inside the next one's freshly made tables (sleeping for the hang was not enough:
+        # the hang starts when the request arrives, after `started`, and a write landing in
+        # the next test's table made its servers "unchanged" there).
+        assert moto_server.wait_for_held_requests(timeout=hang_seconds + 30)
     return summary, elapsed
 
 
