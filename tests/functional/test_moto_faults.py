@@ -291,7 +291,6 @@ def test_hang_then_normal_answer(moto_endpoint, moto_server):
     assert time.monotonic() - started >= 0.3
 
 
-
 def test_waiting_for_held_requests_ends_when_moto_has_answered_them(moto_endpoint, moto_server):
     """A held write lands when its hang ends, even after the fault is cleared: whoever resets
     moto waits for it, or it lands in the next test's fresh tables."""
