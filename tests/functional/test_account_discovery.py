@@ -81,7 +81,10 @@ def test_apply_registers_reports_and_is_idempotent(world: World, org: dict[str, 
 
     assert answer["applied"] is True
     assert sorted(answer["results"], key=lambda r: r["accountId"]) == sorted(
-        [{"accountId": org[n], "action": "register", "ok": True} for n in ("payments", "analytics")],
+        [
+            {"accountId": org[n], "action": "register", "ok": True}
+            for n in ("payments", "analytics")
+        ],
         key=lambda r: r["accountId"],
     )
     # one generated id for the apply, returned once

@@ -14,7 +14,16 @@ from scripts.local.drs_simulator import ACCESS_DENIED, UNINITIALIZED
 from shared import aws as shared_aws
 from shared.exceptions import ConnectionTestFailedError, InvalidParameterError, NotFoundError
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.world import EXTERNAL_ID, HUB, REGIONS, TARGET_A, TARGET_B, CallLog, World, role_arn
+from tests.support.world import (
+    EXTERNAL_ID,
+    HUB,
+    REGIONS,
+    TARGET_A,
+    TARGET_B,
+    CallLog,
+    World,
+    role_arn,
+)
 
 NEW_ACCOUNT = "333333333333"
 NEW_ROLE = role_arn(NEW_ACCOUNT)
@@ -82,9 +91,7 @@ def test_drs_access_denied_in_one_region_fails_with_what_to_allow(
     assert "simulated" not in json.dumps(result)  # AWS's own text stays in the log
 
 
-def test_an_uninitialised_region_is_information_not_a_failure(
-    world: World, calls: CallLog
-) -> None:
+def test_an_uninitialised_region_is_information_not_a_failure(world: World, calls: CallLog) -> None:
     world.fault(TARGET_A, "eu-west-1", UNINITIALIZED)
 
     result = world.invoke("test_target_account", accountId=TARGET_A)
@@ -105,8 +112,9 @@ def test_a_refused_assume_role_names_both_roles_and_does_not_guess_why(
     role = checks(result)["roleAssumable"]
     assert role["ok"] is False
     assert role_arn(TARGET_A) in role["message"]
-    assert "does not exist, does not trust the hub's role, or expects another external id" in (
-        role["message"]
+    assert (
+        "does not exist, does not trust the hub's role, or expects another external id"
+        in (role["message"])
     )
     assert f"...{EXTERNAL_ID[-4:]}" in role["message"]
     assert "cfn/target-account-role.yaml" in role["message"]
@@ -138,7 +146,11 @@ def test_candidate_values_are_tested_before_saving(world: World, calls: CallLog)
     ("params", "error", "reason"),
     [
         ({"accountId": NEW_ACCOUNT}, NotFoundError, "give roleArn and externalId"),
-        ({"accountId": TARGET_A, "regions": ["ap-south-1"]}, InvalidParameterError, "valid regions"),
+        (
+            {"accountId": TARGET_A, "regions": ["ap-south-1"]},
+            InvalidParameterError,
+            "valid regions",
+        ),
         ({"accountId": TARGET_A, "regions": []}, InvalidParameterError, "at least one"),
         ({"accountId": TARGET_A, "externalId": "short"}, InvalidParameterError, "32-1224"),
         ({"accountId": TARGET_A, "roleArn": NEW_ROLE}, InvalidParameterError, "not in the target"),
