@@ -64,7 +64,7 @@ SCHEDULE = "rate(15 minutes)"
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
 # Matches the lambda stack's default TargetAccountRoleNamePattern, drs-orchestration-*.
 ROLE_NAME = "drs-orchestration-cross-account"
-EXTERNAL_ID = "drs-orchestration-demo-7f3a"
+EXTERNAL_ID = "drs-orchestration-demo-7f3a-Qm4Lx9Vt"  # 32+ characters, as the registry requires
 CHECK, CROSS = "\u2714", "\u2718"
 # Variables deploy.sh reads: the demo decides them, the caller's shell does not.
 _DEPLOY_VARIABLES = (
@@ -317,6 +317,8 @@ def register_target_accounts(
             "roleArn": account.role_arn,
             "externalId": EXTERNAL_ID,
             "accountName": account.name,
+            # The demo's DRS throttles one scope on purpose; a connection test would refuse it.
+            "skipConnectionTest": True,
         }
         # Cross-account DR: the accounts whose EC2 this account's DRS replicates are declared
         # by the operator (the sync never trusts DRS data to choose whose EC2 it reads).

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import account_discovery
 import target_accounts
 from inventory_sync import sync_source_server_inventory
 from shared.observability import get_logger
@@ -22,6 +23,9 @@ OPERATIONS: dict[str, Operation] = {
     "list_target_accounts": target_accounts.list_target_accounts,
     "update_target_account": target_accounts.update_target_account,
     "delete_target_account": target_accounts.delete_target_account,
+    "test_target_account": target_accounts.test_target_account,
+    "rotate_external_id": target_accounts.rotate_external_id,
+    "discover_target_accounts": account_discovery.discover_target_accounts,
 }
 
 

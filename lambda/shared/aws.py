@@ -17,6 +17,7 @@ and to the local DRS simulator; a pool belongs to one such configuration (a chan
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,7 +35,8 @@ from botocore.credentials import (
 )
 from botocore.exceptions import BotoCoreError, ClientError
 
-from shared.exceptions import AssumeRoleError
+from shared.config import ENVIRONMENT_ENV
+from shared.exceptions import AssumeRoleError, ExternalIdMissingError
 
 DEFAULT_MAX_ATTEMPTS = 5
 # Assumed credentials live as short as STS allows: a run ends within 15 minutes.
@@ -44,6 +46,23 @@ HUB = "hub"  # the owner of clients signed with the function's own credentials
 # Reading botocore's model and endpoint JSON costs ~0.1-2 s per new session; one loader kept
 # for the process's life (a warm Lambda container) makes later sessions nearly free.
 _SHARED_LOADER = botocore.loaders.create_loader()
+
+
+def session_text(text: str) -> str:
+    """`text` with only the characters STS allows in session names and source identities
+    (cut to 20: room for a run id in a 64-character session name)."""
+    return re.sub(r"[^A-Za-z0-9+=,.@-]", "-", text)[:20]
+
+
+def deployment_name() -> str:
+    """The deployment's environment name as STS names allow it ("local" when unset)."""
+    return session_text(os.environ.get(ENVIRONMENT_ENV) or "local")
+
+
+def hub_source_identity() -> str:
+    """The SourceIdentity the hub sets on the target roles it assumes (the sync and the
+    connection test alike, so a trust policy that names it admits both)."""
+    return f"drs-inventory-sync-{deployment_name()}"
 
 
 def error_code(exc: ClientError) -> str:
@@ -410,6 +429,13 @@ class ClientFactory:
         stay for the next run (see ClientPool.disconnect)."""
         self._pool.disconnect(service, self._owner(account_id), region)
 
+    def connect(self, account_id: str) -> None:
+        """Assume `account_id`'s role now, if this run has not (nothing to do for the hub).
+        Raises AssumeRoleError (ExternalIdMissingError when no external id is registered)."""
+        owner = self._owner(account_id)
+        if owner != HUB:
+            self._assume(owner)
+
     def _owner(self, account_id: str | None) -> str:
         account = account_id or self.hub_account_id()
         is_hub = account == self.hub_account_id()
@@ -439,13 +465,16 @@ class ClientFactory:
         access = self._access[account_id]
         if access.role_arn is None:
             raise AssumeRoleError(account_id, "(none)", "NoRoleArn", "no roleArn is registered")
+        if not access.external_id:
+            # The hub never assumes a target account's role without an external id: a role
+            # that trusts the hub without one can be made to act for anyone who can name it.
+            raise ExternalIdMissingError(account_id, access.role_arn)
         params: dict[str, Any] = {
             "RoleArn": access.role_arn,
             "RoleSessionName": self._role_session_name,
             "DurationSeconds": ASSUME_ROLE_SECONDS,
+            "ExternalId": access.external_id,
         }
-        if access.external_id:
-            params["ExternalId"] = access.external_id
         if self._source_identity:
             params["SourceIdentity"] = self._source_identity
         sts = self._pool.client("sts", HUB, self._sts_region, self._config)

@@ -6,7 +6,8 @@ can tell "the request was wrong" from "AWS failed" without reading message text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class OrchestrationError(Exception):
@@ -68,6 +69,48 @@ class AssumeRoleError(OrchestrationError):
         self.role_arn = role_arn
         self.aws_error_code = aws_error_code
         super().__init__(f"cannot assume {role_arn} for account {account_id}: {message}")
+
+
+class ExternalIdMissingError(AssumeRoleError):
+    """A target account has no external id: the hub does not assume its role at all."""
+
+    error_code = "ExternalIdMissing"
+
+    def __init__(self, account_id: str, role_arn: str) -> None:
+        super().__init__(
+            account_id,
+            role_arn,
+            self.error_code,
+            "no external id is registered; the hub never assumes a role without one "
+            "(rotate_external_id gives the account one)",
+        )
+
+
+class ConnectionTestFailedError(OrchestrationError):
+    """A target account's connection test failed, so the registry change that needed it was
+    not written. `result` is the test's answer (see test_target_account); the message names
+    every failed check and what to do about it, in the handler's own words (AWS's error text
+    is in the logs only)."""
+
+    error_code = "ConnectionTestFailed"
+
+    def __init__(self, operation: str, result: Mapping[str, Any]) -> None:
+        self.operation = operation
+        self.result = dict(result)
+        failed = [c for c in result.get("checks", []) if c.get("ok") is False]
+        reasons = "; ".join(f"{c['check']}: {c['message']}" for c in failed) or "no check passed"
+        super().__init__(
+            f"{operation}: the connection test of account {result.get('accountId')} failed, "
+            f"nothing was written. {reasons}. Fix the role (cfn/target-account-role.yaml) and "
+            "call again, or pass skipConnectionTest: true to write without the test"
+        )
+
+
+class OrganizationsAccessError(OrchestrationError):
+    """AWS Organizations could not be read for discovery (not in an organization, access
+    denied, the organizationsRoleArn could not be assumed)."""
+
+    error_code = "OrganizationsAccess"
 
 
 class AwsServiceError(OrchestrationError):

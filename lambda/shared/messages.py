@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import overload
 
 ASSUME_ROLE_FAILED = "AssumeRoleFailed"
+EXTERNAL_ID_MISSING = "ExternalIdMissing"
 MALFORMED_RESPONSE = "MalformedResponse"
 PAGINATION_LOOP = "PaginationLoop"
 MASS_DELETION_HELD = "MassDeletionHeld"
@@ -47,6 +48,9 @@ _NO_DRS_STATUSES = frozenset({"NOT_INITIALIZED", "REGION_NOT_ENABLED"})
 MESSAGES: Mapping[str, str] = MappingProxyType(
     {
         ASSUME_ROLE_FAILED: "the hub could not assume the account's role",
+        EXTERNAL_ID_MISSING: "no external id is registered for the account, and the hub never "
+        "assumes a role without one: give it one (rotate_external_id) and put it in the role's "
+        "trust policy",
         "AccessDeniedException": _ACCESS_DENIED,
         "AccessDenied": _ACCESS_DENIED,
         "UnauthorizedOperation": _ACCESS_DENIED,

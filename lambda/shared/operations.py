@@ -96,6 +96,8 @@ class Field:
     non_empty:  a string must hold a non-blank character, an object at least one key
     max_length: characters of a string or of each string item (default DEFAULT_MAX_LENGTH)
     max_items:  items of a list, keys of an object (default DEFAULT_MAX_ITEMS)
+    secret:     a refused value is never repeated in the error (an external id): the message
+                says only how long it was
 
     A list given is never empty (an empty filter would select nothing, or be read as "all").
     """
@@ -107,6 +109,7 @@ class Field:
     non_empty: bool = False
     max_length: int | None = None
     max_items: int | None = None
+    secret: bool = False
 
     def describe(self) -> str:
         names = "|".join(_TYPE_NAMES.get(t, t.__name__) for t in self.types)
@@ -175,8 +178,9 @@ def _check_text(operation: str, where: str, value: str, field: Field) -> None:
     if field.non_empty and not value.strip():
         raise InvalidParameterError(f"{operation}: {where} must not be empty")
     if field.pattern is not None and not field.pattern.matches(value):
+        got = f"a string of {len(value)} characters" if field.secret else shown(value)
         raise InvalidParameterError(
-            f"{operation}: {where} must be {field.pattern.description}, got {shown(value)}"
+            f"{operation}: {where} must be {field.pattern.description}, got {got}"
         )
 
 

@@ -78,6 +78,21 @@ EXTERNAL_ID = TextFormat(
     _ascii(r"[\w+=,.@:/-]{2,1224}"),
 )
 
+# The external ids the registry holds: STS's characters, at least 32 of them (a hub-generated
+# id has 43), so an id is as hard to guess as a key. Shorter ones are refused, not padded.
+EXTERNAL_ID_MIN_LENGTH = 32
+REGISTERED_EXTERNAL_ID = TextFormat(
+    f"{EXTERNAL_ID_MIN_LENGTH}-1224 characters of ASCII letters, digits and _+=,.@:/- "
+    "(omit it and the hub generates one)",
+    _ascii(rf"[\w+=,.@:/-]{{{EXTERNAL_ID_MIN_LENGTH},1224}}"),
+)
+# The target-account role's name, as the hub's role may assume it (drs-orchestration-*).
+TARGET_ROLE_NAME = TextFormat(
+    "an IAM role name starting drs-orchestration- (64 characters at most), "
+    "e.g. drs-orchestration-cross-account",
+    _ascii(f"drs-orchestration-{IAM_NAME_CHARS}{{1,46}}"),
+)
+
 
 def account_of(arn_format: TextFormat, value: str) -> str | None:
     """The account id inside an ARN of `arn_format` (ROLE_ARN, SOURCE_SERVER_ARN), or None."""

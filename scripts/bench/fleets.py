@@ -14,7 +14,7 @@ import botocore.session
 
 HUB_ACCOUNT_ID = "123456789012"  # moto's default account: the account the sync runs in
 ROLE_NAME = "drs-orchestration-cross-account"
-EXTERNAL_ID = "drs-orchestration-bench"
+EXTERNAL_ID = "drs-orchestration-bench-Rk8Pz3Wn5Jq2"  # 32+ characters, as the registry requires
 
 # What the APIs allow, and what the targets are measured against.
 DRS_PAGE_SIZE = 1000  # DescribeSourceServers: the largest page DRS serves

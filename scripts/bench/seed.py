@@ -150,6 +150,7 @@ def _register_targets(spec: FleetSpec, table_name: str) -> int:
                     "roleArn": role_arn(account),
                     "externalId": EXTERNAL_ID,
                     "accountName": f"bench {account}",
+                    "skipConnectionTest": True,  # the bench measures the sync, not registration
                 },
                 table=table,
                 hub_account_id=HUB_ACCOUNT_ID,

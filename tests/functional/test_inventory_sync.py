@@ -14,6 +14,7 @@ from inventory_sync.exceptions import SyncFailedError
 from inventory_sync.models import SyncSettings
 from tests.support.lambda_context import FakeLambdaContext
 from tests.support.world import (
+    EXTERNAL_ID,
     HUB,
     REGIONS,
     TARGET_A,
@@ -127,7 +128,7 @@ def test_call_counts_are_the_minimum(world: World) -> None:
         role_arn(TARGET_A),
         role_arn(TARGET_B),
     ]
-    assert all(call["ExternalId"] == "drs-orchestration-test" for call in log.assume_roles)
+    assert all(call["ExternalId"] == EXTERNAL_ID for call in log.assume_roles)
 
     # DescribeInstances: batched per origin, never per instance.
     # Origins: hub/us-east-1 (20), TARGET_B/us-west-2 (4), TARGET_A/us-east-1 (the lost one)

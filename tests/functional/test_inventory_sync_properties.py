@@ -17,7 +17,7 @@ from shared.config import (
     TARGET_ACCOUNTS_TABLE_ENV,
 )
 from tests.support.aws import create_tables_from_template
-from tests.support.world import HUB, TARGET_A, World, role_arn
+from tests.support.world import EXTERNAL_ID, HUB, TARGET_A, World, role_arn
 
 SCOPES = [(a, r) for a in (HUB, TARGET_A) for r in ("us-east-1", "eu-west-1")]
 FAULTS = [
@@ -60,7 +60,8 @@ def test_soft_delete_only_inside_completed_scopes(
         "add_target_account",
         accountId=TARGET_A,
         roleArn=role_arn(TARGET_A),
-        externalId="drs-orchestration-test",
+        externalId=EXTERNAL_ID,
+        skipConnectionTest=True,
     )
 
     fleet = {

@@ -20,6 +20,9 @@ CONTRACT_OPERATIONS = {
     "list_target_accounts",
     "update_target_account",
     "delete_target_account",
+    "test_target_account",
+    "rotate_external_id",
+    "discover_target_accounts",
 }
 
 
@@ -47,7 +50,12 @@ def test_malformed_event_is_a_typed_error(event, tables) -> None:
 def test_routes_parameters_at_top_level_through_lambda_handler(tables) -> None:
     # GIVEN a registered account  WHEN it is read through lambda_handler  THEN it comes back
     handler.lambda_handler(
-        {"operation": "add_target_account", "accountId": "123456789012", "accountName": "hub"},
+        {
+            "operation": "add_target_account",
+            "accountId": "123456789012",
+            "accountName": "hub",
+            "skipConnectionTest": True,
+        },
         FakeLambdaContext(),
     )
     result = handler.lambda_handler(

@@ -38,7 +38,7 @@ from shared.config import (
 )
 from tests.support.aws import create_tables_from_template
 from tests.support.lambda_context import FakeLambdaContext
-from tests.support.world import HUB, TARGET_A, World, role_arn
+from tests.support.world import EXTERNAL_ID, HUB, TARGET_A, World, role_arn
 
 REGIONS = ("us-east-1", "eu-west-1")
 SCOPES = [(a, r) for a in (HUB, TARGET_A) for r in REGIONS]
@@ -117,7 +117,8 @@ def _fresh_tables(world: World, monkeypatch: pytest.MonkeyPatch, moto: LocalMoto
         "add_target_account",
         accountId=TARGET_A,
         roleArn=role_arn(TARGET_A),
-        externalId="drs-orchestration-test",
+        externalId=EXTERNAL_ID,
+        skipConnectionTest=True,
     )
 
 

@@ -140,6 +140,7 @@ def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fakes]:
                     "accountId": account,
                     "roleArn": role_arn(account),
                     "externalId": EXTERNAL_ID,
+                    "skipConnectionTest": True,
                 },
                 None,
             )

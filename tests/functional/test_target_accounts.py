@@ -18,6 +18,7 @@ handler = load_handler("data-management-handler")
 TARGET = "111122223333"
 ROLE = f"arn:aws:iam::{TARGET}:role/drs-orchestration-cross-account"
 BAD_IDS = look_alikes(TARGET)
+EXTERNAL_ID = "ext-id-123-Hq7Zk2Lp9Wm4Xv8Rt5Ns-Bd3"  # an operator's own: 32 characters at least
 
 
 def _token(value: Any) -> str:
@@ -39,19 +40,22 @@ def test_add_then_get_round_trip(tables) -> None:
         "add_target_account",
         accountId=TARGET,
         roleArn=ROLE,
-        externalId="ext-id-123",
+        externalId=EXTERNAL_ID,
         accountName="Production",
+        skipConnectionTest=True,
     )
     assert added["account"]["enabled"] is True
     got = invoke("get_target_account", accountId=TARGET)["account"]
     assert got["roleArn"] == ROLE
-    assert got["externalId"] == "ext-id-123"
+    # reads show whether an external id is set and how it ends, never the id
+    assert "externalId" not in got
+    assert got["externalIdSet"] is True and got["externalIdLast4"] == EXTERNAL_ID[-4:]
     assert got["accountName"] == "Production"
     assert got["createdAt"].endswith("Z")
 
 
 def test_hub_account_needs_no_role(tables) -> None:
-    invoke("add_target_account", accountId=HUB_ACCOUNT_ID)
+    invoke("add_target_account", accountId=HUB_ACCOUNT_ID, skipConnectionTest=True)
     assert invoke("get_target_account", accountId=HUB_ACCOUNT_ID)["account"]["enabled"] is True
 
 
@@ -63,6 +67,7 @@ REFUSED_ADDS = [
     ({"accountId": TARGET, "roleArn": f"arn:aws:iam::{TARGET}:user/bob"}, "IAM role ARN"),
     ({"accountId": TARGET, "roleArn": "not-an-arn"}, "IAM role ARN"),
     ({"accountId": TARGET, "roleArn": ROLE, "externalId": "x"}, "externalId"),
+    ({"accountId": TARGET, "roleArn": ROLE, "externalId": "e" * 31}, "externalId must be 32-1224"),
     ({"accountId": TARGET, "roleArn": ROLE, "externalId": "bad id!"}, "externalId"),
     ({"accountId": TARGET, "roleArn": ROLE, "externalId": "e" * 1225}, "externalId"),
     ({"accountId": TARGET, "roleArn": ROLE, "enabled": "yes"}, "must be boolean"),
@@ -113,7 +118,13 @@ def test_add_refuses_bad_input_and_writes_nothing(tables, params, reason) -> Non
     ],
 )
 def test_add_accepts_every_role_arn_iam_allows(tables, role_arn: str) -> None:
-    invoke("add_target_account", accountId=TARGET, roleArn=role_arn, externalId="a" * 1224)
+    invoke(
+        "add_target_account",
+        accountId=TARGET,
+        roleArn=role_arn,
+        externalId="a" * 1224,
+        skipConnectionTest=True,
+    )
     assert invoke("get_target_account", accountId=TARGET)["account"]["roleArn"] == role_arn
 
 
@@ -176,6 +187,7 @@ def test_update_refusals_write_nothing(tables, params, error, reason) -> None:
     "change",
     [
         {"externalId": "!"},
+        {"externalId": "e" * 31},
         {"externalId": None},
         {"enabled": "false"},
         {"enabled": None},
@@ -186,7 +198,13 @@ def test_update_refusals_write_nothing(tables, params, error, reason) -> None:
     ],
 )
 def test_update_refusal_leaves_existing_item_unchanged(tables, change) -> None:
-    invoke("add_target_account", accountId=TARGET, roleArn=ROLE, externalId="keep-me")
+    invoke(
+        "add_target_account",
+        accountId=TARGET,
+        roleArn=ROLE,
+        externalId=EXTERNAL_ID,
+        skipConnectionTest=True,
+    )
     before = stored_items(tables)
     with pytest.raises(InvalidParameterError):
         invoke("update_target_account", accountId=TARGET, **change)

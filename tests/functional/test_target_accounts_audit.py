@@ -24,8 +24,8 @@ TARGET = "111122223333"
 OTHER = "999988887777"
 ROLE = f"arn:aws:iam::{TARGET}:role/drs-orchestration-cross-account"
 OTHER_ROLE = f"arn:aws:iam::{TARGET}:role/drs-orchestration-replacement"
-EXTERNAL_ID = "ext-Secret-7Hq9zK"
-NEW_EXTERNAL_ID = "ext-Rotated-3Pw8xN"
+EXTERNAL_ID = "ext-Secret-7Hq9zK-b4Vn2Lx8Tq6Wm3Rp"
+NEW_EXTERNAL_ID = "ext-Rotated-3Pw8xN-k5Jd9Gs2Yh7Cf4"
 NAME = "Payments Production EU"
 NEW_NAME = "Payments Production EU (migrated)"
 VALUES = (ROLE, OTHER_ROLE, EXTERNAL_ID, NEW_EXTERNAL_ID, NAME, NEW_NAME)
@@ -76,21 +76,22 @@ def _add(logs: Logs) -> dict[str, Any]:
         roleArn=ROLE,
         externalId=EXTERNAL_ID,
         accountName=NAME,
+        skipConnectionTest=True,  # no role in moto: these tests are about the registry's logs
     )
 
 
 # operation, parameters, the audit line's action and changedFields
 CHANGES: list[tuple[str, dict[str, Any], str, list[str]]] = [
-    ("add_target_account", {"roleArn": ROLE, "externalId": EXTERNAL_ID, "accountName": NAME},
-     "add", ALL_FIELDS),
+    ("add_target_account", {"roleArn": ROLE, "externalId": EXTERNAL_ID, "accountName": NAME,
+                            "skipConnectionTest": True}, "add", ALL_FIELDS),
     # given with the value it already had, externalId did not change: only accountName did
     ("update_target_account", {"accountName": NEW_NAME, "externalId": EXTERNAL_ID},
      "update", ["accountName"]),
-    ("update_target_account", {"externalId": NEW_EXTERNAL_ID, "roleArn": OTHER_ROLE},
-     "update", ["externalId", "roleArn"]),
+    ("update_target_account", {"externalId": NEW_EXTERNAL_ID, "roleArn": OTHER_ROLE,
+                               "skipConnectionTest": True}, "update", ["externalId", "roleArn"]),
     ("update_target_account", {"enabled": False}, "disable", ["enabled"]),
-    ("update_target_account", {"enabled": True, "accountName": NAME}, "enable",
-     ["accountName", "enabled"]),
+    ("update_target_account", {"enabled": True, "accountName": NAME, "skipConnectionTest": True},
+     "enable", ["accountName", "enabled"]),
     ("update_target_account", {"accountName": NAME}, "update", []),
     ("delete_target_account", {}, "delete", ALL_FIELDS),
 ]  # fmt: skip
@@ -175,7 +176,35 @@ def test_a_change_whose_write_fails_logs_no_audit_line(
     )
 
     with pytest.raises(AwsServiceError):
-        logs.invoke("update_target_account", accountId=TARGET, externalId=NEW_EXTERNAL_ID)
+        logs.invoke(
+            "update_target_account",
+            accountId=TARGET,
+            externalId=NEW_EXTERNAL_ID,
+            skipConnectionTest=True,
+        )
 
     assert logs.audit_lines() == []
     assert NEW_EXTERNAL_ID not in logs.everything()
+
+
+def test_generated_and_rotated_ids_are_in_answers_never_in_logs(logs: Logs) -> None:
+    generated = logs.invoke("add_target_account", accountId=TARGET, roleArn=ROLE)["externalId"]
+    (added,) = logs.audit_lines()
+    assert "externalId" in added.changedFields  # type: ignore[attr-defined]
+
+    rotated = logs.invoke("rotate_external_id", accountId=TARGET)["externalId"]
+
+    (line,) = logs.audit_lines()
+    assert line.operation == "rotate_external_id"  # type: ignore[attr-defined]
+    assert line.action == "rotate"  # type: ignore[attr-defined]
+    assert line.changedFields == ["externalId"]  # type: ignore[attr-defined]
+    everything = logs.everything()
+    assert generated not in everything and rotated not in everything
+
+
+def test_a_refused_short_id_is_not_logged(logs: Logs) -> None:
+    secret = "short-but-secret-7Hq9"
+    with pytest.raises(OrchestrationError):
+        logs.invoke("add_target_account", accountId=TARGET, roleArn=ROLE, externalId=secret)
+    assert logs.audit_lines() == []
+    assert secret not in logs.everything()

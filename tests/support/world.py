@@ -29,7 +29,7 @@ HUB = "123456789012"
 TARGET_A = "111111111111"
 TARGET_B = "222222222222"
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1")
-EXTERNAL_ID = "drs-orchestration-test"
+EXTERNAL_ID = "drs-orchestration-test-7Kq2Vx9Lm4Np8Rt3"
 
 
 def role_arn(account_id: str) -> str:
@@ -76,6 +76,7 @@ class World:
                 roleArn=role_arn(account),
                 externalId=EXTERNAL_ID,
                 accountName=f"target {account}",
+                skipConnectionTest=True,  # setup: the simulator counts only what tests do
             )
 
     def session(self, log: CallLog | None = None, credentials: Any = None) -> boto3.Session:

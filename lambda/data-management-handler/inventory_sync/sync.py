@@ -14,9 +14,7 @@ accounts for), report (summary and metrics).
 
 from __future__ import annotations
 
-import os
 import queue
-import re
 import threading
 import time
 import uuid
@@ -38,8 +36,15 @@ from inventory_sync.sdk_fast_paths import JSON_LISTING, WIRE_BATCH_WRITES, FastP
 from inventory_sync.status import StatusRecorder
 from inventory_sync.store import SyncStore
 from inventory_sync.sweep import SweepResult, sweep
-from shared.aws import AccountAccess, ClientFactory, error_code, make_config
-from shared.config import ENVIRONMENT_ENV, drs_regions, sync_lease_table, table_names
+from shared.aws import (
+    AccountAccess,
+    ClientFactory,
+    deployment_name,
+    error_code,
+    hub_source_identity,
+    make_config,
+)
+from shared.config import drs_regions, sync_lease_table, table_names
 from shared.exceptions import InvalidParameterError
 from shared.observability import get_logger
 from shared.validation import listed
@@ -79,11 +84,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _session_text(text: str) -> str:
-    """`text` with only the characters STS allows in session names and source identities."""
-    return re.sub(r"[^A-Za-z0-9+=,.@-]", "-", text)[:20]
-
-
 class SyncRun:
     """One execution of the sync. Not reused."""
 
@@ -103,10 +103,9 @@ class SyncRun:
         self.dry_run = request.dry_run
         self.run_id = uuid.uuid4().hex
         # Sessions a target account's CloudTrail can trace to this environment and run.
-        environment = _session_text(os.environ.get(ENVIRONMENT_ENV) or "local")
         factory.identify(
-            f"drs-inventory-{environment}-{self.run_id}",
-            f"drs-inventory-sync-{environment}" if settings.set_source_identity else None,
+            f"drs-inventory-{deployment_name()}-{self.run_id}",
+            hub_source_identity() if settings.set_source_identity else None,
         )
         self.started = clock()
         self.run_time = iso(self.started)
