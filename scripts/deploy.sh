@@ -351,9 +351,10 @@ upload_packages() {
         "the upload of a package whose SHA-256 is $expected"
       info "s3://$BUCKET/$key version $version (uploaded)"
     fi
-    [[ "$version" =~ $VERSION_ID ]] && [ "$version" != "null" ] \
-      || die "s3://$BUCKET/$key has no usable object version ('$version'): is versioning of" \
+    if ! [[ "$version" =~ $VERSION_ID ]] || [ "$version" = "null" ]; then
+      die "s3://$BUCKET/$key has no usable object version ('$version'): is versioning of" \
         "bucket $BUCKET enabled?"
+    fi
     printf -v "PACKAGE_VERSION_${fn//-/_}" '%s' "$version"
   done
 }
