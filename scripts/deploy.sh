@@ -161,24 +161,27 @@ fi
 readonly ORG_ID='^o-[a-z0-9]{10,32}$'        # as the lambda stack's TargetOrganizationId
 readonly ACCOUNT_ID_PATTERN='^[0-9]{12}$'
 
-# account_list TEXT: the account ids in TEXT (separated by commas or white space), sorted,
-# without repeats, comma-joined. On a token that is not a 12-digit id, or none at all, prints
-# why and returns 1.
+# account_list TEXT: the account ids in TEXT (separated by commas or white space) in the
+# order given, without repeats, comma-joined. On a token that is not a 12-digit id, or none at
+# all, prints why and returns 1. Bash only: it runs before any tool is looked for.
 account_list() {
-  local item items=() found=()
-  read -r -a items <<<"$(printf '%s' "$1" | tr ',\t\n' '   ')"
+  local item items=() found=" " joined=""
+  IFS=$', \t\n' read -r -d '' -a items <<<"$1" || true
   for item in ${items[@]+"${items[@]}"}; do
+    [ -n "$item" ] || continue  # between two commas
     if ! [[ "$item" =~ $ACCOUNT_ID_PATTERN ]]; then
       echo "'$item' is not an account id (12 digits)"
       return 1
     fi
-    found+=("$item")
+    [[ "$found" == *" $item "* ]] && continue
+    found+="$item "
+    joined+="${joined:+,}$item"
   done
-  if [ "${#found[@]}" -eq 0 ]; then
+  if [ -z "$joined" ]; then
     echo "no account id in '$1'"
     return 1
   fi
-  printf '%s\n' "${found[@]}" | sort -u | paste -sd, -
+  echo "$joined"
 }
 
 # What the operator gave (option, else variable; a variable set empty drops that scope),
