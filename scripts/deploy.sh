@@ -165,7 +165,7 @@ readonly ACCOUNT_ID_PATTERN='^[0-9]{12}$'
 # order given, without repeats, comma-joined. On a token that is not a 12-digit id, or none at
 # all, prints why and returns 1. Bash only: it runs before any tool is looked for.
 account_list() {
-  local item items=() found=" " joined=""
+  local item items=() seen=" " joined=""
   IFS=$', \t\n' read -r -d '' -a items <<<"$1" || true
   for item in ${items[@]+"${items[@]}"}; do
     [ -n "$item" ] || continue  # between two commas
@@ -173,8 +173,8 @@ account_list() {
       echo "'$item' is not an account id (12 digits)"
       return 1
     fi
-    [[ "$found" == *" $item "* ]] && continue
-    found+="$item "
+    [[ "$seen" == *" $item "* ]] && continue
+    seen+="$item "
     joined+="${joined:+,}$item"
   done
   if [ -z "$joined" ]; then
@@ -435,9 +435,10 @@ upload_packages() {
         "the upload of a package whose SHA-256 is $expected"
       info "s3://$BUCKET/$key version $version (uploaded)"
     fi
-    [[ "$version" =~ $VERSION_ID ]] && [ "$version" != "null" ] \
-      || die "s3://$BUCKET/$key has no usable object version ('$version'): is versioning of" \
+    if ! [[ "$version" =~ $VERSION_ID ]] || [ "$version" = "null" ]; then
+      die "s3://$BUCKET/$key has no usable object version ('$version'): is versioning of" \
         "bucket $BUCKET enabled?"
+    fi
     printf -v "PACKAGE_VERSION_${fn//-/_}" '%s' "$version"
   done
 }
