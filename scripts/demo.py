@@ -74,6 +74,8 @@ _DEPLOY_VARIABLES = (
     "ENABLE_INVENTORY_SYNC",
     "TARGET_ACCOUNT_ROLE_NAME_PATTERN",
     "DRS_REGIONS",
+    "TARGET_ORG_ID",
+    "TARGET_ACCOUNT_IDS",
 )
 
 
@@ -572,6 +574,8 @@ def deploy_environment() -> dict[str, str]:
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
         DRS_REGIONS=",".join(REGIONS),
+        # The hub may assume roles only in these accounts (the lambda stack's TargetAccountIds).
+        TARGET_ACCOUNT_IDS=",".join(account.account_id for account in TARGET_ACCOUNTS),
     )
     return environment
 

@@ -7,6 +7,7 @@ usage() {
   cat <<'EOF'
 Usage: scripts/deploy.sh ENV [--validate-only | --lambda-only] [--region R] [--profile P]
                              [--endpoint-url URL] [--drs-regions LIST]
+                             [--target-org-id ID] [--target-account-ids LIST]
 
 Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|staging|prod).
 
@@ -34,6 +35,15 @@ Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|sta
                      where DRS runs in this partition per AWS's public SSM parameters
                      (/aws/service/global-infrastructure/services/drs/regions), else this
                      machine's botocore endpoint list for drs; the deploy prints which
+  --target-org-id ID the AWS Organizations id (o-...) whose accounts' roles the
+                     data-management-handler may assume (the lambda stack's
+                     TargetOrganizationId)
+  --target-account-ids LIST
+                     the target accounts whose roles it may assume (comma-separated
+                     12-digit ids; the lambda stack's TargetAccountIds). With both, an
+                     account must be in the list and the organization. At least one is
+                     needed; without the option (and its variable) the stack's current
+                     value is kept, and a new stack without either is refused
   -h, --help         print this help
 
 Optional environment:
@@ -43,6 +53,8 @@ Optional environment:
   ENABLE_INVENTORY_SYNC             true|false: schedule ENABLED or DISABLED
   TARGET_ACCOUNT_ROLE_NAME_PATTERN  role names the sync may assume (default drs-orchestration-*)
   DRS_REGIONS                       same as --drs-regions (the option wins)
+  TARGET_ORG_ID                     same as --target-org-id; set empty, drops the organization
+  TARGET_ACCOUNT_IDS                same as --target-account-ids; set empty, drops the list
 Unset variables keep the value the stack already has (or the template default).
 EOF
 }
@@ -66,13 +78,15 @@ MODE="deploy"
 REGION="${AWS_REGION:-${AWS_DEFAULT_REGION:-}}"
 PROFILE=""
 DRS_REGIONS_OPTION=""
+TARGET_ORG_OPTION=""
+TARGET_ACCOUNTS_OPTION=""
 while [ "$#" -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --validate-only|--lambda-only)
       [ "$MODE" = "deploy" ] || usage_error "--validate-only and --lambda-only exclude each other"
       MODE="${1#--}" ;;
-    --region|--profile|--endpoint-url|--drs-regions)
+    --region|--profile|--endpoint-url|--drs-regions|--target-org-id|--target-account-ids)
       if [ "$#" -lt 2 ] || [ -z "$2" ] || [ "${2#-}" != "$2" ]; then
         usage_error "$1 needs a value"
       fi
@@ -81,6 +95,8 @@ while [ "$#" -gt 0 ]; do
         --profile) PROFILE="$2" ;;
         --endpoint-url) export AWS_ENDPOINT_URL="$2" ;;
         --drs-regions) DRS_REGIONS_OPTION="$2" ;;
+        --target-org-id) TARGET_ORG_OPTION="$2" ;;
+        --target-account-ids) TARGET_ACCOUNTS_OPTION="$2" ;;
       esac
       shift ;;
     -*) usage_error "unknown option: $1" ;;
@@ -94,8 +110,10 @@ while [ "$#" -gt 0 ]; do
   shift
 done
 [ -n "$ENV_NAME" ] || usage_error "missing environment (one of: $ENVIRONMENTS)"
-[[ "$PROJECT_NAME" =~ ^[a-z0-9][a-z0-9-]{1,40}$ ]] \
-  || usage_error "PROJECT_NAME '$PROJECT_NAME' must match ^[a-z0-9][a-z0-9-]{1,40}\$"
+# As the templates' ProjectName: PROJECT-data-management-handler-staging (a function and a
+# role name) must fit in 64 characters.
+[[ "$PROJECT_NAME" =~ ^[a-z0-9][a-z0-9-]{1,31}$ ]] \
+  || usage_error "PROJECT_NAME '$PROJECT_NAME' must match ^[a-z0-9][a-z0-9-]{1,31}\$"
 
 # ------------------------------------------------------------------------ DRS regions
 # Which regions are synced is configuration, fixed at deploy time (the lambda stack's
@@ -135,6 +153,70 @@ if [ -n "$DRS_REGIONS_OPTION" ]; then
 elif [ -n "${DRS_REGIONS+set}" ] && [ "$MODE" = "deploy" ]; then
   DRS_REGIONS_GIVEN_BY="DRS_REGIONS"
   DRS_REGIONS_GIVEN="$(region_list "$DRS_REGIONS")" || usage_error "DRS_REGIONS: $DRS_REGIONS_GIVEN"
+fi
+
+# ------------------------------------------------------------------------ target accounts
+# Which accounts' roles the data-management-handler may assume: the lambda stack's
+# TargetOrganizationId and TargetAccountIds, at least one of them (the template's rule).
+readonly ORG_ID='^o-[a-z0-9]{10,32}$'        # as the lambda stack's TargetOrganizationId
+readonly ACCOUNT_ID_PATTERN='^[0-9]{12}$'
+
+# account_list TEXT: the account ids in TEXT (separated by commas or white space) in the
+# order given, without repeats, comma-joined. On a token that is not a 12-digit id, or none at
+# all, prints why and returns 1. Bash only: it runs before any tool is looked for.
+account_list() {
+  local item items=() seen=" " joined=""
+  IFS=$', \t\n' read -r -d '' -a items <<<"$1" || true
+  for item in ${items[@]+"${items[@]}"}; do
+    [ -n "$item" ] || continue  # between two commas
+    if ! [[ "$item" =~ $ACCOUNT_ID_PATTERN ]]; then
+      echo "'$item' is not an account id (12 digits)"
+      return 1
+    fi
+    [[ "$seen" == *" $item "* ]] && continue
+    seen+="$item "
+    joined+="${joined:+,}$item"
+  done
+  if [ -z "$joined" ]; then
+    echo "no account id in '$1'"
+    return 1
+  fi
+  echo "$joined"
+}
+
+# What the operator gave (option, else variable; a variable set empty drops that scope),
+# checked before anything runs. *_GIVEN_BY is empty when nothing was given: the stack's
+# current value is kept.
+TARGET_ORG_GIVEN=""
+TARGET_ORG_GIVEN_BY=""
+if [ -n "$TARGET_ORG_OPTION" ]; then
+  TARGET_ORG_GIVEN_BY="--target-org-id"
+  TARGET_ORG_GIVEN="$TARGET_ORG_OPTION"
+elif [ -n "${TARGET_ORG_ID+set}" ] && [ "$MODE" = "deploy" ]; then
+  TARGET_ORG_GIVEN_BY="TARGET_ORG_ID"
+  TARGET_ORG_GIVEN="$TARGET_ORG_ID"
+fi
+if [ -n "$TARGET_ORG_GIVEN" ] && ! [[ "$TARGET_ORG_GIVEN" =~ $ORG_ID ]]; then
+  usage_error "$TARGET_ORG_GIVEN_BY: '$TARGET_ORG_GIVEN' is not an organization id (o- and 10 to 32 of a-z 0-9)"
+fi
+TARGET_ACCOUNTS_GIVEN=""
+TARGET_ACCOUNTS_GIVEN_BY=""
+if [ -n "$TARGET_ACCOUNTS_OPTION" ]; then
+  TARGET_ACCOUNTS_GIVEN_BY="--target-account-ids"
+  TARGET_ACCOUNTS_GIVEN="$(account_list "$TARGET_ACCOUNTS_OPTION")" \
+    || usage_error "--target-account-ids: $TARGET_ACCOUNTS_GIVEN"
+elif [ -n "${TARGET_ACCOUNT_IDS+set}" ] && [ "$MODE" = "deploy" ]; then
+  TARGET_ACCOUNTS_GIVEN_BY="TARGET_ACCOUNT_IDS"
+  if [ -n "$TARGET_ACCOUNT_IDS" ]; then
+    TARGET_ACCOUNTS_GIVEN="$(account_list "$TARGET_ACCOUNT_IDS")" \
+      || usage_error "TARGET_ACCOUNT_IDS: $TARGET_ACCOUNTS_GIVEN"
+  fi
+fi
+if [ "$MODE" = "lambda-only" ]; then
+  for option in "$TARGET_ORG_OPTION:--target-org-id" "$TARGET_ACCOUNTS_OPTION:--target-account-ids"; do
+    [ -z "${option%%:*}" ] \
+      || usage_error "${option#*:} changes the lambda stack: deploy without --lambda-only"
+  done
 fi
 
 # ------------------------------------------------------------------------ tools
@@ -220,6 +302,8 @@ read -r ACCOUNT_ID CALLER_ARN <<<"$identity"
 [[ "$ACCOUNT_ID" =~ ^[0-9]{12}$ ]] || die "unexpected caller identity: $identity"
 info "account $ACCOUNT_ID as $CALLER_ARN"
 BUCKET="${DEPLOY_BUCKET:-$PROJECT_NAME-deploy-$ACCOUNT_ID-$REGION}"
+[ "${#BUCKET}" -le 63 ] \
+  || die "deployment bucket name $BUCKET is longer than S3's 63 characters: set DEPLOY_BUCKET"
 
 function_name() { echo "$PROJECT_NAME-$1-$ENV_NAME"; }
 
@@ -416,7 +500,7 @@ cfn_deploy() {
   status="STATUS_$short"
   status="${!status}"
   if output="$(aws_cli cloudformation deploy --stack-name "$stack" \
-      --template-file "$file" --capabilities CAPABILITY_IAM \
+      --template-file "$file" --capabilities CAPABILITY_NAMED_IAM \
       --no-fail-on-empty-changeset \
       --tags "Project=$PROJECT_NAME" "Environment=$ENV_NAME" \
       --parameter-overrides "ProjectName=$PROJECT_NAME" "Environment=$ENV_NAME" "$@" 2>&1)"
@@ -579,6 +663,50 @@ choose_drs_regions() {
   info "$DRS_REGIONS_CHOSEN (botocore $version's endpoint list for drs)"
 }
 
+# stack_parameter SHORT_NAME PARAMETER: the deployed value of PARAMETER in the stack (empty
+# when the stack or the parameter does not exist).
+stack_parameter() {
+  local status="STATUS_$1" value
+  [ "${!status}" != "NONE" ] || return 0
+  value="$(aws_cli cloudformation describe-stacks --stack-name "$(stack_name "$1")" \
+    --query "Stacks[0].Parameters[?ParameterKey=='$2'].ParameterValue" --output text)" \
+    || die "cannot read the parameters of $(stack_name "$1")"
+  [ "$value" = "None" ] || printf '%s' "$value"
+}
+
+# Sets TARGET_ORG_CHOSEN and TARGET_ACCOUNTS_CHOSEN, the lambda stack's TargetOrganizationId
+# and TargetAccountIds for this deploy: each as given, else the stack's current value (a
+# redeploy never widens or drops them silently). Refuses a deploy that leaves both empty:
+# the sync could then assume matching roles in any account that trusts the hub.
+choose_target_scope() {
+  local current
+  stage "target accounts (the lambda stack's TargetOrganizationId, TargetAccountIds)"
+  if [ -n "$TARGET_ORG_GIVEN_BY" ]; then
+    TARGET_ORG_CHOSEN="$TARGET_ORG_GIVEN"
+    info "organization: ${TARGET_ORG_CHOSEN:-(none)} (from $TARGET_ORG_GIVEN_BY)"
+  else
+    TARGET_ORG_CHOSEN="$(stack_parameter lambda TargetOrganizationId)"
+    info "organization: ${TARGET_ORG_CHOSEN:-(none)} (kept; --target-org-id changes it)"
+  fi
+  if [ -n "$TARGET_ACCOUNTS_GIVEN_BY" ]; then
+    TARGET_ACCOUNTS_CHOSEN="$TARGET_ACCOUNTS_GIVEN"
+    info "accounts: ${TARGET_ACCOUNTS_CHOSEN:-(none)} (from $TARGET_ACCOUNTS_GIVEN_BY)"
+  else
+    current="$(stack_parameter lambda TargetAccountIds)"
+    TARGET_ACCOUNTS_CHOSEN=""
+    if [ -n "$current" ]; then
+      TARGET_ACCOUNTS_CHOSEN="$(account_list "$current")" \
+        || die "$(stack_name lambda) has TargetAccountIds '$current': $TARGET_ACCOUNTS_CHOSEN"
+    fi
+    info "accounts: ${TARGET_ACCOUNTS_CHOSEN:-(none)} (kept; --target-account-ids changes it)"
+  fi
+  if [ -z "$TARGET_ORG_CHOSEN" ] && [ -z "$TARGET_ACCOUNTS_CHOSEN" ]; then
+    die "no target accounts: pass --target-org-id o-... and/or --target-account-ids" \
+      "ID,ID (or TARGET_ORG_ID / TARGET_ACCOUNT_IDS), the accounts whose" \
+      "drs-orchestration roles the data-management-handler may assume"
+  fi
+}
+
 # optional_param ENV_VAR PARAMETER: append "PARAMETER=value" to the caller's `params` when
 # ENV_VAR is set (even empty); unset keeps the stack's current value.
 optional_param() {
@@ -658,6 +786,7 @@ deploy_all() {
   local params=() dmh_arn
   read_stack_statuses
   choose_drs_regions
+  choose_target_scope
   package_functions
   ensure_bucket
   upload_packages
@@ -665,7 +794,9 @@ deploy_all() {
   deploy_stack dynamodb dynamodb-stack.yaml
 
   code_parameters
-  params+=("DrsRegions=$DRS_REGIONS_CHOSEN")
+  params+=("DrsRegions=$DRS_REGIONS_CHOSEN"
+           "TargetOrganizationId=$TARGET_ORG_CHOSEN"
+           "TargetAccountIds=$TARGET_ACCOUNTS_CHOSEN")
   optional_param TARGET_ACCOUNT_ROLE_NAME_PATTERN TargetAccountRoleNamePattern
   deploy_stack lambda lambda-stack.yaml "${params[@]}"
   # Before the schedule and the deployment record are touched.

@@ -27,7 +27,14 @@ from shared.config import DRS_REGIONS_ENV, drs_regions, table_names
 from tests.support.aws import table_names_for
 from tests.support.cfn import load_template
 from tests.support.cfn_eval import Evaluator
-from tests.support.deploy import aws_cli, client, copy_repo, moto_server_process, run_deploy
+from tests.support.deploy import (
+    aws_cli,
+    client,
+    copy_repo,
+    deploy_env,
+    moto_server_process,
+    run_deploy,
+)
 from tests.support.handlers import load_handler
 
 pytestmark = pytest.mark.e2e
@@ -389,6 +396,63 @@ def test_lambda_only_after_a_code_change_updates_only_that_code(
         f"{PROJECT}-{ENV}-lambda",
         f"{PROJECT}-{ENV}",
     ]
+
+
+def lambda_stack_parameters(endpoint: str) -> dict[str, str]:
+    return _deployed_parameters(client(endpoint, "cloudformation"), f"{PROJECT}-{ENV}-lambda")
+
+
+def test_the_sync_role_is_the_one_target_accounts_are_told_to_trust(
+    deployment: subprocess.CompletedProcess[str], endpoint: str
+) -> None:
+    cloudformation = client(endpoint, "cloudformation")
+    main = Evaluator(
+        load_template("main-stack.yaml"), **_deployed_parameters(cloudformation, f"{PROJECT}-{ENV}")
+    )
+    announced = main.evaluate(main.template["Outputs"]["DataManagementHandlerRoleArn"]["Value"])
+    role = client(endpoint, "iam").get_role(RoleName=DMH)["Role"]
+    function = client(endpoint, "lambda").get_function_configuration(FunctionName=DMH)
+
+    assert role["Path"] == "/drs-orchestration/"
+    assert role["Arn"] == function["Role"] == announced
+    # The local deploy scopes the grant to the demo's target accounts (tests/support/deploy.py).
+    assert lambda_stack_parameters(endpoint)["TargetAccountIds"] == (
+        "111122223333,444455556666,777788889999"
+    )
+    assert "(from TARGET_ACCOUNT_IDS)" in deployment.stdout
+
+
+def test_a_redeploy_without_target_options_keeps_the_scope(
+    deployment: subprocess.CompletedProcess[str], endpoint: str, repo: Path
+) -> None:
+    # (Changing the scope of this long-lived local stack is left out: moto 5.2.1's server
+    # failed that parameter-only change set with "Fn::GetAtt references undefined resource
+    # DataManagementHandlerLogGroup", which an in-process moto applies; the unit tests
+    # evaluate both conditions.)
+    env = deploy_env()
+    del env["TARGET_ACCOUNT_IDS"]
+
+    again = run_deploy(ENV, "--endpoint-url", endpoint, root=repo, env=env)
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "organization: (none) (kept; --target-org-id changes it)" in again.stdout
+    assert "accounts: 111122223333,444455556666,777788889999 (kept;" in again.stdout
+    assert lambda_stack_parameters(endpoint)["TargetAccountIds"] == (
+        "111122223333,444455556666,777788889999"
+    )
+
+
+def test_a_new_environment_without_target_accounts_is_refused_before_packaging(
+    deployment: subprocess.CompletedProcess[str], endpoint: str, repo: Path
+) -> None:
+    env = deploy_env()
+    del env["TARGET_ACCOUNT_IDS"]
+
+    result = run_deploy("uat", "--endpoint-url", endpoint, root=repo, env=env)
+
+    assert result.returncode == 1
+    assert "deploy.sh: error: no target accounts: pass --target-org-id" in result.stderr
+    assert "==> package" not in result.stdout
 
 
 def test_lambda_only_refuses_an_environment_that_was_never_deployed(

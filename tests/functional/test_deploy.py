@@ -45,6 +45,23 @@ def test_help_prints_usage_with_every_flag() -> None:
         (("qa", "--drs-regions", "US-EAST-1"), "'US-EAST-1' is not a region name"),
         (("qa", "--drs-regions", ",,"), "--drs-regions: no region in ',,'"),
         (("qa", "--lambda-only", "--drs-regions", "us-east-1"), "deploy without --lambda-only"),
+        (("qa", "--target-org-id"), "--target-org-id needs a value"),
+        (("qa", "--target-account-ids"), "--target-account-ids needs a value"),
+        (("qa", "--target-org-id", "o-short"), "'o-short' is not an organization id"),
+        (("qa", "--target-org-id", "*"), "--target-org-id: '*' is not an organization id"),
+        (
+            ("qa", "--target-account-ids", "111122223333,4444"),
+            "--target-account-ids: '4444' is not an account id (12 digits)",
+        ),
+        (("qa", "--target-account-ids", ",,"), "--target-account-ids: no account id in ',,'"),
+        (
+            ("qa", "--lambda-only", "--target-account-ids", "111122223333"),
+            "--target-account-ids changes the lambda stack: deploy without --lambda-only",
+        ),
+        (
+            ("qa", "--lambda-only", "--target-org-id", "o-abcd123456"),
+            "--target-org-id changes the lambda stack: deploy without --lambda-only",
+        ),
     ],
 )
 def test_bad_arguments_are_refused_with_one_line(args: tuple[str, ...], reason: str) -> None:
@@ -54,6 +71,43 @@ def test_bad_arguments_are_refused_with_one_line(args: tuple[str, ...], reason: 
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
     assert reason in result.stderr
+
+
+def test_help_documents_the_target_account_scope() -> None:
+    result = run_deploy("-h")
+
+    for text in ("--target-org-id ID", "--target-account-ids LIST", "TARGET_ORG_ID",
+                 "TARGET_ACCOUNT_IDS"):  # fmt: skip
+        assert text in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        ("TARGET_ACCOUNT_IDS", "111122223333;444455556666", "is not an account id"),
+        ("TARGET_ORG_ID", "o-ABCD123456", "is not an organization id"),
+    ],
+)
+def test_bad_target_scope_variables_are_refused_before_aws(
+    variable: str, value: str, reason: str
+) -> None:
+    env = deploy_env(**{variable: value})
+    result = run_deploy("qa", "--endpoint-url", DEAD_ENDPOINT, env=env)
+
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert f"deploy.sh: {variable}: " in result.stderr and reason in result.stderr
+
+
+@pytest.mark.parametrize("name", ["a" * 33, "aws-drs-orchestration-for-the-team"])
+def test_project_names_too_long_for_function_and_role_names_are_refused(name: str) -> None:
+    # PROJECT-data-management-handler-staging must fit in the 64 characters of both.
+    result = run_deploy("qa", env=deploy_env(PROJECT_NAME=name))
+
+    assert result.returncode == 2
+    assert f"PROJECT_NAME '{name}'" in result.stderr
+    assert run_deploy("qa", "-h", env=deploy_env(PROJECT_NAME="a" * 32)).returncode == 0
 
 
 def test_bad_project_name_is_refused() -> None:

@@ -1,10 +1,11 @@
 """Evaluate the parts of a template that depend only on parameters, as CloudFormation would.
 
 `Ref` to a parameter or pseudo parameter, `Fn::Sub`, `Fn::If` (with the template's
-Conditions), `Fn::Join`, `Fn::FindInMap` (the template's Mappings) and `AWS::NoValue` are
-resolved; references to resources
+Conditions), `Fn::Join`, `Fn::Split`, `Fn::FindInMap` (the template's Mappings) and
+`AWS::NoValue` are resolved; references to resources
 (`Ref` to a resource, `Fn::GetAtt`) stay symbolic. Parameter values are checked against
-AllowedValues / AllowedPattern, so tests see what CloudFormation would accept.
+AllowedValues / AllowedPattern / MinLength / MaxLength and the template's Rules (assertions
+made of Fn::Equals, Fn::Not, Fn::And, Fn::Or), so tests see what CloudFormation would accept.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def parameter_values(template: dict[str, Any], **overrides: str) -> dict[str, st
         pattern = spec.get("AllowedPattern")
         if pattern is not None and not re.fullmatch(pattern, value):
             raise ParameterError(f"{name}={value!r} does not match {pattern}")
+        if len(value) < int(spec.get("MinLength", 0)):
+            raise ParameterError(f"{name} is shorter than MinLength {spec['MinLength']}")
+        if "MaxLength" in spec and len(value) > int(spec["MaxLength"]):
+            raise ParameterError(f"{name} is longer than MaxLength {spec['MaxLength']}")
         values[name] = value
     return values
 
@@ -58,6 +63,18 @@ class Evaluator:
         self.template = template
         self.parameters = parameter_values(template, **overrides)
         self._conditions: dict[str, bool] = {}
+        self._check_rules()
+
+    def _check_rules(self) -> None:
+        """Raise ParameterError for the first rule assertion the parameters fail, as
+        CloudFormation refuses such a stack before it changes anything."""
+        for name, rule in self.template.get("Rules", {}).items():
+            if "RuleCondition" in rule and not self._truth(rule["RuleCondition"]):
+                continue
+            for assertion in rule["Assertions"]:
+                if not self._truth(assertion["Assert"]):
+                    reason = assertion.get("AssertDescription", "")
+                    raise ParameterError(f"rule {name} fails: {reason}".strip())
 
     def condition(self, name: str) -> bool:
         if name not in self._conditions:
@@ -125,6 +142,12 @@ class Evaluator:
                 found = self.template["Mappings"][mapping][top][second]
                 # Numbers as strings, like every parameter value here.
                 return str(found) if isinstance(found, int | float) else found
+            if key == "Fn::Split":
+                separator, text = argument
+                resolved_text = self.evaluate(text)
+                if isinstance(resolved_text, str):
+                    return resolved_text.split(separator)
+                return {"Fn::Split": [separator, resolved_text]}
             if key == "Fn::Join":
                 separator, parts = argument
                 resolved = self.evaluate(parts)

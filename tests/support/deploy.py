@@ -29,8 +29,13 @@ _DEPLOY_VARIABLES = {
     "ENABLE_INVENTORY_SYNC",
     "TARGET_ACCOUNT_ROLE_NAME_PATTERN",
     "DRS_REGIONS",
+    "TARGET_ORG_ID",
+    "TARGET_ACCOUNT_IDS",
     "MOTO_ACCOUNT_ID",
 }
+# The demo's target accounts (scripts/demo.py): a local deploy scopes the hub's AssumeRole
+# grant to them, as a real deploy must scope it to some accounts or an organization.
+TARGET_ACCOUNT_IDS = "111122223333,444455556666,777788889999"
 
 
 def deploy_env(*, credentials: bool = True, **extra: str) -> dict[str, str]:
@@ -45,6 +50,7 @@ def deploy_env(*, credentials: bool = True, **extra: str) -> dict[str, str]:
         AWS_CONFIG_FILE="/dev/null",
         AWS_SHARED_CREDENTIALS_FILE="/dev/null",
         AWS_EC2_METADATA_DISABLED="true",
+        TARGET_ACCOUNT_IDS=TARGET_ACCOUNT_IDS,
     )
     if credentials:
         env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")

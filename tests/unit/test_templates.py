@@ -36,6 +36,9 @@ from tests.support.handlers import load_handler
 
 LAMBDA_DIR = Path(__file__).resolve().parents[2] / "lambda"
 TEMPLATES = sorted(path.name for path in CFN_DIR.glob("*.yaml"))
+# Deployed in target accounts (StackSets), not as part of a hub environment.
+TARGET_ACCOUNT_TEMPLATE = "target-account-role.yaml"
+HUB_TEMPLATES = [name for name in TEMPLATES if name != TARGET_ACCOUNT_TEMPLATE]
 ENV = "qa"
 PROJECT = "aws-drs-orchestration"
 
@@ -49,6 +52,7 @@ LAMBDA_PARAMS = {
     "DataManagementHandlerCodeVersion": "dmh-version-1",
     "QueryHandlerCodeVersion": "qh-version-1",
     "DrsRegions": "us-east-1,eu-west-1",
+    "TargetAccountIds": "111122223333,444455556666",
 }
 SYNC_INPUT = {"operation": "sync_source_server_inventory"}
 # Read by Powertools itself, not by our code.
@@ -115,7 +119,12 @@ def as_list(value: Any) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------- everywhere
-@pytest.mark.parametrize("name", TEMPLATES)
+def test_the_target_account_template_is_the_only_one_outside_the_hub() -> None:
+    assert set(TEMPLATES) - set(HUB_TEMPLATES) == {TARGET_ACCOUNT_TEMPLATE}
+    assert len(HUB_TEMPLATES) == 5
+
+
+@pytest.mark.parametrize("name", HUB_TEMPLATES)
 def test_every_template_takes_project_and_environment_like_the_dynamodb_stack(name: str) -> None:
     reference = load_template("dynamodb-stack.yaml")["Parameters"]
     parameters = load_template(name)["Parameters"]
