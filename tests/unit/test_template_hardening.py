@@ -395,3 +395,25 @@ def test_parameters_compared_in_conditions_have_string_defaults(name: str) -> No
         for parameter in _parameters_compared_in_conditions(template)
         if not isinstance(parameters[parameter].get("Default", ""), str)
     } == set()
+
+
+def test_discovery_may_list_the_organizations_accounts_and_change_nothing_there() -> None:
+    """discover_target_accounts calls organizations ListAccounts with the hub's role, and
+    nothing else of Organizations (the code's only Organizations call, checked here too)."""
+    source = (
+        Path(__file__).resolve().parents[2]
+        / "lambda"
+        / "data-management-handler"
+        / "account_discovery.py"
+    ).read_text()
+    assert 'get_paginator("list_accounts")' in source
+    stack = lambda_stack()
+    statements = stack.evaluate(role_statements(stack.template, DMH_ROLE, stack))
+    organizations = [
+        statement
+        for statement in statements
+        if any(action.startswith("organizations:") for action in as_list(statement["Action"]))
+    ]
+    assert [(s["Effect"], as_list(s["Action"]), s["Resource"]) for s in organizations] == [
+        ("Allow", ["organizations:ListAccounts"], "*")
+    ]

@@ -500,6 +500,7 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
     assert set(by_action) == {
         "drs:DescribeSourceServers",
         "ec2:DescribeInstances",
+        "organizations:ListAccounts",
         "sts:AssumeRole",
         "sts:SetSourceIdentity",
         "dynamodb:BatchWriteItem",
@@ -514,7 +515,11 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
         "sqs:SendMessage",
     }
     wildcard_resources = {action for action, resources in by_action.items() if "*" in resources}
-    assert wildcard_resources == {"drs:DescribeSourceServers", "ec2:DescribeInstances"}
+    assert wildcard_resources == {
+        "drs:DescribeSourceServers",
+        "ec2:DescribeInstances",
+        "organizations:ListAccounts",
+    }
     assert by_action["sts:AssumeRole"] == ["arn:aws:iam::*:role/drs-orchestration-*"]
     assert by_action["sts:SetSourceIdentity"] == by_action["sts:AssumeRole"]
 
