@@ -12,8 +12,9 @@ was deployed, the way Lambda would:
    provides, taken from this interpreter; a package that carries its own SDK, as ours do,
    runs that copy, as in Lambda), with the function's environment, the execution
    role's credentials (assumed from moto STS as `lambda.amazonaws.com`, so a role whose
-   trust policy does not trust Lambda fails here as in AWS), the local endpoints (`AWS_ENDPOINT_URL` = moto,
-   `AWS_ENDPOINT_URL_DRS` = the DRS simulator) and the Lambda runtime's variables;
+   trust policy does not trust Lambda fails here as in AWS), the local endpoints
+   (`AWS_ENDPOINT_URL` = moto, `AWS_ENDPOINT_URL_DRS` = the DRS simulator) and the Lambda
+   runtime's variables;
    `lambda_bootstrap.py` builds the context and calls the handler;
 4. returns what `Invoke` returns: StatusCode 200, and on an unhandled error
    `FunctionError: "Unhandled"` with Payload {"errorType", "errorMessage", ...}; the process
