@@ -19,7 +19,7 @@ from inventory_sync import store as store_module
 from inventory_sync.deadline import Deadline
 from inventory_sync.models import SyncSettings
 from scripts.local.drs_simulator import _DEFAULT_FAULT_MESSAGES, Fault
-from scripts.local.moto_server import LocalMotoServer, MotoFault
+from scripts.local.moto_server import BATCH_WRITE_ITEM, LocalMotoServer, MotoFault
 from shared.exceptions import InvalidParameterError
 from shared.messages import reader_message
 from tests.support.lambda_context import FakeLambdaContext
@@ -364,10 +364,12 @@ def _hung_inventory_write_run(
     """Only FAULTED holds servers (so only it writes items); every inventory BatchWriteItem
     hangs. Returns the sync's summary and wall time, after the held requests completed."""
     world.add_servers(*FAULTED, 2, ec2_fraction=0.0)
+    arrived_before = moto_server.request_count("dynamodb", BATCH_WRITE_ITEM)
+    processed_before = _processed(moto_server, BATCH_WRITE_ITEM)
     moto_server.set_fault(
         MotoFault(
             service="dynamodb",
-            operation="BatchWriteItem",
+            operation=BATCH_WRITE_ITEM,
             table_name=world.tables.inventory,
             kind="hang",
             hang_seconds=hang_seconds,
@@ -385,7 +387,22 @@ def _hung_inventory_write_run(
         # moto processes a held request when its hang ends: let that happen in this test,
         # not inside the next one's freshly made tables.
         time.sleep(max(0.0, hang_seconds - (time.monotonic() - started)))
+        # A request held a little after `started` ends its hang a little after that sleep:
+        # wait until moto has answered every BatchWriteItem that arrived, or the late write
+        # lands in the next test's table of the same name.
+        arrived = moto_server.request_count("dynamodb", BATCH_WRITE_ITEM) - arrived_before
+        deadline = time.monotonic() + hang_seconds + 10
+        while (
+            _processed(moto_server, BATCH_WRITE_ITEM) - processed_before < arrived
+            and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
     return summary, elapsed
+
+
+def _processed(moto_server: LocalMotoServer, operation: str) -> int:
+    """Requests of `operation` moto has answered (held ones count once their hang ended)."""
+    return int(moto_server.stats().get(operation, {}).get("requests", 0))
 
 
 def test_hung_inventory_write_returns_in_time_and_records_the_scope(
