@@ -257,3 +257,21 @@ def test_a_target_whose_role_wants_another_external_id_fails_its_scopes(world: W
     assert world.scope_items(TARGET_B, "us-east-1") == {}
     # The refused account was never read, neither with its own nor with the hub's credentials.
     assert world.simulator.request_count("DescribeSourceServers", TARGET_B, "us-east-1") == 0
+
+
+def test_moto_state_it_cannot_read_refuses_with_a_clear_message(
+    moto_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a moto whose STS backend lost the lookup the layer relies on (a moto upgrade)
+    from moto.sts.models import STSBackend
+
+    role = create_cross_account_role(TARGET, HUB, EXTERNAL_ID)
+    monkeypatch.delattr(STSBackend, "get_assumed_role_from_access_key")
+
+    # WHEN an AssumeRole that the trust policy allows arrives, THEN it is refused (fail closed)
+    refusal = _refusal(
+        _sts().assume_role, RoleArn=role, RoleSessionName="sync", ExternalId=EXTERNAL_ID
+    )
+
+    assert refusal["code"] == "AccessDenied"
+    assert "cannot judge AssumeRole with moto 5." in refusal["message"]
