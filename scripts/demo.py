@@ -37,6 +37,7 @@ from typing import Any
 import boto3
 
 from scripts.local import fleet
+from scripts.local.accounts import account_client
 from scripts.local.drs_simulator import UNINITIALIZED, Fault, SimulatorControl
 from scripts.local.runner import (
     Invocation,
@@ -186,31 +187,15 @@ class Organisation:
             aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             region_name=HUB_REGION,
         )
-        self._credentials: dict[str, Any] = {}
 
     def client(self, service: str, account: Account, region: str = HUB_REGION) -> Any:
-        """A client acting in `account`: the hub's own credentials, or its assumed role.
-
-        moto attributes an assumed role's keys to the role's account, as AWS does.
-        """
+        """A client acting in `account`: the hub's own credentials, or, for a target account,
+        moto's account header (setup needs no role: it creates the role the sync assumes)."""
         if account == HUB:
             return self._session.client(  # type: ignore[call-overload]
                 service, region_name=region, endpoint_url=self.endpoint
             )
-        if account.account_id not in self._credentials:
-            sts = self._session.client("sts", endpoint_url=self.endpoint)
-            self._credentials[account.account_id] = sts.assume_role(
-                RoleArn=account.role_arn, RoleSessionName="demo-setup", ExternalId=EXTERNAL_ID
-            )["Credentials"]
-        credentials = self._credentials[account.account_id]
-        return self._session.client(  # type: ignore[call-overload]
-            service,
-            region_name=region,
-            endpoint_url=self.endpoint,
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
+        return account_client(service, account.account_id, region, self.endpoint, self._session)
 
     def create_cross_account_role(self, account: Account) -> None:
         """The role the sync assumes: trusts the hub, requires the external id, reads DRS/EC2."""
@@ -220,7 +205,8 @@ class Organisation:
                 {
                     "Effect": "Allow",
                     "Principal": {"AWS": f"arn:aws:iam::{HUB.account_id}:root"},
-                    "Action": "sts:AssumeRole",
+                    # The sync names its sessions (SourceIdentity): AWS then requires this.
+                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
                     "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}},
                 }
             ],

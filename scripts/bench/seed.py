@@ -1,7 +1,8 @@
 """Seed a fleet into the running fakes: tables, target accounts, EC2 instances, DRS servers, faults.
 
-Fast by construction: moto instances are launched 100 per RunInstances call with each
-account's assumed-role credentials (so they live in that account), and DRS servers are
+Fast by construction: moto instances are launched 100 per RunInstances call in each account
+(moto's account header: they live in that account; the account's role is created first, as
+the local STS assumes only roles that exist), and DRS servers are
 generated inside the simulator over its control API (no 100 MB uploads).
 """
 
@@ -21,12 +22,14 @@ import boto3
 from scripts.bench.fleets import (
     EXTERNAL_ID,
     HUB_ACCOUNT_ID,
+    ROLE_NAME,
     FleetSpec,
     ScopeSpec,
     role_arn,
 )
 from scripts.bench.processes import REPO_ROOT
 from scripts.local import fleet as fleet_generator
+from scripts.local.accounts import account_client, create_cross_account_role
 from scripts.local.drs_simulator import UNINITIALIZED, Fault, SimulatorControl
 
 ENVIRONMENT = "bench"  # the tables' ${Environment}
@@ -137,8 +140,18 @@ def seed(
 
 
 def _register_targets(spec: FleetSpec, table_name: str) -> int:
-    """Register every target account through the data-management-handler's own operation."""
+    """Create each target account's role (the local STS assumes only roles that exist and
+    trust the hub with the external id) and register the account through the
+    data-management-handler's own operation."""
     from target_accounts import add_target_account  # lambda code: importable after the path
+
+    session = boto3.Session()
+    for account in spec.target_accounts:
+        created = create_cross_account_role(
+            account, HUB_ACCOUNT_ID, EXTERNAL_ID, role_name=ROLE_NAME, session=session
+        )
+        if created != role_arn(account):
+            raise RuntimeError(f"created {created}, the fleet registers {role_arn(account)}")
 
     dynamodb = boto3.Session().resource("dynamodb")
     try:
@@ -164,30 +177,18 @@ def _register_targets(spec: FleetSpec, table_name: str) -> int:
 def _launch_instances(spec: FleetSpec) -> dict[ScopeSpec, dict[str, Any]]:
     """Launch each scope's instances in its own account and region; Ec2Origins by scope."""
     session = boto3.Session()
-    sts = session.client("sts")
-    credentials: dict[str, Any] = {}  # account -> STS Credentials
     origins: dict[ScopeSpec, dict[str, Any]] = {}
     for scope in spec.scopes:
         if not scope.ec2_instances:
             continue
         account = scope.account_id
-        kwargs: dict[str, Any] = {"region_name": scope.region}
-        if account != HUB_ACCOUNT_ID:
-            # moto's STS hands out keys that act in the assumed account: the instances then
-            # belong to the target account, as the sync's cross-account reads expect.
-            if account not in credentials:
-                credentials[account] = sts.assume_role(
-                    RoleArn=role_arn(account),
-                    RoleSessionName="bench-seed",
-                    ExternalId=EXTERNAL_ID,
-                )["Credentials"]
-            assumed = credentials[account]
-            kwargs.update(
-                aws_access_key_id=assumed["AccessKeyId"],
-                aws_secret_access_key=assumed["SecretAccessKey"],
-                aws_session_token=assumed["SessionToken"],
-            )
-        ec2 = session.client("ec2", **kwargs)
+        # A target account's instances are launched in that account (moto's account header),
+        # as the sync's cross-account reads expect.
+        ec2 = (
+            session.client("ec2", region_name=scope.region)
+            if account == HUB_ACCOUNT_ID
+            else account_client("ec2", account, scope.region, session=session)
+        )
         try:
             instances = fleet_generator.create_ec2_instances(
                 ec2,
@@ -198,7 +199,6 @@ def _launch_instances(spec: FleetSpec) -> dict[ScopeSpec, dict[str, Any]]:
         finally:
             ec2.close()
         origins[scope] = fleet_generator.ec2_origins(instances, account, scope.region)
-    sts.close()
     return origins
 
 

@@ -20,6 +20,15 @@ DynamoDB's item-size rules and the tables' own indexes (`/_local/capacity`, see
 `scripts.local.dynamodb_capacity`). Latency per service (`latency_ms`, e.g. sts=20,
 dynamodb=5) is slept before the lock, so it adds wall time, never serialisation.
 
+STS AssumeRole is judged as AWS judges it before moto answers (moto's own STS hands out
+credentials for any role ARN): the role must exist in moto's IAM with exactly that ARN, and
+its trust policy must allow the caller (`scripts.local.local_sts` says what is modelled).
+The caller is who signed the request, as moto attributes access keys (an AssumeRole'd key is
+a session of its role, `testing` moto's default account), or the AWS service a local client
+says it acts as (header `x-local-service-principal`, see `scripts.local.accounts`). A refusal
+is AWS's 403 AccessDenied with AWS's one message; the reason is logged at INFO. Setup code
+creates roles in other accounts through moto's `x-moto-account-id` header instead.
+
 Garbage collection: with tens of thousands of items moto holds millions of objects, and one
 automatic full collection pauses every request for seconds (growing with the tables).
 `manual_gc` (process-wide) leaves the young generations to Python and runs full
@@ -64,6 +73,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from scripts.local import moto_s3_policy, moto_speedups
 from scripts.local.dynamodb_capacity import CapacityMeter, IndexSpec, ItemState, item_size
+from scripts.local.local_sts import SERVICE_PRINCIPAL_HEADER, judge_assume_role
 
 LOOPBACK = "127.0.0.1"
 # werkzeug logs every request at INFO: thousands of lines per sync drown what matters.
@@ -315,6 +325,135 @@ def _error_answer(call: _Call, fault: MotoFault) -> _WsgiAnswer:
         )
     headers.append(("Content-Type", "text/xml"))
     return status, headers, text.encode()
+
+
+_ROLE_ARN = re.compile(r"arn:([a-z-]+):iam::([0-9]{12}):role/.+")
+# WSGI's name of the service-principal header (see scripts.local.accounts.act_as_service).
+_SERVICE_PRINCIPAL_ENVIRON = "HTTP_" + SERVICE_PRINCIPAL_HEADER.upper().replace("-", "_")
+STS_LOG = logging.getLogger(__name__ + ".sts")
+
+
+@dataclass(frozen=True)
+class _StsCaller:
+    principal_arn: str  # aws:PrincipalArn: an assumed-role session's role ARN (path included)
+    account: str
+    shown_as: str  # how AWS names the caller in AccessDenied (the session ARN of a role)
+
+
+def _form_of(environ: dict[str, Any]) -> dict[str, str]:
+    """A query-protocol request's parameters (the query string's and the form body's)."""
+    pairs = urllib.parse.parse_qsl(environ.get("QUERY_STRING", ""))
+    if environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+        pairs += urllib.parse.parse_qsl(_read_body(environ).decode("utf-8", "replace"))
+    return dict(pairs)
+
+
+def _sts_caller(environ: dict[str, Any], partition: str) -> _StsCaller:
+    """Who signed the request, as moto's own GetCallerIdentity sees it: an AssumeRole'd key is
+    a session of its role (in the role's account), a key of an IAM user that user, any other
+    key (the tests' `testing`) moto's default user of the account moto attributes it to."""
+    from moto.iam.models import get_account_id_from, iam_backends
+    from moto.sts.models import sts_backends
+
+    match = _CALLER_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
+    access_key = match.group(1) if match else ""
+    # moto's own order (BaseResponse.get_current_account): env, header, then the key.
+    account = (
+        os.environ.get("MOTO_ACCOUNT_ID")
+        or environ.get("HTTP_X_MOTO_ACCOUNT_ID")
+        or get_account_id_from(access_key)
+    )
+    session = sts_backends[account][partition].get_assumed_role_from_access_key(access_key)
+    if session is not None:
+        role = _moto_role(session.role_arn, partition)
+        role_arn = role.arn if role is not None else session.role_arn
+        return _StsCaller(str(role_arn), account, str(session.arn))
+    user = iam_backends[account][partition].get_user_from_access_key_id(access_key)
+    arn = str(user.arn) if user is not None else f"arn:{partition}:iam::{account}:user/moto"
+    return _StsCaller(arn, account, arn)
+
+
+def _moto_role(role_arn: str, partition: str) -> Any:
+    """moto's IAM role with exactly this ARN (path included) in its account, or None."""
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import iam_backends
+
+    match = _ROLE_ARN.fullmatch(role_arn)
+    if match is None:
+        return None
+    try:
+        return iam_backends[match.group(2)][partition].get_role_by_arn(role_arn)
+    except NotFoundException:
+        return None
+
+
+def _assume_role_refusal(environ: dict[str, Any]) -> _WsgiAnswer | None:
+    """AWS's AccessDenied for an AssumeRole the role's trust policy does not allow (or of a
+    role that does not exist); None to let moto answer. Runs under moto's lock.
+
+    The caller gets AWS's one message whatever the reason; the reason is logged (INFO) for
+    people debugging a local run. moto state that cannot be read refuses (fail closed).
+    """
+    form = _form_of(environ)
+    role_arn = form.get("RoleArn", "")
+    partition_match = _ROLE_ARN.fullmatch(role_arn)
+    partition = partition_match.group(1) if partition_match else "aws"
+    service = environ.get(_SERVICE_PRINCIPAL_ENVIRON) or None
+    try:
+        caller = None if service else _sts_caller(environ, partition)
+        role = _moto_role(role_arn, partition)
+    except (ImportError, AttributeError, TypeError, KeyError) as exc:
+        # moto's public STS/IAM lookups changed (moto is pinned in requirements-dev.txt).
+        message = (
+            f"the local moto server cannot judge AssumeRole with moto {_moto_version()}: "
+            f"{exc!r}; refused"
+        )
+        STS_LOG.error(message)
+        return _access_denied(message)
+    if role is None:
+        reason: str | None = "the role does not exist"
+    else:
+        trust = _trust_policy(role.assume_role_policy_document)
+        reason = judge_assume_role(
+            trust,
+            caller.principal_arn if caller else None,
+            caller.account if caller else None,
+            service,
+            form.get("ExternalId"),
+            form.get("SourceIdentity"),
+            session_tags=any(key.startswith("Tags.member.") for key in form),
+        )
+    if reason is None:
+        return None
+    shown = service or (caller.shown_as if caller else "")
+    STS_LOG.info("AssumeRole of %s by %s refused: %s", role_arn, shown, reason)
+    return _access_denied(
+        f"User: {shown} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+    )
+
+
+def _trust_policy(document: Any) -> dict[str, Any]:
+    """The role's trust policy as moto keeps it (JSON, or URL-encoded JSON); {} if unreadable."""
+    for text in (document, urllib.parse.unquote(str(document))):
+        try:
+            policy = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        return policy if isinstance(policy, dict) else {}
+    return {}
+
+
+def _access_denied(message: str) -> _WsgiAnswer:
+    return _error_answer(
+        _Call("sts", "AssumeRole", json_protocol=False),
+        MotoFault("sts", "AssumeRole", error_code="AccessDenied", message=message, status=403),
+    )
+
+
+def _moto_version() -> str:
+    import moto
+
+    return str(getattr(moto, "__version__", "?"))
 
 
 RequestItems = dict[str, list[Any]]
@@ -781,6 +920,10 @@ class _SerialisedApp:
         with self._lock:
             entered = time.perf_counter()
             try:
+                if call.service == "sts" and call.operation == "AssumeRole":
+                    refusal = _assume_role_refusal(environ)
+                    if refusal is not None:
+                        return self._respond(start_response, refusal)
                 if self._meter is not None and call.service == "dynamodb" and call.json_protocol:
                     metered_body = body if body is not None else _json_body(environ)
                     return self._metered(environ, start_response, call, metered_body)

@@ -11,8 +11,10 @@ was deployed, the way Lambda would:
    site-packages; PYTHONPATH = the package first, then only the SDK modules the Lambda runtime
    provides, taken from this interpreter; a package that carries its own SDK, as ours do,
    runs that copy, as in Lambda), with the function's environment, the execution
-   role's credentials (moto STS), the local endpoints (`AWS_ENDPOINT_URL` = moto,
-   `AWS_ENDPOINT_URL_DRS` = the DRS simulator) and the Lambda runtime's variables;
+   role's credentials (assumed from moto STS as `lambda.amazonaws.com`, so a role whose
+   trust policy does not trust Lambda fails here as in AWS), the local endpoints
+   (`AWS_ENDPOINT_URL` = moto, `AWS_ENDPOINT_URL_DRS` = the DRS simulator) and the Lambda
+   runtime's variables;
    `lambda_bootstrap.py` builds the context and calls the handler;
 4. returns what `Invoke` returns: StatusCode 200, and on an unhandled error
    `FunctionError: "Unhandled"` with Payload {"errorType", "errorMessage", ...}; the process
@@ -64,6 +66,7 @@ from typing import Any
 
 BOOTSTRAP = Path(__file__).with_name("lambda_bootstrap.py")
 DEFAULT_REGION = "us-east-1"
+LAMBDA_SERVICE_PRINCIPAL = "lambda.amazonaws.com"  # who assumes a function's execution role
 # Lambda gives the init phase (imports) its own 10 s, outside the function's Timeout.
 INIT_SECONDS = 10.0
 # Beyond Timeout + init, the bootstrap's own watchdog has failed: kill the process.
@@ -232,6 +235,21 @@ class LocalRunner:
             )
         return self._clients[key]
 
+    def _lambda_sts(self, region: str) -> Any:
+        """An STS client whose AssumeRole is Lambda's own (`lambda.amazonaws.com`): the local
+        STS then judges the execution role's trust policy as AWS does when Lambda assumes it."""
+        from scripts.local.accounts import act_as_service
+
+        key = ("sts:" + LAMBDA_SERVICE_PRINCIPAL, region)
+        if key not in self._clients:
+            self._clients[key] = act_as_service(
+                self._session.client(  # type: ignore[call-overload]
+                    "sts", region_name=region, endpoint_url=self.endpoint
+                ),
+                LAMBDA_SERVICE_PRINCIPAL,
+            )
+        return self._clients[key]
+
     # ---- the deployed function -------------------------------------------------------------
     def function(self, name_or_arn: str) -> DeployedFunction:
         """The deployed function (configuration + unzipped, verified package).
@@ -388,7 +406,7 @@ class LocalRunner:
 
     def _environment(self, deployed: DeployedFunction, log_stream: str) -> dict[str, str]:
         """The function's process environment: what Lambda would set, with local endpoints."""
-        credentials = self.client("sts", deployed.region).assume_role(
+        credentials = self._lambda_sts(deployed.region).assume_role(
             RoleArn=deployed.role, RoleSessionName=deployed.name[:64]
         )["Credentials"]
         environment = dict(deployed.environment)

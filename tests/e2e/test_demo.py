@@ -22,6 +22,7 @@ import boto3
 import pytest
 
 import scripts.demo as demo
+from scripts.local.accounts import create_cross_account_role
 from scripts.local.stack import LocalStack
 from scripts.package_lambda import requirements_dir
 from tests.support.deploy import copy_repo, deploy_env
@@ -326,10 +327,11 @@ def test_local_stack_attributes_assumed_roles_to_their_account_and_stops_cleanly
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
         )
-        credentials = sts.assume_role(
-            RoleArn="arn:aws:iam::111122223333:role/drs-orchestration-cross-account",
-            RoleSessionName="test",
-        )["Credentials"]
+        # The local STS assumes only a role that exists and trusts the caller.
+        role = create_cross_account_role(
+            "111122223333", "123456789012", None, endpoint=stack.moto_endpoint
+        )
+        credentials = sts.assume_role(RoleArn=role, RoleSessionName="test")["Credentials"]
         drs_client = boto3.client(
             "drs",
             endpoint_url=stack.drs_endpoint,

@@ -23,6 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from scripts.local import fleet
+from scripts.local.accounts import create_cross_account_role
 from scripts.local.drs_simulator import (
     ACCESS_DENIED,
     DEFAULT_PAGE_SIZE,
@@ -55,8 +56,10 @@ def _ids(servers: list[dict[str, Any]]) -> list[str]:
 
 
 def _assume_spoke(region: str = REGION) -> dict[str, str]:
+    """Credentials of a session of SPOKE's role (created here: the local STS assumes only
+    roles that exist and trust the caller)."""
+    role_arn = create_cross_account_role(SPOKE, HUB, None, role_name="DrsReadOnly")
     sts = boto3.client("sts", region_name=region)
-    role_arn = f"arn:aws:iam::{SPOKE}:role/DrsReadOnly"
     return sts.assume_role(RoleArn=role_arn, RoleSessionName="drs-sim-test")["Credentials"]
 
 

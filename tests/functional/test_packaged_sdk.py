@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import email.parser
+import json
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,18 @@ from shared.config import TableNames
 
 FUNCTIONS = ("data-management-handler", "query-handler")
 SDK = ("boto3", "botocore")
+# The execution role's trust, as cfn/lambda-stack.yaml writes it: the runner assumes the role
+# as Lambda does, and the local STS refuses a role that does not trust Lambda.
+LAMBDA_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +108,7 @@ def deployed_function(
     s3.put_object(Bucket="packaged-sdk-deploy", Key="dmh.zip", Body=package.path.read_bytes())
     role = iam.create_role(
         RoleName="packaged-sdk-role",
-        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+        AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST),
     )["Role"]["Arn"]
     lambda_client.create_function(
         FunctionName=name,

@@ -36,6 +36,7 @@ from inventory_queries.reader import SCOPE_INDEX
 from inventory_sync import sync_source_server_inventory
 from inventory_sync.lease import SYNC_LEASE, Lease
 from scripts.local import fleet
+from scripts.local.accounts import account_client, create_cross_account_role
 from scripts.local.drs_simulator import ACCESS_DENIED, DrsSimulator, Fault
 from scripts.local.moto_server import LocalMotoServer
 from shared.config import (
@@ -131,14 +132,7 @@ def _seed(simulator: DrsSimulator) -> tuple[dict[str, dict[str, Any]], dict[str,
     ec2 = boto3.client("ec2", region_name=EAST)
     # xacct*: cross-account DR. TARGET's DRS replicates instances of SOURCE, an account the
     # registry declares as TARGET's EC2 source (never the hub: see EC2 enrichment).
-    assumed = boto3.client("sts").assume_role(RoleArn=SOURCE_ROLE, RoleSessionName="seed")
-    source_ec2 = boto3.client(
-        "ec2",
-        region_name=EAST,
-        aws_access_key_id=assumed["Credentials"]["AccessKeyId"],
-        aws_secret_access_key=assumed["Credentials"]["SecretAccessKey"],
-        aws_session_token=assumed["Credentials"]["SessionToken"],
-    )
+    source_ec2 = account_client("ec2", SOURCE, EAST)
     instances = {
         "web1": _run_instance(ec2, {"Name": "web-1", "Team": "payments", "DRGroup": "ec2-batch"}),
         "web2": _run_instance(ec2, {"Team": "payments"}),
@@ -315,6 +309,9 @@ def inventory(moto_server: LocalMotoServer) -> Iterator[Inventory]:
     ):
         tables = module_environment(env, moto_server, simulator.endpoint, f"{EAST},{WEST}")
         servers, scope_of = _seed(simulator)
+        # The roles the sync assumes (the hub generates the external ids: none is required).
+        for account in (SOURCE, TARGET):
+            create_cross_account_role(account, HUB, external_id=None)
         # SOURCE is registered (disabled: it has no DRS to sync) as TARGET's EC2 source.
         data_handler.handle_direct_invocation(
             {

@@ -19,7 +19,7 @@ from inventory_sync import store as store_module
 from inventory_sync.deadline import Deadline
 from inventory_sync.models import SyncSettings
 from scripts.local.drs_simulator import _DEFAULT_FAULT_MESSAGES, Fault
-from scripts.local.moto_server import LocalMotoServer, MotoFault
+from scripts.local.moto_server import BATCH_WRITE_ITEM, LocalMotoServer, MotoFault
 from shared.exceptions import InvalidParameterError
 from shared.messages import reader_message
 from tests.support.lambda_context import FakeLambdaContext
@@ -367,7 +367,7 @@ def _hung_inventory_write_run(
     moto_server.set_fault(
         MotoFault(
             service="dynamodb",
-            operation="BatchWriteItem",
+            operation=BATCH_WRITE_ITEM,
             table_name=world.tables.inventory,
             kind="hang",
             hang_seconds=hang_seconds,

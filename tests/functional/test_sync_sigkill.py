@@ -26,6 +26,7 @@ from inventory_sync.models import Scope
 from inventory_sync.records import content_digest
 from scripts.bench.processes import REPO_ROOT, ChildProcess, clean_env, drs_simulator, moto_server
 from scripts.local import fleet as fleet_generator
+from scripts.local.accounts import create_cross_account_role
 from scripts.local.drs_simulator import SimulatorControl
 from shared.config import (
     INVENTORY_TABLE_ENV,
@@ -134,6 +135,7 @@ def fakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fakes]:
         monkeypatch.setenv(SYNC_LEASE_TABLE_ENV, tables.sync_lease)
         handler = load_handler("data-management-handler")
         for account in (TARGET_A, TARGET_B):
+            create_cross_account_role(account, HUB, EXTERNAL_ID)
             handler.handle_direct_invocation(
                 {
                     "operation": "add_target_account",

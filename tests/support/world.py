@@ -1,7 +1,9 @@
 """A small multi-account DRS world for functional tests: moto + the DRS simulator + tables.
 
-Hub 123456789012 (moto's default account) and two target accounts reached by AssumeRole.
-Everything goes through real boto3 clients; nothing is mocked.
+Hub 123456789012 (moto's default account) and two target accounts reached by AssumeRole of
+their role `drs-orchestration-cross-account`, which the World creates in each target account
+(trusting the hub account with EXTERNAL_ID, as the local STS checks). Everything goes through
+real boto3 clients; nothing is mocked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from inventory_sync import sync_source_server_inventory
 from inventory_sync.models import Scope, SyncSettings
 from inventory_sync.records import content_digest
 from scripts.local import fleet
+from scripts.local.accounts import account_client, create_cross_account_role
 from scripts.local.drs_simulator import DrsSimulator, Fault
 from shared.aws import ClientFactory, ClientPool, make_config, new_session
 from shared.config import TableNames
@@ -67,6 +70,16 @@ class World:
 
     def invoke(self, operation: str, context: Any = None, **params: Any) -> dict[str, Any]:
         return self.handler.handle_direct_invocation({"operation": operation, **params}, context)
+
+    def create_target_roles(self) -> None:
+        """The role the sync assumes in TARGET_A and TARGET_B (trust: the hub, EXTERNAL_ID)."""
+        for account in (TARGET_A, TARGET_B):
+            self.create_target_role(account)
+
+    def create_target_role(self, account_id: str, external_id: str | None = EXTERNAL_ID) -> str:
+        """Create `role_arn(account_id)` in that account, trusting the hub account with
+        `external_id` (None: no external id required); returns its ARN."""
+        return create_cross_account_role(account_id, HUB, external_id)
 
     def register_targets(self) -> None:
         for account in (TARGET_A, TARGET_B):
@@ -128,18 +141,10 @@ class World:
 
     # --- AWS as a target account sees it -------------------------------------------------------
     def client(self, service: str, account_id: str, region: str = "us-east-1") -> Any:
+        """A setup client acting in `account_id` (moto's account header, not AssumeRole)."""
         if account_id == HUB:
             return boto3.client(service, region_name=region)
-        credentials = boto3.client("sts").assume_role(
-            RoleArn=role_arn(account_id), RoleSessionName="test-setup", ExternalId=EXTERNAL_ID
-        )["Credentials"]
-        return boto3.client(
-            service,
-            region_name=region,
-            aws_access_key_id=credentials["AccessKeyId"],
-            aws_secret_access_key=credentials["SecretAccessKey"],
-            aws_session_token=credentials["SessionToken"],
-        )
+        return account_client(service, account_id, region)
 
     def launch_instances(self, account_id: str, region: str, count: int) -> dict[str, Any]:
         ec2 = self.client("ec2", account_id, region)
@@ -254,5 +259,6 @@ def world(
 ) -> World:
     monkeypatch.setenv("DRS_REGIONS", ",".join(REGIONS))
     created = World(drs_simulator, tables, monkeypatch)
+    created.create_target_roles()
     created.register_targets()
     return created
