@@ -2,11 +2,13 @@
 
 1. start the local AWS (moto + the DRS simulator, two processes on loopback);
 2. `scripts/deploy.sh qa --endpoint-url <moto>` with DRS_REGIONS = the demo's four regions;
-3. seed an organisation: a hub and three target accounts (each with its cross-account role),
+3. seed an organisation: a hub and three target accounts,
    four regions, a few hundred DRS source servers with matching EC2 instances in moto
    (including cross-account DR and extended servers), one throttled region and one where DRS
    was never initialised;
-4. register the target accounts through the data-management-handler's own operations;
+4. onboard the target accounts: register each (the hub generates its external id), create its
+   role from cfn/target-account-role.yaml, run the connection test; show one misconfigured
+   account refused at registration;
 5. fire the EventBridge schedule through the local runner (which runs the deployed package);
 6. show the inventory per account/region/replication state and the region status (read
    through the query-handler);
@@ -37,7 +39,7 @@ from typing import Any
 import boto3
 
 from scripts.local import fleet
-from scripts.local.accounts import account_client
+from scripts.local.accounts import account_client, deploy_target_account_role
 from scripts.local.drs_simulator import UNINITIALIZED, Fault, SimulatorControl
 from scripts.local.runner import (
     Invocation,
@@ -65,7 +67,10 @@ SCHEDULE = "rate(15 minutes)"
 REGIONS = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2")
 # Matches the lambda stack's default TargetAccountRoleNamePattern, drs-orchestration-*.
 ROLE_NAME = "drs-orchestration-cross-account"
-EXTERNAL_ID = "drs-orchestration-demo-7f3a-Qm4Lx9Vt"  # 32+ characters, as the registry requires
+# The misconfigured account: its role was deployed with one external id (say, an older
+# StackSet's), and an operator registers it with another. Both 32+ characters.
+STALE_EXTERNAL_ID = "drs-orchestration-demo-stale-7f3a-Qm4Lx9Vt"
+REGISTERED_EXTERNAL_ID = "drs-orchestration-demo-new-2c8e-Rw5Ky3Hs"
 CHECK, CROSS = "\u2714", "\u2718"
 # Variables deploy.sh reads: the demo decides them, the caller's shell does not.
 _DEPLOY_VARIABLES = (
@@ -100,6 +105,8 @@ RETAIL = Account("444455556666", "retail-prod")
 SHARED = Account("777788889999", "shared-services")
 ACCOUNTS = (HUB, PAYMENTS, RETAIL, SHARED)
 TARGET_ACCOUNTS = (PAYMENTS, RETAIL, SHARED)
+# Caught at registration: never registered, holds no DRS servers.
+MISCONFIGURED = Account("135791357913", "sandbox-dev")
 
 
 @dataclass(frozen=True)
@@ -197,37 +204,24 @@ class Organisation:
             )
         return account_client(service, account.account_id, region, self.endpoint, self._session)
 
-    def create_cross_account_role(self, account: Account) -> None:
-        """The role the sync assumes: trusts the hub, requires the external id, reads DRS/EC2."""
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{HUB.account_id}:root"},
-                    # The sync names its sessions (SourceIdentity): AWS then requires this.
-                    "Action": ["sts:AssumeRole", "sts:SetSourceIdentity"],
-                    "Condition": {"StringEquals": {"sts:ExternalId": EXTERNAL_ID}},
-                }
-            ],
-        }
-        read_only = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Action": ["drs:DescribeSourceServers", "ec2:DescribeInstances"],
-                    "Resource": "*",
-                }
-            ],
-        }
-        iam = self.client("iam", account)
-        iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))
-        iam.put_role_policy(
-            RoleName=ROLE_NAME,
-            PolicyName="drs-inventory-read",
-            PolicyDocument=json.dumps(read_only),
+    def deploy_role(self, account: Account, hub_role_arn: str, external_id: str) -> str:
+        """The role the sync assumes, made as a StackSet instance makes it: a stack of
+        cfn/target-account-role.yaml in `account`, trusting `hub_role_arn` with `external_id`.
+        Returns the role's ARN."""
+        return deploy_target_account_role(
+            account.account_id,
+            HUB.account_id,
+            hub_role_arn,
+            external_id,
+            endpoint=self.endpoint,
+            session=self._session,
         )
+
+    def hub_role_arn(self) -> str:
+        """The data-management-handler's execution role (fixed name and path: what target
+        accounts' trust policies pin with aws:PrincipalArn)."""
+        iam = self.client("iam", HUB)
+        return str(iam.get_role(RoleName=DATA_MANAGEMENT_HANDLER)["Role"]["Arn"])
 
 
 @dataclass(frozen=True)
@@ -242,10 +236,11 @@ class SeedSummary:
 def seed_organisation(
     endpoint: str, control: SimulatorControl, seeds: Sequence[ScopeSeed] = FLEET
 ) -> SeedSummary:
-    """Create the target accounts' roles, the EC2 instances and the DRS fleet; set the faults."""
+    """Create the EC2 instances and the DRS fleet; DRS was never initialised in one scope.
+
+    The target accounts' roles are made when they are onboarded (`onboard_target_accounts`),
+    and the throttled scope is armed after that (`throttle_scope`)."""
     organisation = Organisation(endpoint)
-    for account in TARGET_ACCOUNTS:
-        organisation.create_cross_account_role(account)
     servers = listable = instances = extended = missing = 0
     for index, seed in enumerate(seeds):
         origin = seed.origin or seed.account
@@ -280,33 +275,54 @@ def seed_organisation(
         instances += seed.instances
         extended += seed.extended
         missing += seed.missing
+    uninitialized_account, uninitialized_region = UNINITIALIZED_SCOPE
+    control.set_fault(uninitialized_account.account_id, uninitialized_region, Fault(UNINITIALIZED))
+    return SeedSummary(servers, listable, instances, extended, missing)
+
+
+def throttle_scope(control: SimulatorControl) -> None:
+    """From now on DRS keeps answering ThrottlingException in the THROTTLED scope."""
     throttled_account, throttled_region = THROTTLED
     control.set_fault(
         throttled_account.account_id,
         throttled_region,
         Fault("ThrottlingException", operation="DescribeSourceServers", retry_after_seconds=1),
     )
-    uninitialized_account, uninitialized_region = UNINITIALIZED_SCOPE
-    control.set_fault(uninitialized_account.account_id, uninitialized_region, Fault(UNINITIALIZED))
-    return SeedSummary(servers, listable, instances, extended, missing)
 
 
-def register_target_accounts(
+@dataclass(frozen=True)
+class Onboarded:
+    """What onboarding the target accounts did: the registry, each connection test, and the
+    misconfigured account's refusal."""
+
+    accounts: list[dict[str, Any]]
+    tests: dict[str, dict[str, Any]]
+    refused: str
+
+
+def onboard_target_accounts(
     runner: LocalRunner, accounts: Sequence[Account] = TARGET_ACCOUNTS
-) -> list[dict[str, Any]]:
-    """add_target_account for each account, through the deployed data-management-handler.
+) -> Onboarded:
+    """Onboard each account as an operator does, through the deployed data-management-handler:
 
-    Returns list_target_accounts' items. Raises DemoError when an invocation fails.
+    1. `add_target_account` without an external id: the hub generates one and returns it once;
+    2. the account creates its role from cfn/target-account-role.yaml with that id, trusting
+       the data-management-handler's role (as a StackSet instance would);
+    3. `test_target_account`: the hub assumes the role and reads DRS and EC2 as the sync will.
+
+    Then MISCONFIGURED, whose role was deployed with another external id than the one it is
+    registered with, is refused at registration (the connection test runs before the write)
+    and stays unregistered. Raises DemoError when an invocation fails unexpectedly.
     """
+    organisation = Organisation(runner.endpoint)
+    hub_role_arn = organisation.hub_role_arn()
+    tests: dict[str, dict[str, Any]] = {}
     for account in accounts:
         request: dict[str, Any] = {
             "operation": "add_target_account",
             "accountId": account.account_id,
             "roleArn": account.role_arn,
-            "externalId": EXTERNAL_ID,
             "accountName": account.name,
-            # The demo's DRS throttles one scope on purpose; a connection test would refuse it.
-            "skipConnectionTest": True,
         }
         # Cross-account DR: the accounts whose EC2 this account's DRS replicates are declared
         # by the operator (the sync never trusts DRS data to choose whose EC2 it reads).
@@ -319,12 +335,62 @@ def register_target_accounts(
         )
         if sources:
             request["ec2SourceAccountIds"] = sources
-        _payload(runner.invoke(DATA_MANAGEMENT_HANDLER, request), "add_target_account")
+        added = _payload(runner.invoke(DATA_MANAGEMENT_HANDLER, request), "add_target_account")
+        organisation.deploy_role(account, hub_role_arn, added["externalId"])
+        tests[account.account_id] = _payload(
+            runner.invoke(
+                DATA_MANAGEMENT_HANDLER,
+                {"operation": "test_target_account", "accountId": account.account_id},
+            ),
+            "test_target_account",
+        )
+    refused = _refused_registration(runner, organisation, hub_role_arn)
     listed = _payload(
         runner.invoke(DATA_MANAGEMENT_HANDLER, {"operation": "list_target_accounts"}),
         "list_target_accounts",
     )
-    return list(listed["items"])
+    return Onboarded(list(listed["items"]), tests, refused)
+
+
+def _refused_registration(
+    runner: LocalRunner, organisation: Organisation, hub_role_arn: str
+) -> str:
+    """Register MISCONFIGURED with an external id its role does not expect; the error the
+    operator sees. Raises DemoError if the registration is not refused."""
+    organisation.deploy_role(MISCONFIGURED, hub_role_arn, STALE_EXTERNAL_ID)
+    invocation = runner.invoke(
+        DATA_MANAGEMENT_HANDLER,
+        {
+            "operation": "add_target_account",
+            "accountId": MISCONFIGURED.account_id,
+            "roleArn": MISCONFIGURED.role_arn,
+            "accountName": MISCONFIGURED.name,
+            "externalId": REGISTERED_EXTERNAL_ID,
+        },
+    )
+    if invocation.succeeded:
+        raise DemoError(
+            f"add_target_account accepted {MISCONFIGURED.label}, whose role expects another "
+            "external id: the connection test should have refused it"
+        )
+    error = invocation.payload or {}
+    return f"{error.get('errorType')}: {error.get('errorMessage')}"
+
+
+def register_target_accounts(
+    runner: LocalRunner, accounts: Sequence[Account] = TARGET_ACCOUNTS
+) -> list[dict[str, Any]]:
+    """Onboard `accounts` (`onboard_target_accounts`); list_target_accounts' items."""
+    return onboard_target_accounts(runner, accounts).accounts
+
+
+def connection_test_line(account: Mapping[str, Any], test: Mapping[str, Any]) -> str:
+    """One line per account: the connection test's verdict and what it found per region."""
+    mark = CHECK if test.get("ok") else CROSS
+    regions = ", ".join(f"{region} {state}" for region, state in sorted(test["regions"].items()))
+    failed = [c["message"] for c in test.get("checks", []) if c.get("ok") is False]
+    line = f"{mark} {account['accountId']} {account.get('accountName', '')}: {regions}"
+    return line + "".join(f"\n    {CROSS} {message}" for message in failed)
 
 
 def _payload(invocation: Invocation, what: str) -> dict[str, Any]:
@@ -617,7 +683,7 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
 
         deploy(moto, deploy_line)
 
-    with progress.stage("Seed the organisation: accounts, roles, EC2 instances, DRS servers"):
+    with progress.stage("Seed the organisation: accounts, EC2 instances, DRS servers"):
         seeded = seed_organisation(moto, stack.control)
         progress.detail(
             f"{len(ACCOUNTS)} accounts x {len(REGIONS)} regions: {seeded.servers} source "
@@ -626,24 +692,43 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
         )
         progress.detail(
             f"cross-account DR: {SHARED.label} replicates {PAYMENTS.name}'s instances; "
-            f"roles arn:aws:iam::<account>:role/{ROLE_NAME} (external id required)"
-        )
-        progress.detail(
-            f"faults: {THROTTLED[0].label} {THROTTLED[1]} throttled, "
-            f"{UNINITIALIZED_SCOPE[0].label} {UNINITIALIZED_SCOPE[1]} not initialised"
+            f"DRS never initialised in {UNINITIALIZED_SCOPE[0].label} {UNINITIALIZED_SCOPE[1]}"
         )
 
     log_sink = (lambda line: print(f"      | {line}", flush=True)) if verbose else None
     with LocalRunner(moto, drs, log_sink=log_sink) as runner:
         with progress.stage(
-            f"Register the target accounts through {DATA_MANAGEMENT_HANDLER} (add_target_account)"
+            "Onboard the target accounts: register (the hub generates each external id), "
+            "role from cfn/target-account-role.yaml, connection test"
         ):
-            accounts = register_target_accounts(runner)
+            onboarded = onboard_target_accounts(runner)
             rows = [
-                [a["accountId"], a.get("accountName", ""), a.get("roleArn", ""), a["enabled"]]
-                for a in accounts
+                [
+                    a["accountId"],
+                    a.get("accountName", ""),
+                    a.get("roleArn", ""),
+                    f"...{a['externalIdLast4']}" if a.get("externalIdLast4") else "-",
+                    a["enabled"],
+                ]
+                for a in onboarded.accounts
             ]
-            progress.detail(format_table(["ACCOUNT", "NAME", "ROLE", "ENABLED"], rows, ""))
+            progress.detail(
+                format_table(["ACCOUNT", "NAME", "ROLE", "EXTERNAL ID", "ENABLED"], rows, "")
+            )
+            progress.detail("connection tests (test_target_account):")
+            for account in onboarded.accounts:
+                test = onboarded.tests.get(account["accountId"])
+                if test is not None:
+                    progress.detail(connection_test_line(account, test))
+            progress.detail(
+                f"{CROSS} {MISCONFIGURED.label}: registered with an external id its role does "
+                f"not expect; refused, nothing written:\n    {onboarded.refused}"
+            )
+            throttle_scope(stack.control)
+            progress.detail(
+                f"from now on DRS throttles {THROTTLED[0].label} {THROTTLED[1]} (a fault the "
+                "demo injects)"
+            )
 
         with progress.stage(f"Fire the schedule {RULE} (the local runner plays EventBridge)"):
             trigger: Invocation | None = None

@@ -46,7 +46,7 @@ from shared.aws import (
     hub_source_identity,
     make_config,
 )
-from shared.config import drs_regions
+from shared.config import drs_regions, hub_role_arn
 from shared.exceptions import AssumeRoleError, ExternalIdMissingError
 from shared.observability import get_logger
 from shared.validation import EXTERNAL_ID_MIN_LENGTH
@@ -253,7 +253,11 @@ class _Test:
 
     def _hub_principal(self) -> str:
         """The hub's role ARN as the target role's trust policy must name it (aws:PrincipalArn):
-        the assumed-role ARN STS reports, turned back into its role's ARN (path not shown)."""
+        HUB_ROLE_ARN (path included) where the stack sets it, else the assumed-role ARN STS
+        reports, turned back into its role's ARN (STS does not show the path)."""
+        configured = hub_role_arn()
+        if configured is not None:
+            return configured
         try:
             sts = self.factory.client("sts", self.factory.home_region)
             arn = str(sts.get_caller_identity()["Arn"])

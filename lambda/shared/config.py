@@ -17,6 +17,10 @@ DRS_REGIONS_ENV = "DRS_REGIONS"
 SYNC_LEASE_TABLE_ENV = "SYNC_LEASE_TABLE"
 # The deployment's environment name (dev, qa, prod, ...): names the sync's STS sessions.
 ENVIRONMENT_ENV = "DEPLOYMENT_ENVIRONMENT"
+# The data-management-handler's own role ARN, path included: what target accounts' trust
+# policies pin (aws:PrincipalArn). STS shows a session's role without its path, so the
+# connection test's messages name the role from here.
+HUB_ROLE_ARN_ENV = "HUB_ROLE_ARN"
 
 
 @dataclass(frozen=True)
@@ -78,3 +82,9 @@ def drs_regions(environ: Mapping[str, str] | None = None) -> list[str]:
             f"{listed(shown(region) for region in malformed)} ({REGION.description})"
         )
     return regions
+
+
+def hub_role_arn(environ: Mapping[str, str] | None = None) -> str | None:
+    """`HUB_ROLE_ARN` when set and non-empty (the lambda stack sets it), else None."""
+    env = os.environ if environ is None else environ
+    return env.get(HUB_ROLE_ARN_ENV) or None

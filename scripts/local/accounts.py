@@ -11,6 +11,7 @@ test reaches other accounts by AssumeRole, never through it.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -108,3 +109,57 @@ def create_cross_account_role(
     finally:
         iam.close()
     return str(role["Arn"])
+
+
+TARGET_ROLE_TEMPLATE = Path(__file__).resolve().parents[2] / "cfn" / "target-account-role.yaml"
+TARGET_ROLE_STACK = "drs-orchestration-target-account-role"
+
+
+def deploy_target_account_role(
+    account_id: str,
+    hub_account_id: str,
+    hub_principal_arn: str,
+    external_id: str,
+    *,
+    region: str = "us-east-1",
+    endpoint: str | None = None,
+    session: boto3.Session | None = None,
+    stack_name: str = TARGET_ROLE_STACK,
+) -> str:
+    """Create the role the sync assumes in `account_id` the way a StackSet instance does: a
+    CloudFormation stack of cfn/target-account-role.yaml, in that account, with the hub's
+    account, the data-management-handler's role ARN and the account's external id as
+    parameters. Returns the role's ARN.
+
+    Raises RuntimeError when the stack does not reach CREATE_COMPLETE (its reason included)."""
+    cloudformation = account_client("cloudformation", account_id, region, endpoint, session)
+    parameters = {
+        "HubAccountId": hub_account_id,
+        "HubPrincipalArn": hub_principal_arn,
+        "ExternalId": external_id,
+    }
+    try:
+        cloudformation.create_stack(
+            StackName=stack_name,
+            TemplateBody=TARGET_ROLE_TEMPLATE.read_text(),
+            Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        (stack,) = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+    finally:
+        cloudformation.close()
+    if stack["StackStatus"] != "CREATE_COMPLETE":
+        raise RuntimeError(
+            f"stack {stack_name} in account {account_id}: {stack['StackStatus']} "
+            f"({stack.get('StackStatusReason', 'no reason given')})"
+        )
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if "RoleArn" in outputs:
+        return outputs["RoleArn"]
+    # moto may leave outputs empty: the role is then read from IAM, where the stack made it.
+    iam = account_client("iam", account_id, region, endpoint, session)
+    try:
+        # The template's RoleName default (the parameter is not given here).
+        return str(iam.get_role(RoleName=CROSS_ACCOUNT_ROLE_NAME)["Role"]["Arn"])
+    finally:
+        iam.close()

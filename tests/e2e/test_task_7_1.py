@@ -43,6 +43,7 @@ from scripts.demo import (
     SeedSummary,
     register_target_accounts,
     seed_organisation,
+    throttle_scope,
 )
 from scripts.local.runner import LocalRunner, PackageError, RuleError, policy_allows_rule
 from scripts.local.stack import LocalStack
@@ -111,6 +112,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         seeded = seed_organisation(stack.moto_endpoint, stack.control)
         with LocalRunner(stack.moto_endpoint, stack.drs_endpoint) as runner:
             register_target_accounts(runner)
+            throttle_scope(stack.control)
             yield Deployment(stack, repo, runner, seeded)
 
 

@@ -125,6 +125,21 @@ def test_a_refused_assume_role_names_both_roles_and_does_not_guess_why(
     assert EXTERNAL_ID not in json.dumps(result)
 
 
+
+def test_the_refusal_names_the_hub_role_with_its_path_as_trust_policies_must(
+    world: World, calls: CallLog
+) -> None:
+    """STS shows the hub's session without its role's path; aws:PrincipalArn has the path.
+    The stack's HUB_ROLE_ARN is what the operator must put in the target's trust policy."""
+    hub_role = "arn:aws:iam::123456789012:role/drs-orchestration/aws-drs-orchestration-dmh-qa"
+    world.monkeypatch.setenv("HUB_ROLE_ARN", hub_role)
+    world.denied_roles.add(role_arn(TARGET_A))
+
+    result = world.invoke("test_target_account", accountId=TARGET_A)
+
+    assert f"the hub's role {hub_role} cannot assume" in checks(result)["roleAssumable"]["message"]
+
+
 def test_the_hub_is_tested_with_its_own_credentials(world: World, calls: CallLog) -> None:
     result = world.invoke("test_target_account", accountId=HUB, regions=["us-east-1"])
 
@@ -134,6 +149,7 @@ def test_the_hub_is_tested_with_its_own_credentials(world: World, calls: CallLog
 
 
 def test_candidate_values_are_tested_before_saving(world: World, calls: CallLog) -> None:
+    assert world.create_target_role(NEW_ACCOUNT, external_id=GIVEN_ID) == NEW_ROLE
     result = world.invoke(
         "test_target_account", accountId=NEW_ACCOUNT, roleArn=NEW_ROLE, externalId=GIVEN_ID
     )
@@ -179,6 +195,7 @@ def test_add_is_refused_and_writes_nothing_when_the_test_fails(
 
 
 def test_add_runs_the_test_and_returns_it(world: World, calls: CallLog) -> None:
+    assert world.create_target_role(NEW_ACCOUNT, external_id=GIVEN_ID) == NEW_ROLE
     added = world.invoke(
         "add_target_account", accountId=NEW_ACCOUNT, roleArn=NEW_ROLE, externalId=GIVEN_ID
     )
@@ -232,9 +249,10 @@ def test_enabling_an_account_tests_it_first(world: World, calls: CallLog) -> Non
 
 def test_a_failed_test_reaches_the_invoker_as_its_own_error(world: World, calls: CallLog) -> None:
     """Not an AwsServiceError: the invoker is told which check failed and why."""
+    world.invoke("update_target_account", accountId=TARGET_A, enabled=False)  # not tested
     world.fault(TARGET_A, "us-east-1", ACCESS_DENIED)
     with pytest.raises(ConnectionTestFailedError, match="DRS access denied in us-east-1"):
-        world.handler.lambda_handler(
-            {"operation": "update_target_account", "accountId": TARGET_A, "externalId": GIVEN_ID},
+        world.handler.lambda_handler(  # re-enabling is tested
+            {"operation": "update_target_account", "accountId": TARGET_A, "enabled": True},
             FakeLambdaContext(),
         )

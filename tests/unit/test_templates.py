@@ -22,10 +22,12 @@ from inventory_sync.models import Scope, SyncSettings
 from inventory_sync.records import inventory_item
 from scripts.local import fleet
 from shared.config import (
+    HUB_ROLE_ARN_ENV,
     INVENTORY_TABLE_ENV,
     REGION_STATUS_TABLE_ENV,
     TARGET_ACCOUNTS_TABLE_ENV,
     drs_regions,
+    hub_role_arn,
     table_names,
 )
 from shared.observability import METRICS_NAMESPACE
@@ -847,3 +849,17 @@ def test_every_sync_alarm_watches_a_metric_the_code_emits_with_its_dimensions() 
         3,
         3,
     )
+
+
+def test_the_data_management_handler_knows_its_own_role_arn_with_its_path() -> None:
+    """The connection test names the hub's role as target trust policies must pin it
+    (aws:PrincipalArn includes the path, which STS's session ARN leaves out)."""
+    stack = lambda_stack()
+    variables = stack.resource_properties(DMH_FUNCTION)["Environment"]["Variables"]
+    role = stack.template["Resources"]["DataManagementHandlerRole"]["Properties"]
+    assert variables[HUB_ROLE_ARN_ENV] == {"Fn::GetAtt": ["DataManagementHandlerRole", "Arn"]}
+    assert role["Path"] == "/drs-orchestration/"
+    assert hub_role_arn({HUB_ROLE_ARN_ENV: "arn:aws:iam::123456789012:role/p/r"}) == (
+        "arn:aws:iam::123456789012:role/p/r"
+    )
+    assert hub_role_arn({}) is None and hub_role_arn({HUB_ROLE_ARN_ENV: ""}) is None
