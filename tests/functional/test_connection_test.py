@@ -125,7 +125,6 @@ def test_a_refused_assume_role_names_both_roles_and_does_not_guess_why(
     assert EXTERNAL_ID not in json.dumps(result)
 
 
-
 def test_the_refusal_names_the_hub_role_with_its_path_as_trust_policies_must(
     world: World, calls: CallLog
 ) -> None:
