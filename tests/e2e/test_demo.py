@@ -135,6 +135,15 @@ def test_demo_shows_every_stage_with_its_progress(
         assert re.search(
             rf"^\s+{account.account_id}\s+{account.name}\s+{account.role_arn}", output, re.M
         )
+    # each registered account's role passed its connection test; the misconfigured account
+    # (role deployed with another external id) was refused at registration, and is not listed
+    for account in demo.TARGET_ACCOUNTS:
+        assert re.search(rf"^\s+{demo.CHECK} {account.account_id} {account.name}: ", output, re.M)
+    refused = demo.MISCONFIGURED
+    assert re.search(rf"^\s+{demo.CROSS} {refused.account_id} {refused.name}: ", output, re.M)
+    assert "ConnectionTestFailedError" in output and "expects another external id" in output
+    assert not re.search(rf"^\s+{refused.account_id}\s+{refused.name}\s+arn:", output, re.M)
+    assert demo.STALE_EXTERNAL_ID not in output and demo.REGISTERED_EXTERNAL_ID not in output
     # one progress line per scope, then the sync result with its one failed scope
     assert len(re.findall(r"^\s+scope +\d+/16 ", output, re.M)) == 16
     assert "sync_source_server_inventory: PARTIAL" in output
