@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from inventory_sync.changes import KINDS, bounded, empty_kinds
 from inventory_sync.models import Plan, Scope, ScopeOutcome
 from inventory_sync.sweep import SweepResult
 from shared.messages import STATUS_WRITE_FAILED, reader_message
@@ -19,6 +20,13 @@ from shared.observability import emit_metrics, get_logger
 
 OPERATION = "sync_source_server_inventory"
 MAX_PLAN_SCOPES = 200  # a dry run's plan lists at most this many scopes with changes
+# ... and at most this many servers over all of them (the rest as each kind's `more`), so
+# its size has a bound whatever SYNC settings say. Worst case of one entry (changes.py):
+# keys and punctuation ~90 B + a source-server ARN <= 100 B + ID 19 B + hostname <= 255 B
+# + 24 field names of <= 48 B (+3 B each) = ~1.7 KB; 1,000 of them ~1.7 MB, plus 200
+# scope headers of ~0.5 KB = 0.1 MB: under 2 MB of Lambda's 6 MB response, leaving room
+# for the counts and one failure per scope. A real entry is ~250 B (~0.25 MB for 1,000).
+MAX_PLAN_SERVERS = 1_000
 
 logger = get_logger("data-management-handler")
 
@@ -37,6 +45,7 @@ class RunFacts:
     finished: datetime
     dry_run: bool
     plan: Plan | None
+    plan_limit: int = 50  # a dry run's servers per kind and scope (SyncSettings.plan_limit)
     outcomes: list[ScopeOutcome] = field(default_factory=list)
     sweep: SweepResult | None = None
     status_unwritten: set[Scope] = field(default_factory=set)
@@ -134,28 +143,49 @@ def summary(facts: RunFacts) -> dict[str, Any]:
     if facts.skipped_by is not None:
         result["skippedBecause"] = f"sync run {facts.skipped_by} holds the lease"
     if facts.dry_run:
-        result["plan"] = _dry_run_plan(outcomes, sweep)
+        result["plan"] = _dry_run_plan(outcomes, sweep, facts.plan_limit)
     return result
 
 
-def _dry_run_plan(outcomes: list[ScopeOutcome], sweep: SweepResult | None) -> dict[str, Any]:
-    changing = [o for o in outcomes if o.plan and any(v["count"] for v in o.plan.values())]
-    scopes = [
-        {"accountId": o.scope.account_id, "region": o.scope.region, **(o.plan or {})}
-        for o in sorted(changing, key=lambda o: o.scope)[:MAX_PLAN_SCOPES]
-    ]
-    unregistered = (
-        [
-            {"accountId": s.account_id, "region": s.region, "softDeleted": n}
-            for s, n in sorted(sweep.unregistered.items())
-        ]
-        if sweep
-        else []
-    )
+def _dry_run_plan(
+    outcomes: list[ScopeOutcome], sweep: SweepResult | None, limit: int
+) -> dict[str, Any]:
+    """The plan of a dry run (README, "The dry run's plan"): per scope with a change, each
+    kind's count, first servers and `more`; `totals` per kind over every scope, listed or
+    not; `moreScopes` the scopes with changes beyond MAX_PLAN_SCOPES."""
+    by_scope: dict[Scope, dict[str, Any]] = {}
+    for outcome in outcomes:
+        if outcome.plan:
+            by_scope[outcome.scope] = {kind: dict(v) for kind, v in outcome.plan.items()}
+    unregistered = set(sweep.unregistered) if sweep else set()
+    for scope, (count, entries) in (sweep.planned if sweep else {}).items():
+        # What the sweep would soft-delete: an unregistered account's items, or orphans
+        # (items without accountId/region) of a scope whose listing completed.
+        kinds = by_scope.setdefault(scope, empty_kinds())
+        deleted = kinds["softDeleted"]
+        servers = sorted(deleted["servers"] + entries, key=lambda e: e["sourceServerArn"])
+        kinds["softDeleted"] = bounded(servers[:limit], deleted["count"] + count)
+    totals = dict.fromkeys(KINDS, 0)
+    for kinds in by_scope.values():
+        for kind in KINDS:
+            totals[kind] += kinds[kind]["count"]
+    changing = sorted(s for s, kinds in by_scope.items() if any(v["count"] for v in kinds.values()))
+    budget = MAX_PLAN_SERVERS
+    scopes = []
+    for scope in changing[:MAX_PLAN_SCOPES]:
+        entry: dict[str, Any] = {"accountId": scope.account_id, "region": scope.region}
+        if scope in unregistered:
+            entry["unregistered"] = True  # its account left the registry: every item goes
+        for kind in KINDS:
+            listed = by_scope[scope][kind]
+            servers = listed["servers"][: max(0, budget)]
+            budget -= len(servers)
+            entry[kind] = bounded(servers, listed["count"])
+        scopes.append(entry)
     return {
+        "totals": totals,
         "scopes": scopes,
         "moreScopes": max(0, len(changing) - MAX_PLAN_SCOPES),
-        "unregistered": unregistered,
     }
 
 
