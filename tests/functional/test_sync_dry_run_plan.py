@@ -35,7 +35,9 @@ def _ids(kind: dict[str, Any]) -> list[str]:
 
 def _replace(world: World, scope: tuple[str, str], server_id: str, change: Any) -> None:
     """Let DRS list `server_id` of `scope` changed by `change(record)`."""
-    (record,) = [s for s in world.simulator.source_servers(*scope) if s["sourceServerID"] == server_id]
+    (record,) = [
+        s for s in world.simulator.source_servers(*scope) if s["sourceServerID"] == server_id
+    ]
     record = copy.deepcopy(record)
     change(record)
     world.simulator.add_source_servers(*scope, [record])

@@ -210,7 +210,9 @@ class SyncStore:
         table = self._tables.inventory
         for start in range(0, len(wanted), GET_BATCH_SIZE):
             request: dict[str, Any] = {
-                "Keys": [{"sourceServerArn": {"S": a}} for a in wanted[start : start + GET_BATCH_SIZE]]
+                "Keys": [
+                    {"sourceServerArn": {"S": a}} for a in wanted[start : start + GET_BATCH_SIZE]
+                ]
             }
             if projection is not None:
                 request["ProjectionExpression"] = projection
