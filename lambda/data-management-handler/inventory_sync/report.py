@@ -192,8 +192,10 @@ def _dry_run_plan(
 def publish(result: dict[str, Any], *, dry_run: bool) -> None:
     """The closing log line and, for real runs, the run's metrics (EMF).
 
-    `SyncSucceeded` is 1 only for SUCCEEDED; `SyncCompleted` is 1 for any run that recorded
-    its scopes (SUCCEEDED or PARTIAL), which is what the staleness alarm watches.
+    One metric per run status, 1 for the run's own: `SyncSucceeded` (SUCCEEDED only),
+    `SyncPartial`, `SyncFailed`, `SyncSkipped`; and `SyncSucceededOrPartial`, 1 for a run
+    with at least one true answer (SUCCEEDED or PARTIAL), which the staleness alarm watches.
+    Its name says PARTIAL, so no dashboard can read a partial run as a success.
     """
     counts = result["counts"]
     status = result["status"]
@@ -215,7 +217,7 @@ def publish(result: dict[str, Any], *, dry_run: bool) -> None:
             "StatusWriteFailures": counts.get("statusWriteFailed", 0),
             "MassDeletionHeld": held,
             "SyncSucceeded": int(status == "SUCCEEDED"),
-            "SyncCompleted": int(status in ("SUCCEEDED", "PARTIAL")),
+            "SyncSucceededOrPartial": int(status in ("SUCCEEDED", "PARTIAL")),
             "SyncPartial": int(status == "PARTIAL"),
             "SyncFailed": int(status == "FAILED"),
             "SyncSkipped": int(status == "SKIPPED"),
