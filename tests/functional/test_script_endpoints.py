@@ -71,10 +71,3 @@ def test_a_local_aws_without_its_drs_endpoint_is_a_usage_error(
 
     assert result.returncode == 2
     assert "AWS_ENDPOINT_URL_DRS is unset" in result.stderr
-
-
-def test_deploy_names_an_unreachable_endpoint(closed_url: str) -> None:
-    result = run("deploy.sh", "qa", AWS_ENDPOINT_URL=closed_url, AWS_DEFAULT_REGION="us-east-1")
-
-    assert result.returncode == 1, result.stderr
-    assert f"cannot reach the endpoint {closed_url} (Connection refused)" in result.stderr
