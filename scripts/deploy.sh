@@ -365,7 +365,7 @@ upload_packages() {
         "the upload of a package whose SHA-256 is $expected"
       info "s3://$BUCKET/$key version $version (uploaded)"
     fi
-    if ! [[ "$version" =~ $VERSION_ID && "$version" != "null" ]]; then
+    if ! [[ "$version" =~ $VERSION_ID ]] || [ "$version" = "null" ]; then
       die "s3://$BUCKET/$key has no usable object version ('$version'): is versioning of" \
         "bucket $BUCKET enabled?"
     fi
