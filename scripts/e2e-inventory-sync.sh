@@ -30,8 +30,10 @@ local runner, which plays EventBridge and Lambda with the deployed package.
   --profile P             AWS CLI profile (real accounts)
   --region R              region of the deployment (default: AWS_REGION, AWS_DEFAULT_REGION,
                           then the profile's; us-east-1 for the local AWS)
-  --endpoint-url URL      the local AWS (moto) endpoint
-  --drs-endpoint-url URL  the local DRS simulator endpoint (required with --endpoint-url)
+  --endpoint-url URL      the local AWS (moto) endpoint (default: AWS_ENDPOINT_URL when it is
+                          on loopback, as python -m scripts.local.stack exports it)
+  --drs-endpoint-url URL  the local DRS simulator endpoint (required with --endpoint-url;
+                          default: AWS_ENDPOINT_URL_DRS with a loopback AWS_ENDPOINT_URL)
   -h, --help              print this help
 
 Environment: PROJECT_NAME (default aws-drs-orchestration).

@@ -19,8 +19,11 @@ and print its status, counts and failed scopes.
   --profile P             AWS CLI profile (real accounts)
   --region R              region of the deployment (default: AWS_REGION, AWS_DEFAULT_REGION,
                           then the profile's; us-east-1 for the local AWS)
-  --endpoint-url URL      the local AWS (moto): invoke through the local runner
-  --drs-endpoint-url URL  the local DRS simulator (required with --endpoint-url)
+  --endpoint-url URL      the local AWS (moto): invoke through the local runner (default:
+                          AWS_ENDPOINT_URL when it is on loopback, as scripts.local.stack
+                          exports it)
+  --drs-endpoint-url URL  the local DRS simulator (required with --endpoint-url; default:
+                          AWS_ENDPOINT_URL_DRS with a loopback AWS_ENDPOINT_URL)
   -h, --help              print this help
 
 Against AWS this is one `aws lambda invoke` of PROJECT-data-management-handler-ENV with
