@@ -7,6 +7,7 @@ The run's status is earned: SUCCEEDED only when every scope is healthy and every
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,13 +21,17 @@ from shared.observability import emit_metrics, get_logger
 
 OPERATION = "sync_source_server_inventory"
 MAX_PLAN_SCOPES = 200  # a dry run's plan lists at most this many scopes with changes
-# ... and at most this many servers over all of them (the rest as each kind's `more`), so
-# its size has a bound whatever SYNC settings say. Worst case of one entry (changes.py):
-# keys and punctuation ~90 B + a source-server ARN <= 100 B + ID 19 B + hostname <= 255 B
-# + 24 field names of <= 48 B (+3 B each) = ~1.7 KB; 1,000 of them ~1.7 MB, plus 200
-# scope headers of ~0.5 KB = 0.1 MB: under 2 MB of Lambda's 6 MB response, leaving room
-# for the counts and one failure per scope. A real entry is ~250 B (~0.25 MB for 1,000).
+# ... and at most this many servers, and this many bytes of them as JSON, over all of them
+# (the rest as each kind's `more`), so its size has a bound whatever the settings or the
+# records say. One entry (changes.py) is at most ~90 B of keys and punctuation + an ARN of
+# <= 100 B + an ID of 19 B + a hostname of <= 255 characters + 24 field names of <= 48
+# characters: ~1.7 KB in ASCII, ~9 KB if every character were escaped (\uXXXX); hence the
+# byte budget, which stops listing at 2 MB whatever the characters. With 200 scope headers
+# (~0.5 KB each: 0.1 MB) the plan stays under 2.2 MB of Lambda's 6 MB response, leaving
+# room for the counts and one failure per scope. A real entry is ~250 B: 1,000 of them
+# (0.25 MB) reach the count bound long before the byte bound.
 MAX_PLAN_SERVERS = 1_000
+MAX_PLAN_SERVER_BYTES = 2_000_000
 
 logger = get_logger("data-management-handler")
 
@@ -170,7 +175,7 @@ def _dry_run_plan(
         for kind in KINDS:
             totals[kind] += kinds[kind]["count"]
     changing = sorted(s for s, kinds in by_scope.items() if any(v["count"] for v in kinds.values()))
-    budget = MAX_PLAN_SERVERS
+    budget = _Budget()
     scopes = []
     for scope in changing[:MAX_PLAN_SCOPES]:
         entry: dict[str, Any] = {"accountId": scope.account_id, "region": scope.region}
@@ -178,8 +183,7 @@ def _dry_run_plan(
             entry["unregistered"] = True  # its account left the registry: every item goes
         for kind in KINDS:
             listed = by_scope[scope][kind]
-            servers = listed["servers"][: max(0, budget)]
-            budget -= len(servers)
+            servers = [server for server in listed["servers"] if budget.admits(server)]
             entry[kind] = bounded(servers, listed["count"])
         scopes.append(entry)
     return {
@@ -187,6 +191,24 @@ def _dry_run_plan(
         "scopes": scopes,
         "moreScopes": max(0, len(changing) - MAX_PLAN_SCOPES),
     }
+
+
+@dataclass
+class _Budget:
+    """What is left of the plan's bounds (MAX_PLAN_SERVERS, MAX_PLAN_SERVER_BYTES)."""
+
+    servers: int = MAX_PLAN_SERVERS
+    size: int = MAX_PLAN_SERVER_BYTES
+
+    def admits(self, server: dict[str, Any]) -> bool:
+        """Whether `server` still fits (then it is counted), as the response serialises it."""
+        size = len(json.dumps(server))
+        if self.servers < 1 or size > self.size:
+            self.servers = 0  # full: keep the listing a prefix, never skip to smaller ones
+            return False
+        self.servers -= 1
+        self.size -= size
+        return True
 
 
 def publish(result: dict[str, Any], *, dry_run: bool) -> None:
