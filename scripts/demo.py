@@ -694,6 +694,12 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
             f"cross-account DR: {SHARED.label} replicates {PAYMENTS.name}'s instances; "
             f"DRS never initialised in {UNINITIALIZED_SCOPE[0].label} {UNINITIALIZED_SCOPE[1]}"
         )
+        hidden = seeded.servers - seeded.listable_servers
+        progress.detail(
+            f"the sync can list {seeded.listable_servers} of the {seeded.servers}: the "
+            f"{hidden} in {THROTTLED[0].label} {THROTTLED[1]} are behind DRS's throttling "
+            "(that scope fails THROTTLED and keeps what it had: nothing yet)"
+        )
 
     log_sink = (lambda line: print(f"      | {line}", flush=True)) if verbose else None
     with LocalRunner(moto, drs, log_sink=log_sink) as runner:
@@ -747,6 +753,7 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
                 trigger = delivery.invocation
                 if trigger.succeeded:
                     progress.detail(format_sync_result(trigger.payload))
+                    progress.detail(explain_seen(trigger.payload, seeded))
                 else:
                     progress.detail(f"{CROSS} function error: {json.dumps(trigger.payload)}")
 
@@ -770,6 +777,18 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
             for check in checks:
                 progress.detail(check.line())
     return checks
+
+
+def explain_seen(result: Mapping[str, Any], seeded: SeedSummary) -> str:
+    """Why the run saw fewer servers than were seeded: the throttled scope's are not listed."""
+    seen = int(result.get("counts", {}).get("serversSeen", 0))
+    hidden = seeded.servers - seeded.listable_servers
+    mark = CHECK if seen == seeded.listable_servers else CROSS
+    return (
+        f"{mark} seen {seen} = {seeded.servers} seeded - {hidden} in the throttled scope "
+        f"{THROTTLED[0].label} {THROTTLED[1]} (the run is PARTIAL for it; the next run that "
+        "DRS does not throttle lists them)"
+    )
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:

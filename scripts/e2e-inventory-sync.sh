@@ -30,8 +30,10 @@ local runner, which plays EventBridge and Lambda with the deployed package.
   --profile P             AWS CLI profile (real accounts)
   --region R              region of the deployment (default: AWS_REGION, AWS_DEFAULT_REGION,
                           then the profile's; us-east-1 for the local AWS)
-  --endpoint-url URL      the local AWS (moto) endpoint
-  --drs-endpoint-url URL  the local DRS simulator endpoint (required with --endpoint-url)
+  --endpoint-url URL      the local AWS (moto) endpoint (default: AWS_ENDPOINT_URL when it is
+                          on loopback, as python -m scripts.local.stack exports it)
+  --drs-endpoint-url URL  the local DRS simulator endpoint (required with --endpoint-url;
+                          default: AWS_ENDPOINT_URL_DRS with a loopback AWS_ENDPOINT_URL)
   -h, --help              print this help
 
 Environment: PROJECT_NAME (default aws-drs-orchestration).
@@ -81,6 +83,18 @@ while [ "$#" -gt 0 ]; do
   shift
 done
 [ -n "$ENV_NAME" ] || usage_error "missing environment (one of: $ENVIRONMENTS)"
+is_loopback_url() {
+  [[ "$1" =~ ^https?://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?(/.*)?$ ]]
+}
+# The exports `python -m scripts.local.stack` prints (AWS_ENDPOINT_URL on loopback, with
+# AWS_ENDPOINT_URL_DRS) mean the local AWS, as --endpoint-url/--drs-endpoint-url do: never
+# aws lambda invoke there (moto would need docker to run the function).
+if [ -z "$ENDPOINT$DRS_ENDPOINT" ] && is_loopback_url "${AWS_ENDPOINT_URL:-}"; then
+  ENDPOINT="$AWS_ENDPOINT_URL"
+  DRS_ENDPOINT="${AWS_ENDPOINT_URL_DRS:-}"
+  [ -n "$DRS_ENDPOINT" ] || usage_error "AWS_ENDPOINT_URL is the local AWS ($ENDPOINT) but \
+AWS_ENDPOINT_URL_DRS is unset: export both, as python -m scripts.local.stack prints them"
+fi
 if [ -n "$ENDPOINT" ] || [ -n "$DRS_ENDPOINT" ]; then
   if [ -z "$ENDPOINT" ] || [ -z "$DRS_ENDPOINT" ]; then
     usage_error "--endpoint-url and --drs-endpoint-url go together (the local AWS)"
@@ -148,7 +162,32 @@ pass() { PASSED=$((PASSED + 1)); printf '  \342\234\224 %s\n' "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf '  \342\234\230 %s\n' "$*"; }
 detail() { sed 's/^/      /'; }
 
+# endpoint_reachable URL: whether something accepts a TCP connection at URL's host and
+# port (5 s); prints why not. Run before the first AWS call, so an endpoint that is down is
+# named as such rather than reported by the CLI as missing credentials.
+endpoint_reachable() {
+  "$PYTHON" - "$1" <<'PY'
+import socket, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+try:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    socket.create_connection((url.hostname or "", port), timeout=5).close()
+except (OSError, ValueError) as exc:
+    print(getattr(exc, "strerror", None) or exc)
+    sys.exit(1)
+PY
+}
+
 # ------------------------------------------------------------------------ the steps
+if [ "$LOCAL" = true ]; then
+  for pair in "local AWS (moto)|$ENDPOINT" "DRS simulator|$DRS_ENDPOINT"; do
+    if ! why="$(endpoint_reachable "${pair#*|}")"; then
+      die "cannot reach the ${pair%%|*} at ${pair#*|} ($why): is python -m scripts.local.stack running?"
+    fi
+  done
+elif [ -n "${AWS_ENDPOINT_URL:-}" ] && ! why="$(endpoint_reachable "$AWS_ENDPOINT_URL")"; then
+  die "cannot reach AWS_ENDPOINT_URL $AWS_ENDPOINT_URL ($why)"
+fi
 if ! identity="$(aws_cli sts get-caller-identity --query Account --output text 2>&1)"; then
   die "no usable AWS credentials: $(echo "$identity" | last_line)"
 fi

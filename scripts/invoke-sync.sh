@@ -19,8 +19,11 @@ and print its status, counts and failed scopes.
   --profile P             AWS CLI profile (real accounts)
   --region R              region of the deployment (default: AWS_REGION, AWS_DEFAULT_REGION,
                           then the profile's; us-east-1 for the local AWS)
-  --endpoint-url URL      the local AWS (moto): invoke through the local runner
-  --drs-endpoint-url URL  the local DRS simulator (required with --endpoint-url)
+  --endpoint-url URL      the local AWS (moto): invoke through the local runner (default:
+                          AWS_ENDPOINT_URL when it is on loopback, as scripts.local.stack
+                          exports it)
+  --drs-endpoint-url URL  the local DRS simulator (required with --endpoint-url; default:
+                          AWS_ENDPOINT_URL_DRS with a loopback AWS_ENDPOINT_URL)
   -h, --help              print this help
 
 Against AWS this is one `aws lambda invoke` of PROJECT-data-management-handler-ENV with
@@ -85,6 +88,18 @@ done
   || usage_error "--account-ids takes 12-digit account ids separated by commas"
 [[ -z "$REGIONS" || "$REGIONS" =~ ^[a-z]{2}(-[a-z]+)+-[0-9](,[a-z]{2}(-[a-z]+)+-[0-9])*$ ]] \
   || usage_error "--regions takes region names separated by commas, e.g. us-east-1,eu-west-1"
+is_loopback_url() {
+  [[ "$1" =~ ^https?://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?(/.*)?$ ]]
+}
+# The exports `python -m scripts.local.stack` prints (AWS_ENDPOINT_URL on loopback, with
+# AWS_ENDPOINT_URL_DRS) mean the local AWS, as --endpoint-url/--drs-endpoint-url do: never
+# aws lambda invoke there (moto would need docker to run the function).
+if [ -z "$ENDPOINT$DRS_ENDPOINT" ] && is_loopback_url "${AWS_ENDPOINT_URL:-}"; then
+  ENDPOINT="$AWS_ENDPOINT_URL"
+  DRS_ENDPOINT="${AWS_ENDPOINT_URL_DRS:-}"
+  [ -n "$DRS_ENDPOINT" ] || usage_error "AWS_ENDPOINT_URL is the local AWS ($ENDPOINT) but \
+AWS_ENDPOINT_URL_DRS is unset: export both, as python -m scripts.local.stack prints them"
+fi
 LOCAL=false
 if [ -n "$ENDPOINT" ] || [ -n "$DRS_ENDPOINT" ]; then
   if [ -z "$ENDPOINT" ] || [ -z "$DRS_ENDPOINT" ]; then
@@ -116,6 +131,31 @@ if [ "$LOCAL" = false ]; then
     REGION="$("$AWS" configure get region ${PROFILE:+--profile "$PROFILE"} 2>/dev/null || true)"
   fi
   [ -n "$REGION" ] || die "no AWS region: pass --region or set AWS_REGION"
+fi
+
+# endpoint_reachable URL: whether something accepts a TCP connection at URL's host and
+# port (5 s); prints why not. Run before the first AWS call, so an endpoint that is down is
+# named as such rather than reported by the CLI as missing credentials.
+endpoint_reachable() {
+  "$PYTHON" - "$1" <<'PY'
+import socket, sys, urllib.parse
+url = urllib.parse.urlsplit(sys.argv[1])
+try:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    socket.create_connection((url.hostname or "", port), timeout=5).close()
+except (OSError, ValueError) as exc:
+    print(getattr(exc, "strerror", None) or exc)
+    sys.exit(1)
+PY
+}
+if [ "$LOCAL" = true ]; then
+  for pair in "local AWS (moto)|$ENDPOINT" "DRS simulator|$DRS_ENDPOINT"; do
+    if ! why="$(endpoint_reachable "${pair#*|}")"; then
+      die "cannot reach the ${pair%%|*} at ${pair#*|} ($why): is python -m scripts.local.stack running?"
+    fi
+  done
+elif [ -n "${AWS_ENDPOINT_URL:-}" ] && ! why="$(endpoint_reachable "$AWS_ENDPOINT_URL")"; then
+  die "cannot reach AWS_ENDPOINT_URL $AWS_ENDPOINT_URL ($why)"
 fi
 
 WORK="$(mktemp -d)"

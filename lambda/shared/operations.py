@@ -135,8 +135,9 @@ def check_params(operation: str, params: Mapping[str, Any], spec: Mapping[str, F
     other wrong type (a caller that sends null meant *something*, and guessing "absent"
     could widen a filter to everything). Omit a parameter to get its default.
 
-    Raises InvalidParameterError naming the offending field and listing the valid fields;
-    refused values are shown cut short and long lists end in "... and N more".
+    Raises InvalidParameterError naming the offending field (every missing required one at
+    once) and listing the valid fields; refused values are shown cut short and long lists
+    end in "... and N more".
     """
     valid = ", ".join(f"{name} ({field.describe()})" for name, field in spec.items()) or "none"
     unknown = sorted(set(params) - set(spec))
@@ -145,14 +146,16 @@ def check_params(operation: str, params: Mapping[str, Any], spec: Mapping[str, F
             f"{operation}: unknown parameter(s) {listed(shown(name) for name in unknown)}; "
             f"valid parameters: {valid}"
         )
+    # Every missing one in one answer: a caller learns what is required in one failed call.
+    missing = [name for name, field in spec.items() if field.required and name not in params]
+    if missing:
+        raise InvalidParameterError(
+            f"{operation}: missing required parameter{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}; valid parameters: {valid}"
+        )
     for name, field in spec.items():
-        if name not in params:
-            if field.required:
-                raise InvalidParameterError(
-                    f"{operation}: missing required parameter {name}; valid parameters: {valid}"
-                )
-            continue
-        _check_value(operation, name, params[name], field)
+        if name in params:
+            _check_value(operation, name, params[name], field)
 
 
 def _check_value(operation: str, name: str, value: Any, field: Field) -> None:

@@ -20,7 +20,7 @@ was deployed, the way Lambda would:
    `FunctionError: "Unhandled"` with Payload {"errorType", "errorMessage", ...}; the process
    is killed at Timeout (`Sandbox.Timedout`). The function's log (with START/END/REPORT lines)
    is returned, optionally streamed, and written to CloudWatch Logs in moto
-   (`/aws/lambda/<function>`), so `aws logs tail` works locally too.
+   (`/aws/lambda/<function>`), so `aws logs filter-log-events` works locally too.
 
 Where it differs from Lambda: every invocation is a cold start in a fresh process; MemorySize
 is reported, not enforced; the interpreter is this one (3.11+), not necessarily python3.12.
@@ -72,6 +72,7 @@ INIT_SECONDS = 10.0
 # Beyond Timeout + init, the bootstrap's own watchdog has failed: kill the process.
 KILL_GRACE_SECONDS = 5.0
 LOG_RESULT_BYTES = 4096  # Invoke's LogResult (LogType=Tail) carries the last 4 KB
+LOG_TYPES = ("None", "Tail")  # Invoke's LogType: only Tail returns LogResult
 # What the python3.12 runtime puts on sys.path after the package: the AWS SDK and its
 # dependencies. Nothing else of this interpreter's site-packages is visible to the function,
 # so a dependency missing from the package fails here as it would in Lambda.
@@ -135,15 +136,19 @@ class Invocation:
             return None
         return self.payload.get("errorType")
 
-    def response(self) -> dict[str, Any]:
-        """The Invoke response (Payload parsed; LogResult = base64 of the log's last 4 KB)."""
-        tail = self.log.encode()[-LOG_RESULT_BYTES:]
+    def response(self, log_type: str = "None") -> dict[str, Any]:
+        """The Invoke response (Payload parsed). As Lambda does, it carries LogResult (base64
+        of the log's last 4 KB) only for `log_type` "Tail" (Invoke's LogType)."""
+        if log_type not in LOG_TYPES:
+            raise ValueError(f"log type must be one of {', '.join(LOG_TYPES)}, got {log_type!r}")
         response: dict[str, Any] = {
             "StatusCode": self.status_code,
             "ExecutedVersion": "$LATEST",
-            "LogResult": base64.b64encode(tail).decode(),
             "Payload": self.payload,
         }
+        if log_type == "Tail":
+            tail = self.log.encode()[-LOG_RESULT_BYTES:]
+            response["LogResult"] = base64.b64encode(tail).decode()
         if self.function_error is not None:
             response["FunctionError"] = self.function_error
         return response
@@ -499,7 +504,10 @@ class LocalRunner:
             raise RuleError(f"rule {rule_name} does not exist") from exc
         if rule.get("State") != "ENABLED" and not force:
             state = rule.get("State")
-            raise RuleError(f"rule {rule_name} is {state}: EventBridge would not fire it")
+            raise RuleError(
+                f"rule {rule_name} is {state}: EventBridge would not fire it "
+                "(--force fires it anyway, as a manual run would)"
+            )
         targets = list(_paginate(events.list_targets_by_rule, "Targets", Rule=rule_name))
         if not targets:
             raise RuleError(f"rule {rule_name} has no targets")
@@ -818,27 +826,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-file", type=Path, help="append the function's log to this file")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    outfile_help = (
+        "write the payload here and print the response metadata (like aws lambda invoke); "
+        "before or after the options"
+    )
+    log_type_help = "Tail: the response carries LogResult (the log's last 4 KB), as in Lambda"
     fire = commands.add_parser("fire-rule", help="deliver a rule's event to its target")
     fire.add_argument("rule", help="rule name, e.g. aws-drs-orchestration-inventory-sync-qa")
     fire.add_argument("--force", action="store_true", help="fire even when DISABLED")
-    fire.add_argument(
-        "outfile",
-        nargs="?",
-        type=Path,
-        help="write the payload here and print the response metadata (like aws lambda invoke)",
-    )
+    fire.add_argument("--log-type", choices=LOG_TYPES, default="None", help=log_type_help)
+    fire.add_argument("outfile", nargs="?", type=Path, help=outfile_help)
 
-    invoke = commands.add_parser("invoke", help="invoke a function with a payload")
-    invoke.add_argument("function", help="function name or ARN")
+    invoke = commands.add_parser(
+        "invoke",
+        help="invoke a function with a payload",
+        description="Also in the AWS CLI's order: invoke --function-name F --payload JSON "
+        "OUTFILE, or invoke F --payload JSON OUTFILE.",
+    )
+    invoke.add_argument("function", nargs="?", help="function name or ARN")
+    invoke.add_argument("--function-name", help="the same, as aws lambda invoke names it")
     source = invoke.add_mutually_exclusive_group(required=True)
     source.add_argument("--payload", help="the event, as JSON")
     source.add_argument("--payload-file", type=Path, help="file holding the event JSON")
-    invoke.add_argument(
-        "outfile",
-        nargs="?",
-        type=Path,
-        help="write the payload here and print the response metadata (like aws lambda invoke)",
-    )
+    invoke.add_argument("--log-type", choices=LOG_TYPES, default="None", help=log_type_help)
+    invoke.add_argument("outfile", nargs="?", type=Path, help=outfile_help)
 
     operations = commands.add_parser(
         "operations", help="list the operation map of a deployed function's package"
@@ -857,8 +868,30 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_invocation(invocation: Invocation, outfile: Path | None) -> None:
-    response = invocation.response()
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """`argv` parsed, with OUTFILE also after the options (`invoke F --payload P OUTFILE`, as
+    `aws lambda invoke` takes it: argparse alone binds a trailing positional only when it
+    follows the first one) and --function-name as the AWS CLI spells FUNCTION."""
+    args, extras = parser.parse_known_args(argv)
+    if args.command in ("invoke", "fire-rule"):
+        if args.command == "invoke" and args.function_name:
+            if args.function and args.function_name != args.function and args.outfile is None:
+                # `invoke --function-name F ... OUTFILE`: the lone positional is the OUTFILE
+                args.function, args.outfile = args.function_name, Path(args.function)
+            elif args.function and args.function != args.function_name:
+                parser.error("give FUNCTION or --function-name, not both")
+            args.function = args.function_name
+        if args.command == "invoke" and not args.function:
+            parser.error("invoke needs FUNCTION (or --function-name)")
+        if len(extras) == 1 and not extras[0].startswith("-") and args.outfile is None:
+            args.outfile, extras = Path(extras[0]), []
+    if extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _print_invocation(invocation: Invocation, outfile: Path | None, log_type: str) -> None:
+    response = invocation.response(log_type)
     if outfile is None:
         print(format_response(response))
         return
@@ -882,7 +915,7 @@ def _log_sinks(args: argparse.Namespace) -> tuple[LogSink | None, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit status: 0 success, 1 function error or runner failure, 2 usage error."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
         if args.command == "show":
             text = args.file.read_text() if args.file else sys.stdin.read()
@@ -915,7 +948,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     if raw is None:
                         raw = args.payload_file.read_text()
                     invocation = runner.invoke(args.function, json.loads(raw))
-                    _print_invocation(invocation, args.outfile)
+                    _print_invocation(invocation, args.outfile, args.log_type)
                     return 0 if invocation.succeeded else 1
                 deliveries = runner.fire_rule(args.rule, force=args.force)
                 if args.outfile is not None and len(deliveries) > 1:
@@ -923,7 +956,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for delivery in deliveries:
                     if args.outfile is None:
                         print(f"{delivery.target_id} -> {delivery.target_arn}")
-                    _print_invocation(delivery.invocation, args.outfile)
+                    _print_invocation(delivery.invocation, args.outfile, args.log_type)
                 return 0 if all(d.invocation.succeeded for d in deliveries) else 1
         finally:
             if log_file is not None:

@@ -130,6 +130,16 @@ def test_demo_shows_every_stage_with_its_progress(
     for stack in ("dynamodb", "lambda", "eventbridge", "monitoring"):
         assert f"==> stack aws-drs-orchestration-qa-{stack} (cfn/{stack}-stack.yaml)" in output
     assert "318 source servers (4 extended), 234 EC2 instances" in output
+    # why the sync sees fewer than were seeded, said where it happens
+    assert (
+        "the sync can list 288 of the 318: the 30 in 444455556666 retail-prod eu-west-1" in output
+    )
+    assert re.search(
+        r"^\s+\u2714 seen 288 = 318 seeded - 30 in the throttled scope 444455556666 retail-prod "
+        r"eu-west-1",
+        output,
+        re.M,
+    )
     # the target accounts, registered through the handler
     for account in demo.TARGET_ACCOUNTS:
         assert re.search(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -133,12 +134,28 @@ def test_bad_drs_regions_variable_is_refused_before_aws(value: str, reason: str)
 
 def test_missing_credentials_are_refused_with_one_line() -> None:
     env = deploy_env(credentials=False)
+    # An endpoint that accepts connections and never answers: reachable (so deploy.sh gets
+    # to the credentials), and no request could be served by it.
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        silent = f"http://127.0.0.1:{listener.getsockname()[1]}"
 
-    result = run_deploy("qa", "--endpoint-url", DEAD_ENDPOINT, env=env)
+        result = run_deploy("qa", "--endpoint-url", silent, env=env)
 
     assert result.returncode == 1
     assert result.stderr.startswith("deploy.sh: error: no usable AWS credentials")
     assert len(result.stderr.splitlines()) == 1
+    assert "==> package" not in result.stdout
+
+
+def test_an_unreachable_endpoint_is_refused_as_such_with_one_line() -> None:
+    result = run_deploy("qa", "--endpoint-url", DEAD_ENDPOINT, env=deploy_env())
+
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"deploy.sh: error: cannot reach the endpoint {DEAD_ENDPOINT} (Connection refused)"
+    )
     assert "==> package" not in result.stdout
 
 

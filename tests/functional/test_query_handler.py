@@ -885,6 +885,108 @@ def test_resolve_pages(inventory: Inventory) -> None:
     assert second["nextToken"] is None
 
 
+def test_resolve_across_all_scopes_marks_each_scope_with_its_freshness(
+    inventory: Inventory,
+) -> None:
+    # GIVEN servers tagged DRGroup=west in the hub's us-west-2, whose latest sync failed
+    # WHEN a resolution searches every scope
+    arns, result = _resolve(allScopes=True, tags={"DRGroup": "west"})
+
+    # THEN it finds them, says their scope is stale, and names every stale scope searched
+    assert arns == inventory.arns("west1", "west2", "west3")
+    assert result["allScopes"] is True
+    assert (result["accountId"], result["region"], result["scopeStatus"]) == (None, None, None)
+    assert [(s["accountId"], s["region"], s["fresh"]) for s in result["scopes"]] == [
+        (HUB, WEST, False)
+    ]
+    assert result["scopes"][0]["status"] == "ACCESS_DENIED"
+    stale = {(s["accountId"], s["region"]) for s in result["staleScopes"]}
+    assert stale == {(HUB, WEST), (TARGET, WEST)}
+    assert result["fresh"] is False
+
+    # accountId or region narrow an all-scope search; a fresh answer says so
+    arns, result = _resolve(allScopes=True, region=EAST, tags={"DRGroup": "web-tier"})
+    assert arns == inventory.arns("web1", "web2", "ghost_ec2")
+    assert [(s["accountId"], s["region"], s["fresh"]) for s in result["scopes"]] == [
+        (HUB, EAST, True)
+    ]
+    assert result["staleScopes"] == [] and result["fresh"] is True
+    arns, _ = _resolve(allScopes=True, accountId=TARGET, tags={"DRGroup": "cross-account"})
+    assert arns == inventory.arns("xacct1", "xacct2")
+    arns, _ = _resolve(allScopes=True, accountId=TARGET, tags={"DRGroup": "web-tier"})
+    assert arns == set()
+
+
+def test_resolve_across_all_scopes_pages(inventory: Inventory) -> None:
+    found: set[str] = set()
+    token = None
+    for _ in range(10):
+        page = invoke(
+            "resolve_servers_by_tags",
+            allScopes=True,
+            tags={"DRGroup": "web-tier"},
+            limit=1,
+            **({"nextToken": token} if token else {}),
+        )
+        found |= {item["sourceServerArn"] for item in page["items"]}
+        token = page["nextToken"]
+        if token is None:
+            break
+    assert found == inventory.arns("web1", "web2", "ghost_ec2")
+    one_scope = invoke(
+        "resolve_servers_by_tags", accountId=HUB, region=EAST, tags={"DRGroup": "web-tier"}, limit=1
+    )
+    with pytest.raises(InvalidParameterError, match="different filters"):
+        invoke(
+            "resolve_servers_by_tags",
+            allScopes=True,
+            accountId=HUB,
+            region=EAST,
+            tags={"DRGroup": "web-tier"},
+            nextToken=one_scope["nextToken"],
+        )
+
+
+@pytest.mark.parametrize(
+    ("params", "missing"),
+    [
+        ({}, "missing required parameters accountId, region, tags;"),
+        ({"tags": {"a": "b"}}, "missing required parameters accountId, region;"),
+        ({"accountId": HUB}, "missing required parameters region, tags;"),
+        ({"allScopes": True}, "missing required parameter tags;"),
+        (
+            {"allScopes": False, "tags": {"a": "b"}},
+            "missing required parameters accountId, region;",
+        ),
+    ],
+)
+def test_resolve_names_every_missing_parameter_in_one_error(
+    inventory: Inventory, params: dict[str, Any], missing: str
+) -> None:
+    with pytest.raises(InvalidParameterError) as raised:
+        invoke("resolve_servers_by_tags", **params)
+    message = str(raised.value)
+    assert missing in message
+    assert "allScopes: true" in message  # how to search every scope instead
+
+
+@pytest.mark.parametrize(
+    ("params", "reason"),
+    [
+        ({"allScopes": True, "region": "us-east-9"}, f"valid regions: {EAST}, {WEST}"),
+        ({"allScopes": True, "region": "eu-west-1"}, f"valid regions: {EAST}, {WEST}"),
+        ({"allScopes": True, "accountId": "12345678901"}, "accountId must be 12 digits"),
+        ({"allScopes": "yes"}, "missing required parameters accountId, region"),
+        ({"allScopes": None, "accountId": HUB, "region": EAST}, "allScopes must be boolean"),
+    ],
+)
+def test_resolve_refuses_bad_filters_across_all_scopes(
+    inventory: Inventory, params: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(InvalidParameterError, match=reason):
+        invoke("resolve_servers_by_tags", tags={"DRGroup": "west"}, **params)
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 VALID_TOKEN_SOURCE = {"operation": "list_source_servers", "limit": 1}
@@ -920,6 +1022,26 @@ STRICT_REQUESTS = [
     ],
     ("get_source_server", {"sourceServerID": "s-00000000000000000\n"}, "sourceServerID"),
     ("list_source_servers", {"region": "eu-north-9"}, "not a DRS region this deployment syncs"),
+    *[
+        (
+            "get_source_server",
+            {"sourceServerID": "s-00000000000000000", "accountId": bad},
+            "accountId must be 12 digits",
+        )
+        for bad in BAD_IDS
+    ],
+    (
+        "get_source_server",
+        {"sourceServerID": "s-00000000000000000", "region": "us-east-9"},
+        f"region us-east-9 is not a DRS region this deployment syncs; valid regions: {EAST}, "
+        f"{WEST}",
+    ),
+    (
+        "list_source_servers",
+        {"accountId": HUB, "region": "us-east-9"},
+        f"region us-east-9 is not a DRS region this deployment syncs; valid regions: {EAST}, "
+        f"{WEST}",
+    ),
     ("list_source_servers", {"accountId": None}, "accountId must be string, got null"),
     ("list_source_servers", {"region": None}, "region must be string, got null"),
     ("list_source_servers", {"includeDeleted": None}, "includeDeleted must be boolean, got null"),

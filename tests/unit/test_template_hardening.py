@@ -64,7 +64,13 @@ UNDERIVABLE_METHODS = {
 INDEX = f"/index/{store.SCOPE_INDEX}"
 TABLE_GRANTS = {
     DMH_ROLE: {
-        "inventory": {"dynamodb:BatchWriteItem", "dynamodb:Scan", "dynamodb:UpdateItem"},
+        # BatchGetItem: a dry run reads back the stored items its plan names
+        "inventory": {
+            "dynamodb:BatchGetItem",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:Scan",
+            "dynamodb:UpdateItem",
+        },
         "inventory" + INDEX: {"dynamodb:Query"},
         "region_status": {
             "dynamodb:BatchWriteItem",

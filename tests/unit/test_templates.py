@@ -505,6 +505,7 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
         "organizations:ListAccounts",
         "sts:AssumeRole",
         "sts:SetSourceIdentity",
+        "dynamodb:BatchGetItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
@@ -777,7 +778,7 @@ def test_stale_and_failed_scope_alarms_watch_the_metrics_the_sync_emits() -> Non
         assert alarm["Dimensions"] == emitted_dimensions
         assert alarm["MetricName"] in _string_constants_in_lambda_code()
     # SUCCEEDED or PARTIAL: a run that recorded its scopes (SyncSucceeded is SUCCEEDED only).
-    assert (stale["MetricName"], stale["Statistic"]) == ("SyncCompleted", "Sum")
+    assert (stale["MetricName"], stale["Statistic"]) == ("SyncSucceededOrPartial", "Sum")
     # Two schedule intervals without a successful run, and no data at all, both alarm.
     assert (stale["Period"], stale["EvaluationPeriods"]) == (900, 2)
     assert (stale["ComparisonOperator"], stale["Threshold"]) == ("LessThanThreshold", 1)

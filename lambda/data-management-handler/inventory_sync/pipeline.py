@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from inventory_sync.changes import bounded, changed_fields, empty_kinds, server_entry
 from inventory_sync.deadline import DEADLINE_CODE, Deadline
 from inventory_sync.enrichment import enrich
 from inventory_sync.exceptions import DeadlineReachedError, UnstorableRecordError
@@ -235,6 +236,7 @@ def _sync_listed(
     items: list[dict[str, Any]] = []
     added: list[str] = []
     revived: list[str] = []
+    changed: list[str] = []  # stored, live, and its content digest differs
     for arn, server in records.servers.items():
         previous = existing.get(arn)
         ec2 = None
@@ -268,6 +270,8 @@ def _sync_listed(
             added.append(arn)
         elif "deletedAt" in previous:
             revived.append(arn)
+        elif previous.get(CONTENT_DIGEST) != digest:
+            changed.append(arn)
         items.append(item)
     outcome.servers_new = len(added)
     outcome.servers_revived = len(revived)
@@ -293,7 +297,13 @@ def _sync_listed(
 
     if run.dry_run:
         outcome.servers_written = len(items)
-        _plan(outcome, run.settings.plan_limit, added, revived, vanished, held)
+        _plan(
+            outcome,
+            run,
+            {item["sourceServerArn"]: item for item in items},
+            existing,
+            _Changes(added, changed, revived, vanished, held),
+        )
         if held:
             _hold(outcome, vanished, live_before)
         else:
@@ -389,24 +399,71 @@ def _hold(outcome: ScopeOutcome, vanished: list[str], live: int) -> None:
     )
 
 
+@dataclass
+class _Changes:
+    """The ARNs a scope's run would add, rewrite with new content, revive, or find gone."""
+
+    added: list[str]
+    changed: list[str]
+    revived: list[str]
+    vanished: list[str]
+    held: bool  # the vanished stay live: the mass-deletion guard holds them
+
+
 def _plan(
     outcome: ScopeOutcome,
-    limit: int,
-    added: list[str],
-    revived: list[str],
-    vanished: list[str],
-    held: bool,
+    run: RunContext,
+    new_items: dict[str, dict[str, Any]],
+    existing: dict[str, dict[str, Any]],
+    changes: _Changes,
 ) -> None:
-    """What a dry run would change in this scope, at most `limit` ARNs per kind."""
+    """What a dry run would change in this scope: each kind's count and its first
+    `plan_limit` servers by ARN. Only the changed servers listed are read back whole
+    (BatchGetItem, at most `plan_limit`), to name the attributes that would change; the
+    vanished ones' names come from the scope's own query."""
+    limit = run.settings.plan_limit
 
-    def bounded(arns: list[str]) -> dict[str, Any]:
-        return {"count": len(arns), "arns": sorted(arns)[:limit], "more": max(0, len(arns) - limit)}
+    def first(arns: list[str]) -> list[str]:
+        return sorted(arns)[:limit]
 
+    shown_changed = first(changes.changed)
+    stored: dict[str, dict[str, Any]] = {}
+    if shown_changed:
+        run.deadline.check(f"plan of {outcome.scope.account_id}/{outcome.scope.region}")
+        try:
+            stored = run.store.inventory_items(shown_changed)
+        except (ClientError, BotoCoreError) as exc:
+            # The plan's counts stand; the changed servers are listed without their fields.
+            logger.warning(
+                "plan: stored items unreadable",
+                extra={
+                    "accountId": outcome.scope.account_id,
+                    "region": outcome.scope.region,
+                    "error": str(exc),
+                },
+            )
+
+    def listed(arns: list[str]) -> dict[str, Any]:
+        return bounded([server_entry(new_items[arn]) for arn in first(arns)], len(arns))
+
+    changed_entries = [
+        server_entry(
+            new_items[arn],
+            changed_fields(stored[arn], new_items[arn], run.started_epoch)
+            if arn in stored
+            else [],  # gone since the scope was read: nothing to compare with
+        )
+        for arn in shown_changed
+    ]
+    vanished = bounded(
+        [server_entry(existing[arn]) for arn in first(changes.vanished)], len(changes.vanished)
+    )
     outcome.plan = {
-        "added": bounded(added),
-        "revived": bounded(revived),
-        "softDeleted": bounded([] if held else vanished),
-        "held": bounded(vanished if held else []),
+        **empty_kinds(),
+        "added": listed(changes.added),
+        "changed": bounded(changed_entries, len(changes.changed)),
+        "revived": listed(changes.revived),
+        ("held" if changes.held else "softDeleted"): vanished,
     }
 
 

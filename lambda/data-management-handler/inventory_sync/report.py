@@ -7,11 +7,13 @@ The run's status is earned: SUCCEEDED only when every scope is healthy and every
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from inventory_sync.changes import KINDS, bounded, empty_kinds
 from inventory_sync.models import Plan, Scope, ScopeOutcome
 from inventory_sync.sweep import SweepResult
 from shared.messages import STATUS_WRITE_FAILED, reader_message
@@ -19,6 +21,17 @@ from shared.observability import emit_metrics, get_logger
 
 OPERATION = "sync_source_server_inventory"
 MAX_PLAN_SCOPES = 200  # a dry run's plan lists at most this many scopes with changes
+# ... and at most this many servers, and this many bytes of them as JSON, over all of them
+# (the rest as each kind's `more`), so its size has a bound whatever the settings or the
+# records say. One entry (changes.py) is at most ~90 B of keys and punctuation + an ARN of
+# <= 100 B + an ID of 19 B + a hostname of <= 255 characters + 24 field names of <= 48
+# characters: ~1.7 KB in ASCII, ~9 KB if every character were escaped (\uXXXX); hence the
+# byte budget, which stops listing at 2 MB whatever the characters. With 200 scope headers
+# (~0.5 KB each: 0.1 MB) the plan stays under 2.2 MB of Lambda's 6 MB response, leaving
+# room for the counts and one failure per scope. A real entry is ~250 B: 1,000 of them
+# (0.25 MB) reach the count bound long before the byte bound.
+MAX_PLAN_SERVERS = 1_000
+MAX_PLAN_SERVER_BYTES = 2_000_000
 
 logger = get_logger("data-management-handler")
 
@@ -37,6 +50,7 @@ class RunFacts:
     finished: datetime
     dry_run: bool
     plan: Plan | None
+    plan_limit: int = 50  # a dry run's servers per kind and scope (SyncSettings.plan_limit)
     outcomes: list[ScopeOutcome] = field(default_factory=list)
     sweep: SweepResult | None = None
     status_unwritten: set[Scope] = field(default_factory=set)
@@ -134,36 +148,76 @@ def summary(facts: RunFacts) -> dict[str, Any]:
     if facts.skipped_by is not None:
         result["skippedBecause"] = f"sync run {facts.skipped_by} holds the lease"
     if facts.dry_run:
-        result["plan"] = _dry_run_plan(outcomes, sweep)
+        result["plan"] = _dry_run_plan(outcomes, sweep, facts.plan_limit)
     return result
 
 
-def _dry_run_plan(outcomes: list[ScopeOutcome], sweep: SweepResult | None) -> dict[str, Any]:
-    changing = [o for o in outcomes if o.plan and any(v["count"] for v in o.plan.values())]
-    scopes = [
-        {"accountId": o.scope.account_id, "region": o.scope.region, **(o.plan or {})}
-        for o in sorted(changing, key=lambda o: o.scope)[:MAX_PLAN_SCOPES]
-    ]
-    unregistered = (
-        [
-            {"accountId": s.account_id, "region": s.region, "softDeleted": n}
-            for s, n in sorted(sweep.unregistered.items())
-        ]
-        if sweep
-        else []
-    )
+def _dry_run_plan(
+    outcomes: list[ScopeOutcome], sweep: SweepResult | None, limit: int
+) -> dict[str, Any]:
+    """The plan of a dry run (README, "The dry run's plan"): per scope with a change, each
+    kind's count, first servers and `more`; `totals` per kind over every scope, listed or
+    not; `moreScopes` the scopes with changes beyond MAX_PLAN_SCOPES."""
+    by_scope: dict[Scope, dict[str, Any]] = {}
+    for outcome in outcomes:
+        if outcome.plan:
+            by_scope[outcome.scope] = {kind: dict(v) for kind, v in outcome.plan.items()}
+    unregistered = set(sweep.unregistered) if sweep else set()
+    for scope, (count, entries) in (sweep.planned if sweep else {}).items():
+        # What the sweep would soft-delete: an unregistered account's items, or orphans
+        # (items without accountId/region) of a scope whose listing completed.
+        kinds = by_scope.setdefault(scope, empty_kinds())
+        deleted = kinds["softDeleted"]
+        servers = sorted(deleted["servers"] + entries, key=lambda e: e["sourceServerArn"])
+        kinds["softDeleted"] = bounded(servers[:limit], deleted["count"] + count)
+    totals = dict.fromkeys(KINDS, 0)
+    for kinds in by_scope.values():
+        for kind in KINDS:
+            totals[kind] += kinds[kind]["count"]
+    changing = sorted(s for s, kinds in by_scope.items() if any(v["count"] for v in kinds.values()))
+    budget = _Budget()
+    scopes = []
+    for scope in changing[:MAX_PLAN_SCOPES]:
+        entry: dict[str, Any] = {"accountId": scope.account_id, "region": scope.region}
+        if scope in unregistered:
+            entry["unregistered"] = True  # its account left the registry: every item goes
+        for kind in KINDS:
+            listed = by_scope[scope][kind]
+            servers = [server for server in listed["servers"] if budget.admits(server)]
+            entry[kind] = bounded(servers, listed["count"])
+        scopes.append(entry)
     return {
+        "totals": totals,
         "scopes": scopes,
         "moreScopes": max(0, len(changing) - MAX_PLAN_SCOPES),
-        "unregistered": unregistered,
     }
+
+
+@dataclass
+class _Budget:
+    """What is left of the plan's bounds (MAX_PLAN_SERVERS, MAX_PLAN_SERVER_BYTES)."""
+
+    servers: int = MAX_PLAN_SERVERS
+    size: int = MAX_PLAN_SERVER_BYTES
+
+    def admits(self, server: dict[str, Any]) -> bool:
+        """Whether `server` still fits (then it is counted), as the response serialises it."""
+        size = len(json.dumps(server))
+        if self.servers < 1 or size > self.size:
+            self.servers = 0  # full: keep the listing a prefix, never skip to smaller ones
+            return False
+        self.servers -= 1
+        self.size -= size
+        return True
 
 
 def publish(result: dict[str, Any], *, dry_run: bool) -> None:
     """The closing log line and, for real runs, the run's metrics (EMF).
 
-    `SyncSucceeded` is 1 only for SUCCEEDED; `SyncCompleted` is 1 for any run that recorded
-    its scopes (SUCCEEDED or PARTIAL), which is what the staleness alarm watches.
+    One metric per run status, 1 for the run's own: `SyncSucceeded` (SUCCEEDED only),
+    `SyncPartial`, `SyncFailed`, `SyncSkipped`; and `SyncSucceededOrPartial`, 1 for a run
+    with at least one true answer (SUCCEEDED or PARTIAL), which the staleness alarm watches.
+    Its name says PARTIAL, so no dashboard can read a partial run as a success.
     """
     counts = result["counts"]
     status = result["status"]
@@ -185,7 +239,7 @@ def publish(result: dict[str, Any], *, dry_run: bool) -> None:
             "StatusWriteFailures": counts.get("statusWriteFailed", 0),
             "MassDeletionHeld": held,
             "SyncSucceeded": int(status == "SUCCEEDED"),
-            "SyncCompleted": int(status in ("SUCCEEDED", "PARTIAL")),
+            "SyncSucceededOrPartial": int(status in ("SUCCEEDED", "PARTIAL")),
             "SyncPartial": int(status == "PARTIAL"),
             "SyncFailed": int(status == "FAILED"),
             "SyncSkipped": int(status == "SKIPPED"),

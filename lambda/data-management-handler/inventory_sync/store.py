@@ -24,6 +24,7 @@ from shared.aws import error_code, error_message
 from shared.config import TableNames
 
 BATCH_SIZE = 25  # BatchWriteItem's maximum
+GET_BATCH_SIZE = 100  # BatchGetItem's maximum
 MAX_BATCH_ATTEMPTS = 8
 SCOPE_INDEX = "scope-summary-index"
 Gate = Callable[[], bool]  # True while this run may still write
@@ -147,12 +148,16 @@ class SyncStore:
 
     # --- inventory ---------------------------------------------------------------------------
     def scope_items(self, scope: Scope) -> dict[str, dict[str, Any]]:
-        """What the inventory holds for `scope`, by ARN: lastSyncTime, deletedAt, ec2 and
-        contentDigest (all projected into the scope index)."""
+        """What the inventory holds for `scope`, by ARN: sourceServerID, hostname,
+        lastSyncTime, deletedAt, ec2 and contentDigest (all projected into the scope index;
+        a Query's capacity is the same whichever of them it returns)."""
         items: dict[str, dict[str, Any]] = {}
         for item in self._query_scope(
             scope,
-            ProjectionExpression="sourceServerArn, lastSyncTime, deletedAt, ec2, contentDigest",
+            ProjectionExpression=(
+                "sourceServerArn, sourceServerID, hostname, lastSyncTime, deletedAt, ec2, "
+                "contentDigest"
+            ),
         ):
             items[item["sourceServerArn"]] = item
         return items
@@ -192,6 +197,37 @@ class SyncStore:
         for page in self._pages(self._client.scan, request, check):
             for raw in page.get("Items", []):
                 yield from_attribute_map(raw)
+
+    def inventory_items(
+        self, arns: Iterable[str], projection: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        """The stored items of `arns` (whole, or the attributes `projection` names), by ARN,
+        read with BatchGetItem (100 keys a request, unprocessed keys retried with backoff).
+        An ARN with no item, or still unprocessed after the retries, is absent from the
+        answer. Raises ClientError for any other failure."""
+        found: dict[str, dict[str, Any]] = {}
+        wanted = list(dict.fromkeys(arns))
+        table = self._tables.inventory
+        for start in range(0, len(wanted), GET_BATCH_SIZE):
+            request: dict[str, Any] = {
+                "Keys": [
+                    {"sourceServerArn": {"S": a}} for a in wanted[start : start + GET_BATCH_SIZE]
+                ]
+            }
+            if projection is not None:
+                request["ProjectionExpression"] = projection
+            for attempt in range(MAX_BATCH_ATTEMPTS):
+                response = self._client.batch_get_item(RequestItems={table: request})
+                self._count(reads=1)
+                for raw in response.get("Responses", {}).get(table, []):
+                    item = from_attribute_map(raw)
+                    found[item["sourceServerArn"]] = item
+                unprocessed = response.get("UnprocessedKeys", {}).get(table)
+                if not unprocessed or attempt + 1 == MAX_BATCH_ATTEMPTS:
+                    break
+                request = unprocessed
+                time.sleep(random.uniform(0, min(2.0, 0.05 * 2**attempt)))
+        return found
 
     def put_items(
         self, table: str, items: Iterable[dict[str, Any]], result: BatchResult | None = None

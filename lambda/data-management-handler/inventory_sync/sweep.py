@@ -13,6 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
+from inventory_sync.changes import ENTRY_PROJECTION, server_entry
 from inventory_sync.deadline import Deadline
 from inventory_sync.models import Scope
 from inventory_sync.records import scope_of_arn
@@ -28,6 +31,9 @@ class SweepResult:
     orphans_deleted: int = 0
     orphans_reported: int = 0
     status_rows_removed: int = 0
+    # Dry runs: per scope, what the sweep would soft-delete there (unregistered accounts'
+    # items, orphans by the scope their ARN names): the count and its first entries.
+    planned: dict[Scope, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
 
     @property
     def soft_deleted(self) -> int:
@@ -50,16 +56,19 @@ def sweep(
     run_time: str,
     expires_at: int,
     snapshot: list[dict[str, Any]] | None = None,
+    plan_limit: int = 0,
 ) -> SweepResult:
     """Soft-delete (or, in a dry run, count) what no registered scope accounts for.
 
     `confirmed` are the scopes whose listing completed in this run; `listed_unwritten` the
     ARNs DRS listed that were not written (rejected records), never swept. `snapshot` is
-    the inventory as the run's start-of-run scan read it (None: scan now). Stops at the
-    deadline (DeadlineReachedError) with what it did so far kept.
+    the inventory as the run's start-of-run scan read it (None: scan now). A dry run also
+    names the first `plan_limit` servers per scope it would soft-delete (`planned`). Stops
+    at the deadline (DeadlineReachedError) with what it did so far kept.
     """
     result = SweepResult()
     unregistered: dict[Scope, list[str]] = {}
+    would_delete: dict[Scope, list[str]] = {}  # dry runs: what a real sweep would soft-delete
     orphans: list[tuple[str, Scope | None]] = []
     # The run's start-of-run scan when it has one: what this run wrote since is never an
     # unregistered account's or an orphan's, and every soft-delete below is conditional.
@@ -90,6 +99,8 @@ def sweep(
                 store.delete_region_status(gone)
                 result.status_rows_removed += 1
         result.unregistered[gone] = deleted
+        if dry_run and arns:
+            would_delete.setdefault(gone, []).extend(arns)
         logger.info(
             "unregistered account swept",
             extra={"accountId": gone.account_id, "region": gone.region, "softDeleted": deleted},
@@ -110,7 +121,35 @@ def sweep(
             continue
         if dry_run or store.soft_delete(arn, None, run_time, run_time, expires_at):
             result.orphans_deleted += 1
+            if dry_run:
+                would_delete.setdefault(scope, []).append(arn)
+    if dry_run:
+        deadline.check("sweep plan")
+        result.planned = _planned(store, would_delete, plan_limit)
     return result
+
+
+def _planned(
+    store: SyncStore, would_delete: dict[Scope, list[str]], limit: int
+) -> dict[Scope, tuple[int, list[dict[str, Any]]]]:
+    """Each scope's soft-delete count and its first `limit` servers by ARN, named from their
+    stored items (read with BatchGetItem: the run's scan holds no hostnames)."""
+    shown = {scope: sorted(arns)[:limit] for scope, arns in would_delete.items()}
+    try:
+        stored = store.inventory_items(
+            [arn for arns in shown.values() for arn in arns], ENTRY_PROJECTION
+        )
+    except (ClientError, BotoCoreError) as exc:
+        # The counts stand; the entries are named by their ARNs alone.
+        logger.warning("sweep plan: stored items unreadable", extra={"error": str(exc)})
+        stored = {}
+    return {
+        scope: (
+            len(would_delete[scope]),
+            [server_entry(stored.get(arn, {"sourceServerArn": arn})) for arn in arns],
+        )
+        for scope, arns in sorted(shown.items())
+    }
 
 
 def _unregistered_rows(

@@ -202,6 +202,7 @@ class SyncRun:
             finished=self.clock(),
             dry_run=self.dry_run,
             plan=plan,
+            plan_limit=self.settings.plan_limit,
             outcomes=ordered,
             sweep=self.sweep_result,
             status_unwritten=set(self.recorder.failed) if self.recorder else set(),
@@ -489,6 +490,7 @@ class SyncRun:
                 expires_at=int(self.started.timestamp())
                 + self.settings.soft_delete_ttl_days * 86400,
                 snapshot=self.snapshot,
+                plan_limit=self.settings.plan_limit,
             )
         except DeadlineReachedError:
             logger.warning("sweep stopped at the deadline; the next full run continues it")
