@@ -16,12 +16,14 @@ help:
 	@echo "make lint   ruff, mypy on lambda/, cfn-lint and checkov on cfn/, shellcheck when installed"
 	@echo "make bench  measure the inventory sync at organisation scale"
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	@echo "==> creating $(VENV) from requirements.txt + requirements-dev.txt"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@# the project itself, for the drs-inventory command (.venv/bin/drs-inventory)
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -71,4 +73,4 @@ bench: venv
 	@for fleet in $(FLEETS); do $(PY) -m scripts.bench.run --fleet $$fleet || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info

@@ -15,12 +15,20 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from scripts.cli.main import Console, pass_console
+from scripts.cli.context import Console, pass_console
 from scripts.cli.output import Rows, cell, make_table, stderr_console
 from scripts.cli.render import key_value_view
 
-ACCOUNT_COLUMNS = ("accountId", "accountName", "enabled", "roleArn", "externalIdSet",
-                   "externalIdLast4", "ec2SourceAccountIds", "updatedAt")  # fmt: skip
+ACCOUNT_COLUMNS = (
+    "accountId",
+    "accountName",
+    "enabled",
+    "roleArn",
+    "externalIdSet",
+    "externalIdLast4",
+    "ec2SourceAccountIds",
+    "updatedAt",
+)
 
 
 def _account_rows(items: Any) -> Rows:
@@ -83,7 +91,7 @@ def _registry_options(command: Any) -> Any:
                 "ec2_sources",
                 multiple=True,
                 help="a registered account whose EC2 instances this account's DRS replicates",
-            ),  # fmt: skip
+            ),
         ]
     ):
         command = option(command)

@@ -132,6 +132,8 @@ class FunctionClient(Protocol):
         NotDeployedError / UnreachableError when it cannot be invoked."""
         ...
 
+    def close(self) -> None: ...
+
 
 def check_reachable(url: str, timeout: float = 3.0) -> None:
     """Raise UnreachableError unless something accepts TCP connections at `url`."""

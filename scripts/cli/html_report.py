@@ -203,8 +203,13 @@ def build_report(
 
     attention = [(item, attention_reasons(item, lag_threshold_seconds)) for item in items]
     attention = [(item, reasons) for item, reasons in attention if reasons]
-    attention.sort(key=lambda pair: (str(pair[0].get("accountId")), str(pair[0].get("region")),
-                                     str(pair[0].get("hostname"))))  # fmt: skip
+    attention.sort(
+        key=lambda pair: (
+            str(pair[0].get("accountId")),
+            str(pair[0].get("region")),
+            str(pair[0].get("hostname")),
+        )
+    )
     attention_rows = "".join(
         f'<tr data-account="{_e(item.get("accountId"))}" data-region="{_e(item.get("region"))}">'
         f"<td>{_e(item.get('hostname'))}</td><td><code>{_e(item.get('sourceServerID'))}</code></td>"

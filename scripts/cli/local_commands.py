@@ -30,8 +30,8 @@ from scripts.cli.client import (
     Target,
     read_state,
 )
+from scripts.cli.context import Console, pass_console
 from scripts.cli.errors import EXIT_FAILED, EXIT_UNREACHABLE, ConsoleError
-from scripts.cli.main import Console, pass_console
 from scripts.cli.output import stderr_console
 
 START_TIMEOUT = 90.0
@@ -125,8 +125,13 @@ def _deploy(env: str, endpoint: str) -> None:
     err.print(f"deploying {env}: scripts/deploy.sh {env} --endpoint-url {endpoint}")
     result = subprocess.run(
         [str(ROOT / "scripts" / "deploy.sh"), env, "--endpoint-url", endpoint],
-        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     if result.returncode != 0:
         raise ConsoleError(
             f"scripts/deploy.sh {env} failed (exit {result.returncode}):\n"
@@ -146,9 +151,12 @@ def _seed(target: Target) -> None:
     try:
         for account in TARGET_ACCOUNTS:
             sources = sorted(
-                {s.origin.account_id for s in FLEET
-                 if s.account == account and s.origin and s.origin != account}
-            )  # fmt: skip
+                {
+                    s.origin.account_id
+                    for s in FLEET
+                    if s.account == account and s.origin and s.origin != account
+                }
+            )
             client.invoke(
                 DATA_MANAGEMENT,
                 {
@@ -188,17 +196,24 @@ def up(console: Console, deploy: bool, seed: bool) -> None:
     else:
         err.print(f"local AWS already running (pid {state['pid']})")
     target = Target(
-        console.target.env, console.target.project, "us-east-1", None, True,
-        state["motoEndpoint"], state["drsEndpoint"],
-    )  # fmt: skip
+        console.target.env,
+        console.target.project,
+        "us-east-1",
+        None,
+        True,
+        state["motoEndpoint"],
+        state["drsEndpoint"],
+    )
     if deploy or seed:
         _deploy(target.env, target.endpoint or "")
     if seed:
         _seed(target)
-    click.echo(f"export AWS_ENDPOINT_URL={state['motoEndpoint']} "
-               f"AWS_ENDPOINT_URL_DRS={state['drsEndpoint']} "
-               "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
-               "AWS_DEFAULT_REGION=us-east-1")  # fmt: skip
+    click.echo(
+        f"export AWS_ENDPOINT_URL={state['motoEndpoint']} "
+        f"AWS_ENDPOINT_URL_DRS={state['drsEndpoint']} "
+        "AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "
+        "AWS_DEFAULT_REGION=us-east-1"
+    )
 
 
 @local.command()
@@ -221,13 +236,22 @@ def local_status(console: Console) -> None:
     """Whether the local AWS runs, its endpoints, and whether --env is deployed there."""
     state = running_state()
     if state is None:
-        raise ConsoleError("the local AWS is not running: `drs-inventory local up`", EXIT_UNREACHABLE)
+        raise ConsoleError(
+            "the local AWS is not running: `drs-inventory local up`", EXIT_UNREACHABLE
+        )
     import boto3
 
-    functions = boto3.client(
-        "lambda", endpoint_url=state["motoEndpoint"], region_name="us-east-1",
-        aws_access_key_id="testing", aws_secret_access_key="testing",
-    ).list_functions().get("Functions", [])  # fmt: skip
+    functions = (
+        boto3.client(
+            "lambda",
+            endpoint_url=state["motoEndpoint"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        .list_functions()
+        .get("Functions", [])
+    )
     names = {f["FunctionName"] for f in functions}
     target = console.target
     deployed = {

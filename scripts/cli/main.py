@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
 
 import click
 
-from scripts.cli.client import (
-    DATA_MANAGEMENT,
-    DEFAULT_PROJECT,
-    ENVIRONMENTS,
-    QUERY,
-    AwsClient,
-    LocalClient,
-    LogSink,
-    Target,
-    connect,
-    resolve_target,
-)
+from scripts.cli.client import DEFAULT_PROJECT, ENVIRONMENTS, Target, resolve_target
+from scripts.cli.context import Console, pass_console
 from scripts.cli.errors import EXIT_USAGE, ConsoleError
 from scripts.cli.output import OUTPUTS, Output
 
@@ -48,40 +35,6 @@ Exit statuses:
 
 The environment defaults to $DRS_INVENTORY_ENV, else {DEFAULT_ENV}.
 """
-
-
-@dataclass
-class Console:
-    """What every command gets: where to talk to, how to print, a client made on first use."""
-
-    target: Target
-    output: Output
-    _client: LocalClient | AwsClient | None = field(default=None, init=False)
-
-    @property
-    def client(self) -> LocalClient | AwsClient:
-        if self._client is None:
-            self._client = connect(self.target)
-        return self._client
-
-    def query(self, operation: str, **params: Any) -> Any:
-        """Invoke the query-handler's `operation` with the parameters that are not None."""
-        return self.client.invoke(QUERY, _payload(operation, params))
-
-    def manage(self, operation: str, *, log_sink: LogSink | None = None, **params: Any) -> Any:
-        """Invoke the data-management-handler's `operation` (parameters that are not None)."""
-        return self.client.invoke(DATA_MANAGEMENT, _payload(operation, params), log_sink=log_sink)
-
-    def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-
-
-def _payload(operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
-    return {"operation": operation, **{k: v for k, v in params.items() if v is not None}}
-
-
-pass_console = click.make_pass_decorator(Console)
 
 
 @click.group(help=HELP, context_settings={"help_option_names": ["-h", "--help"]})

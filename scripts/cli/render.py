@@ -93,21 +93,32 @@ def sync_view(result: Mapping[str, Any]) -> RenderableType:
     if counts:
         by_status = ", ".join(f"{k} {v}" for k, v in (counts.get("scopesByStatus") or {}).items())
         rows = [
-            ["scopes", f"{counts.get('scopes', 0)} ({counts.get('accounts', 0)} accounts x "
-             f"{counts.get('regions', 0)} regions): {by_status or 'none'}"],
+            [
+                "scopes",
+                f"{counts.get('scopes', 0)} ({counts.get('accounts', 0)} accounts x "
+                f"{counts.get('regions', 0)} regions): {by_status or 'none'}",
+            ],
             ["scopes failed", counts.get("scopesFailed", 0)],
             ["servers seen", counts.get("serversSeen", 0)],
-            ["  written / unchanged", f"{counts.get('serversWritten', 0)} / "
-             f"{counts.get('serversUnchanged', 0)}"],
-            ["  new / revived", f"{counts.get('serversNew', 0)} / "
-             f"{counts.get('serversRevived', 0)}"],
-            ["  soft-deleted / held", f"{counts.get('serversSoftDeleted', 0)} / "
-             f"{counts.get('serversHeld', 0)}"],
+            [
+                "  written / unchanged",
+                f"{counts.get('serversWritten', 0)} / {counts.get('serversUnchanged', 0)}",
+            ],
+            [
+                "  new / revived",
+                f"{counts.get('serversNew', 0)} / {counts.get('serversRevived', 0)}",
+            ],
+            [
+                "  soft-deleted / held",
+                f"{counts.get('serversSoftDeleted', 0)} / {counts.get('serversHeld', 0)}",
+            ],
             ["  write failures", counts.get("serversWriteFailed", 0)],
             ["records rejected", counts.get("recordsRejected", 0)],
-            ["EC2 enriched / not found", f"{counts.get('ec2Enriched', 0)} / "
-             f"{counts.get('ec2NotFound', 0)}"],
-        ]  # fmt: skip
+            [
+                "EC2 enriched / not found",
+                f"{counts.get('ec2Enriched', 0)} / {counts.get('ec2NotFound', 0)}",
+            ],
+        ]
         swept = counts.get("unregisteredAccountsSwept") or []
         if swept:
             rows.append(["unregistered accounts swept", ", ".join(swept)])
@@ -140,9 +151,16 @@ def sync_rows(result: Mapping[str, Any]) -> Rows:
     rows: list[list[Any]] = [[result.get("runId"), result.get("status"), "", "", "", "", ""]]
     for f in result.get("failures") or []:
         rows.append(
-            [result.get("runId"), result.get("status"), f.get("accountId"), f.get("region"),
-             f.get("status"), f.get("errorCode"), f.get("message")]
-        )  # fmt: skip
+            [
+                result.get("runId"),
+                result.get("status"),
+                f.get("accountId"),
+                f.get("region"),
+                f.get("status"),
+                f.get("errorCode"),
+                f.get("message"),
+            ]
+        )
     return headers, rows
 
 
@@ -295,10 +313,16 @@ def plan_rows(plan: Mapping[str, Any]) -> Rows:
         for key, *_ in PLAN_KINDS:
             for server in scope[key]["servers"]:
                 rows.append(
-                    [scope["accountId"], scope["region"], key, server["sourceServerID"],
-                     server.get("hostname", ""), ";".join(server.get("fields") or []),
-                     server["sourceServerArn"]]
-                )  # fmt: skip
+                    [
+                        scope["accountId"],
+                        scope["region"],
+                        key,
+                        server["sourceServerID"],
+                        server.get("hostname", ""),
+                        ";".join(server.get("fields") or []),
+                        server["sourceServerArn"],
+                    ]
+                )
     return headers, rows
 
 
@@ -401,15 +425,31 @@ def matrix_view(
 
 
 def scope_rows(scopes: Sequence[Mapping[str, Any]]) -> Rows:
-    headers = ["accountId", "region", "status", "serverCount", "ageSeconds", "fresh",
-               "lastSuccessTime", "errorCode"]  # fmt: skip
+    headers = [
+        "accountId",
+        "region",
+        "status",
+        "serverCount",
+        "ageSeconds",
+        "fresh",
+        "lastSuccessTime",
+        "errorCode",
+    ]
     return headers, [[cell(s.get(h)) for h in headers] for s in scopes]
 
 
 # ---- servers -------------------------------------------------------------------------------
 
-SERVER_COLUMNS = ("sourceServerID", "hostname", "accountId", "region", "replicationState",
-                  "lifeCycleState", "lag", "scopeFresh")  # fmt: skip
+SERVER_COLUMNS = (
+    "sourceServerID",
+    "hostname",
+    "accountId",
+    "region",
+    "replicationState",
+    "lifeCycleState",
+    "lag",
+    "scopeFresh",
+)
 
 
 def server_row(item: Mapping[str, Any]) -> list[Any]:
@@ -423,9 +463,12 @@ def server_row(item: Mapping[str, Any]) -> list[Any]:
         item.get("replicationState"),
         item.get("lifeCycleState"),
         "" if lag is None else format_age(lag),
-        Text("fresh", style="green") if fresh else Text("STALE", style="yellow")
-        if fresh is False else "",
-    ]  # fmt: skip
+        Text("fresh", style="green")
+        if fresh
+        else Text("STALE", style="yellow")
+        if fresh is False
+        else "",
+    ]
 
 
 def servers_view(items: Sequence[Mapping[str, Any]]) -> RenderableType:

@@ -13,8 +13,8 @@ from typing import Any
 
 import click
 
+from scripts.cli.context import Console, pass_console
 from scripts.cli.errors import EXIT_USAGE, ConsoleError
-from scripts.cli.main import Console, pass_console
 from scripts.cli.output import stderr_console
 from scripts.cli.render import key_value_view, server_rows, servers_view
 from scripts.cli.status_commands import region_status
@@ -131,8 +131,13 @@ def servers() -> None:
 @servers.command("list")
 @click.option("--account", help="only this account's servers")
 @click.option("--region", help="only this region's servers")
-@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE",
-              help="effective tag (EC2 tags overlaid by DRS tags); repeatable, all must match")  # fmt: skip
+@click.option(
+    "--tag",
+    "tags",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="effective tag (EC2 tags overlaid by DRS tags); repeatable, all must match",
+)
 @click.option("--replication-state", help="e.g. CONTINUOUS, STALLED, DISCONNECTED")
 @click.option("--hostname", help="case-insensitive substring of the hostname")
 @click.option("--include-deleted", is_flag=True, help="also soft-deleted servers")

@@ -9,8 +9,8 @@ import click
 from rich.console import Group, RenderableType
 from rich.text import Text
 
+from scripts.cli.context import Console, pass_console
 from scripts.cli.errors import EXIT_FAILED, ConsoleError
-from scripts.cli.main import Console, pass_console
 from scripts.cli.output import Rows, cell, make_table
 from scripts.cli.render import HEALTH_STYLES, filter_scopes, matrix_view, scope_health, scope_rows
 
@@ -45,9 +45,11 @@ def account_names(console: Console) -> dict[str, str]:
 @click.option("--region", "region_filter", help="one region's scopes")
 @click.option("--status", "status_filter", help="only scopes with this status (e.g. ERROR)")
 @click.option(
-    "--stale", type=click.FloatRange(min=0), metavar="MINUTES",
+    "--stale",
+    type=click.FloatRange(min=0),
+    metavar="MINUTES",
     help="only scopes whose data is older than MINUTES (or never synced)",
-)  # fmt: skip
+)
 @pass_console
 def status(
     console: Console,
@@ -86,13 +88,19 @@ def summary_view(answer: Mapping[str, Any]) -> RenderableType:
         [
             ["servers (live)", answer.get("totalServers")],
             ["soft-deleted", answer.get("softDeletedServers")],
-            ["scopes", f"{answer.get('scopeCount')}: " + ", ".join(
-                f"{k} {v}" for k, v in (answer.get("scopesByStatus") or {}).items())],
+            [
+                "scopes",
+                f"{answer.get('scopeCount')}: "
+                + ", ".join(f"{k} {v}" for k, v in (answer.get("scopesByStatus") or {}).items()),
+            ],
             ["fresh scopes", answer.get("freshScopes")],
-            ["oldest last success", f"{answer.get('oldestLastSuccessTime')} "
-             f"{cell(answer.get('oldestLastSuccessScope'))}"],
+            [
+                "oldest last success",
+                f"{answer.get('oldestLastSuccessTime')} "
+                f"{cell(answer.get('oldestLastSuccessScope'))}",
+            ],
         ],
-    )  # fmt: skip
+    )
 
     def counts(title: str, key: str) -> Any:
         rows = [[k, v] for k, v in (answer.get(key) or {}).items()]
@@ -110,11 +118,15 @@ def summary_view(answer: Mapping[str, Any]) -> RenderableType:
     ]
     if stale:
         rows = [
-            [s["accountId"], s["region"],
-             Text(str(s.get("status")), style=HEALTH_STYLES[scope_health(s)]),
-             s.get("errorCode"), s.get("errorMessage")]
+            [
+                s["accountId"],
+                s["region"],
+                Text(str(s.get("status")), style=HEALTH_STYLES[scope_health(s)]),
+                s.get("errorCode"),
+                s.get("errorMessage"),
+            ]
             for s in stale
-        ]  # fmt: skip
+        ]
         parts += [
             Text(f"\nscopes not fresh ({len(stale)}):", style="bold"),
             make_table(["ACCOUNT", "REGION", "STATUS", "ERROR CODE", "MESSAGE"], rows),

@@ -12,8 +12,8 @@ from typing import Any
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from scripts.cli.context import Console, pass_console
 from scripts.cli.errors import EXIT_FAILED, EXIT_INCOMPLETE, EXIT_OK, EXIT_USAGE, ConsoleError
-from scripts.cli.main import Console, pass_console
 from scripts.cli.output import stderr_console
 from scripts.cli.render import normalise_plan, plan_rows, plan_view, sync_rows, sync_view
 
