@@ -23,12 +23,12 @@ EXIT_INCOMPLETE = 4
 class ConsoleError(click.ClickException):
     """Base class: a message for stderr and an exit status."""
 
-    exit_code = EXIT_FAILED
+    default_exit_code = EXIT_FAILED
 
     def __init__(self, message: str, exit_code: int | None = None) -> None:
         super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
+        # click declares exit_code on the class; each error carries its own
+        setattr(self, "exit_code", self.default_exit_code if exit_code is None else exit_code)  # noqa: B010
 
 
 class FunctionFailedError(ConsoleError):
@@ -44,10 +44,10 @@ class FunctionFailedError(ConsoleError):
 class NotDeployedError(ConsoleError):
     """The function does not exist where we looked (wrong --env, --region or project)."""
 
-    exit_code = EXIT_UNREACHABLE
+    default_exit_code = EXIT_UNREACHABLE
 
 
 class UnreachableError(ConsoleError):
     """The endpoint does not answer, or no credentials could be found."""
 
-    exit_code = EXIT_UNREACHABLE
+    default_exit_code = EXIT_UNREACHABLE

@@ -180,14 +180,18 @@ def build_report(
     )
 
     health_rows = []
-    for row in replication_health(items, lag_threshold_seconds):
+    for account_health in replication_health(items, lag_threshold_seconds):
         health_rows.append(
-            f'<tr data-account="{_e(row.account_id)}"><th scope="row">{_e(row.account_id)}'
-            + (f" <small>{_e(names[row.account_id])}</small>" if names.get(row.account_id) else "")
-            + f"</th><td>{row.total}</td><td>{row.continuous}</td>"
-            f'<td class="{"warn" if row.stalled else ""}">{row.stalled}</td>'
-            f'<td class="{"warn" if row.lagging else ""}">{row.lagging}</td>'
-            f"<td>{row.never_launched}</td><td>{_health_bar(row)}</td></tr>"
+            f'<tr data-account="{_e(account_health.account_id)}"><th scope="row">{_e(account_health.account_id)}'
+            + (
+                f" <small>{_e(names[account_health.account_id])}</small>"
+                if names.get(account_health.account_id)
+                else ""
+            )
+            + f"</th><td>{account_health.total}</td><td>{account_health.continuous}</td>"
+            f'<td class="{"warn" if account_health.stalled else ""}">{account_health.stalled}</td>'
+            f'<td class="{"warn" if account_health.lagging else ""}">{account_health.lagging}</td>'
+            f"<td>{account_health.never_launched}</td><td>{_health_bar(account_health)}</td></tr>"
         )
 
     failing = [

@@ -36,7 +36,8 @@ def stdout_console() -> Console:
 
 
 def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    # Messages are not wrapped: a path or a command in them must stay whole (and greppable).
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @dataclass(frozen=True)
