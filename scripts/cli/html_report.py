@@ -13,7 +13,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scripts.cli.render import format_age, matrix, replication_lag_seconds, scope_health
+from scripts.cli.render import (
+    HEALTHY_STATUSES,
+    format_age,
+    matrix,
+    replication_lag_seconds,
+    scope_health,
+)
 
 # Health -> (background colour, words). A scope's colour says its status; for a healthy status
 # the age of its data decides between fresh and stale (and very stale beyond VERY_STALE).
@@ -194,9 +200,8 @@ def build_report(
             f"<td>{account_health.never_launched}</td><td>{_health_bar(account_health)}</td></tr>"
         )
 
-    failing = [
-        s for s in scopes if scope_health(s) in ("failed", "skipped") or (s.get("errorCode"))
-    ]
+    # "No DRS here" (NOT_INITIALIZED, REGION_NOT_ENABLED) carries a code but is a true answer.
+    failing = [s for s in scopes if s.get("status") not in HEALTHY_STATUSES]
     failing_rows = "".join(
         f'<tr data-account="{_e(s.get("accountId"))}" data-region="{_e(s.get("region"))}">'
         f"<td>{_e(s.get('accountId'))}</td><td>{_e(s.get('region'))}</td>"
