@@ -117,10 +117,40 @@ def _register() -> None:
 _register()
 
 
+# Global options that may also come after the command, as with the AWS CLI. `--region` is not
+# among them: after `status` or `servers list` it is the region filter.
+_HOISTED_VALUE = ("--env", "--profile", "--project-name", "--output", "--query",
+                  "--endpoint-url", "--drs-endpoint-url")  # fmt: skip
+_HOISTED_FLAG = ("--local",)
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """argv with the global options found after the command moved before it."""
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(argv):
+        arg = argv[index]
+        if arg == "--":
+            rest += argv[index:]
+            break
+        name = arg.split("=", 1)[0]
+        if arg in _HOISTED_FLAG or (name in _HOISTED_VALUE and "=" in arg):
+            front.append(arg)
+        elif arg in _HOISTED_VALUE and index + 1 < len(argv):
+            front += argv[index : index + 2]
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script's entry point (exits with the statuses in HELP)."""
+    args = hoist_global_options(sys.argv[1:] if argv is None else argv)
     try:
-        cli.main(args=argv, prog_name="drs-inventory", standalone_mode=True)
+        cli.main(args=args, prog_name="drs-inventory", standalone_mode=True)
     except ConsoleError as exc:  # raised while closing: standalone mode did not see it
         exc.show()
         sys.exit(exc.exit_code)

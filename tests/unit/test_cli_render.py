@@ -425,3 +425,33 @@ def test_cell_colours_follow_status_then_age() -> None:
     assert cell_health(SCOPES[2]) == "failed"
     assert cell_health({"status": "NOT_INITIALIZED", "fresh": True}) == "quiet"
     assert cell_health(None) == "none"
+
+
+def test_global_options_may_follow_the_command_as_with_the_aws_cli() -> None:
+    from scripts.cli.main import hoist_global_options
+
+    argv = [
+        "servers",
+        "list",
+        "--region",
+        "us-east-1",
+        "--output",
+        "json",
+        "--query=[0]",
+        "--local",
+        "--tag",
+        "A=B",
+    ]
+
+    assert hoist_global_options(argv) == [
+        "--output",
+        "json",
+        "--query=[0]",
+        "--local",
+        "servers",
+        "list",
+        "--region",
+        "us-east-1",
+        "--tag",
+        "A=B",
+    ]
