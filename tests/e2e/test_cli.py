@@ -315,3 +315,35 @@ def test_an_operation_this_deployment_lacks_comes_back_as_its_error(console: Con
     # test_target_account arrives with the connection test; until then the function's own
     # UnknownOperationError is shown.
     assert result.returncode == 0 or "UnknownOperationError" in result.stderr, result.stderr
+
+
+def test_local_up_status_down_manage_only_the_stack_they_started(tmp_path: Path) -> None:
+    env = deploy_env(DRS_INVENTORY_STATE_DIR=str(tmp_path))
+    run = Console(env)
+    assert run("local", "status").returncode == 3
+
+    up = run("local", "up")
+
+    assert up.returncode == 0, up.stderr
+    state = json.loads((tmp_path / "state.json").read_text())
+    pid = state["pid"]
+    try:
+        assert up.stdout.startswith(f"export AWS_ENDPOINT_URL={state['motoEndpoint']} ")
+        status = run("local", "status", "--output", "json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["deployed"] == {
+            "data-management-handler": False,
+            "query-handler": False,
+        }
+        again = run("local", "up")
+        assert again.returncode == 0 and f"already running (pid {pid})" in again.stderr
+        # --local finds the recorded stack; nothing is deployed there yet
+        not_deployed = run("--local", "summary")
+        assert not_deployed.returncode == 3
+        assert "query-handler-qa is not deployed in the local AWS" in not_deployed.stderr
+    finally:
+        down = run("local", "down")
+    assert down.returncode == 0, down.stderr
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/status").read_text()
+    assert not (tmp_path / "state.json").exists()
+    assert run("local", "status").returncode == 3
