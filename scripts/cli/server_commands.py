@@ -167,7 +167,7 @@ def list_command(
                 replication_state=replication_state,
                 hostname=hostname,
                 include_deleted=include_deleted,
-                full=full or console.output.format == "table",
+                full=full or console.output.format != "json",
                 progress=progress,
             )
         )
