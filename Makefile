@@ -10,6 +10,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 .PHONY: help venv test test-fast lint format demo bench clean
 
 help:
+	@echo "make venv   create .venv, with .venv/bin/drs-inventory (the operator's console)"
 	@echo "make demo   deploy to the embedded local AWS, run the scheduled sync, show the inventory"
 	@echo "make test   run every test (unit, functional, e2e)"
 	@echo "make test-fast  every test but the e2e deployments"
