@@ -10,18 +10,21 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 .PHONY: help venv test test-fast lint format demo bench clean
 
 help:
+	@echo "make venv   create .venv, with .venv/bin/drs-inventory (the operator's console)"
 	@echo "make demo   deploy to the embedded local AWS, run the scheduled sync, show the inventory"
 	@echo "make test   run every test (unit, functional, e2e)"
 	@echo "make test-fast  every test but the e2e deployments"
 	@echo "make lint   ruff, mypy on lambda/, cfn-lint and checkov on cfn/, shellcheck when installed"
 	@echo "make bench  measure the inventory sync at organisation scale"
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	@echo "==> creating $(VENV) from requirements.txt + requirements-dev.txt"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	@# the project itself, for the drs-inventory command (.venv/bin/drs-inventory)
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $(STAMP)
 
 venv: $(STAMP)
@@ -71,4 +74,4 @@ bench: venv
 	@for fleet in $(FLEETS); do $(PY) -m scripts.bench.run --fleet $$fleet || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
