@@ -771,6 +771,12 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
                 f"{status['freshnessSeconds']} s):"
             )
             progress.detail(region_status_table(status["scopes"]))
+            progress.detail("")
+            report = write_report(moto, drs)
+            progress.detail(
+                f"the estate at a glance (open in a browser): {report}\n"
+                f"  (`drs-inventory --local report --html FILE` writes it again)"
+            )
 
         with progress.stage("Task 7.1 checklist: schedule -> data-management-handler -> DynamoDB"):
             checks = task_7_1_checks(runner, trigger)
@@ -789,6 +795,28 @@ def explain_seen(result: Mapping[str, Any], seeded: SeedSummary) -> str:
         f"{THROTTLED[0].label} {THROTTLED[1]} (the run is PARTIAL for it; the next run that "
         "DRS does not throttle lists them)"
     )
+
+
+REPORT_FILE = ROOT / "build" / "demo-report.html"
+LAG_THRESHOLD_SECONDS = 3600.0
+
+
+def write_report(moto: str, drs: str, path: Path = REPORT_FILE) -> Path:
+    """`drs-inventory report --html`: the page, read through the deployed query-handler.
+    Returns its path."""
+    from scripts.cli.client import Target
+    from scripts.cli.context import Console
+    from scripts.cli.output import Output
+    from scripts.cli.report_commands import gather_report
+
+    console = Console(Target(ENV, PROJECT, HUB_REGION, None, True, moto, drs), Output())
+    try:
+        page, _, _ = gather_report(console, lag_threshold_seconds=LAG_THRESHOLD_SECONDS)
+    finally:
+        console.close()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
 
 
 def _raise_keyboard_interrupt(signum: int, frame: FrameType | None) -> None:

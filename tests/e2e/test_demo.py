@@ -189,6 +189,24 @@ def test_demo_tables_show_the_inventory_and_every_scopes_status(
     assert sum(status == "ACTIVE" for status, _ in by_scope.values()) == 14
 
 
+
+def test_demo_writes_the_estate_report_and_prints_its_path(
+    demo_run: tuple[subprocess.CompletedProcess[str], float], repo: Path
+) -> None:
+    output = demo_run[0].stdout
+
+    found = re.search(r"estate at a glance \(open in a browser\): (\S+)$", output, re.M)
+    assert found, output
+    report = Path(found.group(1))
+    assert report == repo / "build" / "demo-report.html"
+    page = report.read_text()
+    # one heatmap cell per scope (4 accounts x 4 regions), the throttled one marked as such
+    cells = re.findall(r'data-account="(\d{12})" data-region="([a-z0-9-]+)"', page)
+    assert len(set(cells)) == 16, cells
+    assert re.search(r'data-account="444455556666" data-region="eu-west-1"[^>]*THROTTLED', page)
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
 def test_demo_leaves_nothing_running(
     demo_run: tuple[subprocess.CompletedProcess[str], float],
 ) -> None:
