@@ -189,7 +189,6 @@ def test_demo_tables_show_the_inventory_and_every_scopes_status(
     assert sum(status == "ACTIVE" for status, _ in by_scope.values()) == 14
 
 
-
 def test_demo_writes_the_estate_report_and_prints_its_path(
     demo_run: tuple[subprocess.CompletedProcess[str], float], repo: Path
 ) -> None:
