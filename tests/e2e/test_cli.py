@@ -25,7 +25,15 @@ from typing import Any
 
 import pytest
 
-from scripts.demo import EXTERNAL_ID, FLEET, REGIONS, TARGET_ACCOUNTS, seed_organisation
+from scripts.demo import (
+    FLEET,
+    HUB,
+    REGIONS,
+    TARGET_ACCOUNTS,
+    Organisation,
+    seed_organisation,
+    throttle_scope,
+)
 from scripts.local.stack import LocalStack
 from scripts.package_lambda import requirements_dir
 from tests.support.deploy import ROOT, copy_repo, deploy_env, run_deploy
@@ -78,6 +86,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         )
         assert deployed.returncode == 0, deployed.stdout + deployed.stderr
         seed_organisation(stack.moto_endpoint, stack.control)
+        organisation = Organisation(stack.moto_endpoint)
+        hub_role_arn = organisation.hub_role_arn()
+        assert HUB.account_id in hub_role_arn
         run = Console(
             deploy_env(
                 AWS_ENDPOINT_URL=stack.moto_endpoint,
@@ -90,12 +101,17 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                 {s.origin.account_id for s in FLEET if s.account == account and s.origin}
                 - {account.account_id}
             )
-            added = run(
+            # Onboarded as an operator does: the hub generates the external id and shows it
+            # once, then the account's role is made from cfn/target-account-role.yaml with it.
+            added = run.json(
                 "accounts", "add", account.account_id, "--role-arn", account.role_arn,
-                "--external-id", EXTERNAL_ID, "--name", account.name,
+                "--name", account.name,
                 *(arg for source in sources for arg in ("--ec2-source-account-id", source)),
             )  # fmt: skip
-            assert added.returncode == 0, added.stderr
+            organisation.deploy_role(account, hub_role_arn, added["externalId"])
+            tested = run.json("accounts", "test", account.account_id)
+            assert tested["ok"] is True, tested
+        throttle_scope(stack.control)
         yield run
 
 
@@ -140,7 +156,8 @@ def test_plan_reads_like_terraform(console: Console) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == f"# {PAYMENTS} us-west-2"
-    assert sum(1 for line in lines if re.fullmatch(r"  \+ s-[0-9a-f]{17}", line)) == 36
+    # each server with its hostname (the dry run names both)
+    assert sum(1 for line in lines if re.fullmatch(r"  \+ s-[0-9a-f]{17}  \S+", line)) == 36
     assert lines[-1].startswith("Plan: 36 to add, 0 to change, 0 to soft-delete")
     assert "plan: answered in" in result.stderr
 
