@@ -1,9 +1,9 @@
 """`accounts ...`: the target-account registry, through the data-management-handler.
 
-Each subcommand is one operation of the function; an operation this deployment does not
-have yet (`test_target_account`, `discover_target_accounts`, `rotate_external_id` arrive
-with the connection test and discovery) comes back as the function's UnknownOperationError,
-shown as it is, exit 1.
+Each subcommand is one operation of the function (add/get/list/update/delete_target_account,
+test_target_account, rotate_external_id, discover_target_accounts); an operation an older
+deployment does not have comes back as the function's UnknownOperationError, shown as it
+is, exit 1.
 """
 
 from __future__ import annotations
@@ -92,6 +92,11 @@ def _registry_options(command: Any) -> Any:
                 multiple=True,
                 help="a registered account whose EC2 instances this account's DRS replicates",
             ),
+            click.option(
+                "--skip-connection-test",
+                is_flag=True,
+                help="write without testing the role first (the test runs by default)",
+            ),
         ]
     ):
         command = option(command)
@@ -110,6 +115,7 @@ def add_account(
     external_id: str | None,
     account_name: str | None,
     ec2_sources: tuple[str, ...],
+    skip_connection_test: bool,
     disabled: bool,
 ) -> None:
     """Register (onboard) a target account. The external id is shown in full only now."""
@@ -121,6 +127,7 @@ def add_account(
         accountName=account_name,
         enabled=False if disabled else None,
         ec2SourceAccountIds=list(ec2_sources) or None,
+        skipConnectionTest=skip_connection_test or None,
     )
     console.output.emit(answer, table=_one)
 
@@ -137,6 +144,7 @@ def update_account(
     external_id: str | None,
     account_name: str | None,
     ec2_sources: tuple[str, ...],
+    skip_connection_test: bool,
     enabled: bool | None,
 ) -> None:
     """Change a registered account's fields (only those given)."""
@@ -148,6 +156,7 @@ def update_account(
         accountName=account_name,
         enabled=enabled,
         ec2SourceAccountIds=list(ec2_sources) or None,
+        skipConnectionTest=skip_connection_test or None,
     )
     console.output.emit(answer, table=_one)
 
@@ -190,26 +199,138 @@ def delete_account(console: Console, account_id: str, yes: bool) -> None:
     console.output.emit(answer, table=_one)
 
 
+def connection_test_view(answer: Any) -> RenderableType:
+    """test_target_account's answer: one row per check, then each region's DRS answer."""
+    if not isinstance(answer, Mapping) or not isinstance(answer.get("checks"), list):
+        return _one(answer)
+    marks = {True: "ok", False: "FAILED", None: "-"}
+    verdict = "passed" if answer.get("ok") else "FAILED"
+    rows = [
+        [check.get("check"), marks.get(check.get("ok"), "-"), check.get("message", "")]
+        for check in answer["checks"]
+    ]
+    checks = make_table(
+        ["CHECK", "RESULT", "MESSAGE"],
+        rows,
+        title=f"connection test of {answer.get('accountId')}: {verdict}",
+    )
+    regions = answer.get("regions") or {}
+    if not regions:
+        return checks
+    return Group(checks, make_table(["REGION", "DRS"], sorted(regions.items())))
+
+
 @accounts.command("test")
 @click.argument("account_id")
+@click.option("--region", "regions", multiple=True, help="test only this region (repeatable)")
+@click.option("--role-arn", help="try this role instead of the registered one (not saved)")
+@click.option("--external-id", help="try this external id instead of the registered one")
 @pass_console
-def test_account(console: Console, account_id: str) -> None:
-    """Check the hub can assume the account's role and read DRS there (test_target_account)."""
-    console.output.emit(console.manage("test_target_account", accountId=account_id), table=_one)
+def test_account(
+    console: Console,
+    account_id: str,
+    regions: tuple[str, ...],
+    role_arn: str | None,
+    external_id: str | None,
+) -> None:
+    """Check the hub can assume the account's role and read DRS there (test_target_account).
+    Exit 1 when a check failed."""
+    answer = console.manage(
+        "test_target_account",
+        accountId=account_id,
+        regions=list(regions) or None,
+        roleArn=role_arn,
+        externalId=external_id,
+    )
+    console.output.emit(answer, table=connection_test_view)
+    if isinstance(answer, Mapping) and answer.get("ok") is False:
+        raise click.exceptions.Exit(1)
+
+
+def discovery_rows(answer: Any) -> Rows:
+    """discover_target_accounts' plan (and outcomes, when applied): one row per account."""
+    headers = ["action", "accountId", "name", "state", "roleArn", "result"]
+    plan = answer.get("plan", {}) if isinstance(answer, Mapping) else {}
+    outcomes = {
+        o.get("accountId"): o
+        for o in (answer.get("results") or [] if isinstance(answer, Mapping) else [])
+    }
+    rows: list[list[Any]] = []
+    groups = (
+        ("register", "toRegister"),
+        ("disable", "toDisable"),
+        ("none (registered)", "alreadyRegistered"),
+        ("none (not in the organization)", "notInOrganization"),
+        ("skip", "skipped"),
+    )
+    for action, key in groups:
+        for entry in plan.get(key) or []:
+            outcome = outcomes.get(entry.get("accountId"))
+            result = ""
+            if outcome is not None:
+                error = outcome.get("error") or {}
+                result = "ok" if outcome.get("ok") else f"FAILED {error.get('code', '')}"
+            rows.append(
+                [
+                    action,
+                    entry.get("accountId"),
+                    entry.get("accountName", ""),
+                    entry.get("state") or entry.get("reason", ""),
+                    entry.get("roleArn", ""),
+                    result,
+                ]
+            )
+    return headers, [[cell(v) for v in row] for row in rows]
+
+
+def _discovery_view(answer: Any) -> RenderableType:
+    headers, rows = discovery_rows(answer)
+    applied = isinstance(answer, Mapping) and answer.get("applied")
+    title = "discovery (applied)" if applied else "discovery plan (nothing written; --apply)"
+    parts: list[RenderableType] = [make_table([h.upper() for h in headers], rows, title=title)]
+    if isinstance(answer, Mapping) and answer.get("externalIdGenerated"):
+        parts.append(
+            Text(
+                f"external id of the accounts registered (shown only now): {answer['externalId']}",
+                style="bold",
+            )
+        )
+    return Group(*parts)
 
 
 @accounts.command("discover")
+@click.option("--apply", is_flag=True, help="carry the plan out (default: show it only)")
+@click.option("--role-name", help="the role name in every account (drs-orchestration-...)")
+@click.option(
+    "--organizations-role-arn",
+    help="a role in the management account that may list its accounts",
+)
+@click.option("--external-id", help="one external id for every account registered (StackSet's)")
+@click.option("--skip-connection-test", is_flag=True, help="register without testing roles")
 @pass_console
-def discover_accounts(console: Console) -> None:
-    """Accounts the hub could register (discover_target_accounts)."""
-    answer = console.manage("discover_target_accounts")
-
-    def view(data: Any) -> RenderableType:
-        if isinstance(data, Mapping) and isinstance(data.get("items"), list):
-            return Group(_accounts_view(data["items"]))
-        return _one(data)
-
-    console.output.emit(answer, table=view)
+def discover_accounts(
+    console: Console,
+    apply: bool,
+    role_name: str | None,
+    organizations_role_arn: str | None,
+    external_id: str | None,
+    skip_connection_test: bool,
+) -> None:
+    """The organization's accounts compared with the registry (discover_target_accounts):
+    what to register, to disable, and what is already there. Exit 1 when an applied
+    change failed."""
+    answer = console.manage(
+        "discover_target_accounts",
+        apply=apply or None,
+        roleName=role_name,
+        organizationsRoleArn=organizations_role_arn,
+        externalId=external_id,
+        skipConnectionTest=skip_connection_test or None,
+    )
+    console.output.emit(answer, table=_discovery_view, rows=discovery_rows)
+    results = answer.get("results") or [] if isinstance(answer, Mapping) else []
+    if any(not result.get("ok") for result in results):
+        raise click.exceptions.Exit(1)
 
 
 @accounts.command("rotate-external-id")

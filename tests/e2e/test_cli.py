@@ -326,12 +326,41 @@ def test_usage_errors_exit_2(console: Console) -> None:
     assert console("sync", "--confirm-deletions", "111122223333").returncode == 2
 
 
-def test_an_operation_this_deployment_lacks_comes_back_as_its_error(console: Console) -> None:
+def test_accounts_test_shows_each_check(console: Console) -> None:
     result = console("accounts", "test", PAYMENTS)
 
-    # test_target_account arrives with the connection test; until then the function's own
-    # UnknownOperationError is shown.
-    assert result.returncode == 0 or "UnknownOperationError" in result.stderr, result.stderr
+    assert result.returncode == 0, result.stderr
+    assert f"connection test of {PAYMENTS}: passed" in result.stdout
+    assert re.search(r"^roleAssumable +ok ", result.stdout, re.M)
+    assert re.search(r"^us-east-1 +INITIALIZED$", result.stdout, re.M)
+
+
+def test_accounts_test_of_a_wrong_external_id_fails_and_says_why(console: Console) -> None:
+    wrong = "not-the-id-the-role-trusts-" + "x" * 10
+
+    result = console("accounts", "test", PAYMENTS, "--external-id", wrong)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(r"^roleAssumable +FAILED ", result.stdout, re.M)
+    assert "expects another external id" in " ".join(result.stdout.split())  # table folds it
+    assert wrong not in result.stdout + result.stderr  # only its last four characters
+
+
+def test_a_dry_discovery_shows_the_plan_and_writes_nothing(console: Console) -> None:
+    """moto answers ListAccounts with no accounts where no organization exists (AWS answers
+    AWSOrganizationsNotInUseException): every registered account is then one the organization
+    does not list, reported and left alone."""
+    before = console.json("accounts", "list")
+
+    result = console("accounts", "discover")
+
+    assert result.returncode == 0, result.stderr
+    assert "discovery plan (nothing written; --apply)" in result.stdout
+    for account in TARGET_ACCOUNTS:
+        assert re.search(
+            rf"^none \(not in the organization\) +{account.account_id}", result.stdout, re.M
+        )
+    assert console.json("accounts", "list") == before
 
 
 def test_local_up_status_down_manage_only_the_stack_they_started(tmp_path: Path) -> None:
