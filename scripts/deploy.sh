@@ -293,17 +293,8 @@ aws_output() {
 
 stage "check credentials (region $REGION${AWS_ENDPOINT_URL:+, endpoint $AWS_ENDPOINT_URL})"
 # An endpoint that is down is named as such, not reported by the CLI as missing credentials.
-if [ -n "${AWS_ENDPOINT_URL:-}" ] && ! why="$("$PYTHON" - "$AWS_ENDPOINT_URL" <<'PY'
-import socket, sys, urllib.parse
-url = urllib.parse.urlsplit(sys.argv[1])
-try:
-    port = url.port or (443 if url.scheme == "https" else 80)
-    socket.create_connection((url.hostname or "", port), timeout=5).close()
-except (OSError, ValueError) as exc:
-    print(getattr(exc, "strerror", None) or exc)
-    sys.exit(1)
-PY
-)"; then
+if [ -n "${AWS_ENDPOINT_URL:-}" ] \
+  && ! why="$(cd "$ROOT" && "$PYTHON" -m scripts.local.reachable "$AWS_ENDPOINT_URL")"; then
   die "cannot reach the endpoint $AWS_ENDPOINT_URL ($why)"
 fi
 # stdout only: the CLI may print warnings on stderr that must not be parsed as the identity.

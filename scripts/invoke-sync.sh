@@ -137,16 +137,7 @@ fi
 # port (5 s); prints why not. Run before the first AWS call, so an endpoint that is down is
 # named as such rather than reported by the CLI as missing credentials.
 endpoint_reachable() {
-  "$PYTHON" - "$1" <<'PY'
-import socket, sys, urllib.parse
-url = urllib.parse.urlsplit(sys.argv[1])
-try:
-    port = url.port or (443 if url.scheme == "https" else 80)
-    socket.create_connection((url.hostname or "", port), timeout=5).close()
-except (OSError, ValueError) as exc:
-    print(getattr(exc, "strerror", None) or exc)
-    sys.exit(1)
-PY
+  "$PYTHON" -m scripts.local.reachable "$1"
 }
 if [ "$LOCAL" = true ]; then
   for pair in "local AWS (moto)|$ENDPOINT" "DRS simulator|$DRS_ENDPOINT"; do

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from scripts.cli.errors import (
     NotDeployedError,
     UnreachableError,
 )
+from scripts.local.reachable import unreachable_reason
 
 ENVIRONMENTS = ("dev", "test", "qa", "uat", "staging", "prod")
 DEFAULT_PROJECT = "aws-drs-orchestration"
@@ -137,15 +137,12 @@ class FunctionClient(Protocol):
 
 def check_reachable(url: str, timeout: float = 3.0) -> None:
     """Raise UnreachableError unless something accepts TCP connections at `url`."""
-    parts = urllib.parse.urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        socket.create_connection((parts.hostname or "", port), timeout=timeout).close()
-    except OSError as exc:
+    reason = unreachable_reason(url, timeout)
+    if reason is not None:
         raise UnreachableError(
-            f"endpoint {url} is unreachable ({exc.strerror or exc}); is the local AWS running? "
+            f"endpoint {url} is unreachable ({reason}); is the local AWS running? "
             "(`drs-inventory local status`)"
-        ) from exc
+        )
 
 
 PACKAGE_CACHE = STATE_DIR / "packages"
