@@ -38,7 +38,19 @@ def deployed(moto_endpoint: str) -> str:
     s3.put_object(Bucket="runner-cli", Key="echo.zip", Body=package.getvalue())
     role = iam.create_role(
         RoleName="runner-cli-role",
-        AssumeRolePolicyDocument='{"Version": "2012-10-17", "Statement": []}',
+        # Lambda assumes it (the local STS checks the trust, as AWS does).
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"Service": "lambda.amazonaws.com"},
+                        "Action": "sts:AssumeRole",
+                    }
+                ],
+            }
+        ),
     )["Role"]["Arn"]
     arn = functions.create_function(
         FunctionName=FUNCTION,

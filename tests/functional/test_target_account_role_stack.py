@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.support.cfn import CFN_DIR
 
@@ -124,16 +125,46 @@ def test_a_custom_name_and_path_make_the_role_arn() -> None:
     assert role["Arn"] == f"arn:aws:iam::{TARGET_ACCOUNT}:role/ops/drs-orchestration-inventory"
 
 
+def _as_the_hub_role() -> Any:
+    """An STS client with the data-management-handler's role's session (HUB_ROLE_ARN: fixed
+    name and path), as the sync runs."""
+    name = HUB_ROLE_ARN.rsplit("/", 1)[1]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{HUB_ACCOUNT}:root"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role = boto3.client("iam").create_role(
+        RoleName=name, Path="/drs-orchestration/", AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]
+    assert role["Arn"] == HUB_ROLE_ARN
+    credentials = boto3.client("sts").assume_role(RoleArn=HUB_ROLE_ARN, RoleSessionName="dmh")[
+        "Credentials"
+    ]
+    return boto3.client(
+        "sts",
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+
+
+TARGET_ROLE_ARN = f"arn:aws:iam::{TARGET_ACCOUNT}:role/drs-orchestration-cross-account"
+
+
 @pytest.mark.usefixtures("moto_endpoint")
 def test_the_hub_assumes_the_role_the_way_the_sync_does() -> None:
-    # The refusals (wrong or missing external id) are the local STS's to enforce
-    # (scripts/local/moto_server.py); this checks the role the stack made can be assumed.
     deploy()
-    sts = boto3.client("sts", region_name="us-east-1")  # the hub's credentials
-    role_arn = f"arn:aws:iam::{TARGET_ACCOUNT}:role/drs-orchestration-cross-account"
+    sts = _as_the_hub_role()
 
     assumed = sts.assume_role(
-        RoleArn=role_arn,
+        RoleArn=TARGET_ROLE_ARN,
         RoleSessionName="sync",
         ExternalId=EXTERNAL_ID,
         SourceIdentity="drs-inventory-sync-qa",
@@ -142,3 +173,20 @@ def test_the_hub_assumes_the_role_the_way_the_sync_does() -> None:
     assert assumed["AssumedRoleUser"]["Arn"].startswith(
         f"arn:aws:sts::{TARGET_ACCOUNT}:assumed-role/drs-orchestration-cross-account/"
     )
+
+
+@pytest.mark.usefixtures("moto_endpoint")
+def test_the_role_refuses_another_external_id_and_any_other_hub_principal() -> None:
+    """The local STS judges the template's trust as AWS does: the pinned principal
+    (aws:PrincipalArn) AND the external id, both."""
+    deploy()
+    hub_role = _as_the_hub_role()
+    another_principal = boto3.client("sts", region_name="us-east-1")  # a hub user, not the role
+
+    for sts, external_id in (
+        (hub_role, EXTERNAL_ID[:-4] + "zzzz"),
+        (another_principal, EXTERNAL_ID),
+    ):
+        with pytest.raises(ClientError) as refused:
+            sts.assume_role(RoleArn=TARGET_ROLE_ARN, RoleSessionName="sync", ExternalId=external_id)
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
