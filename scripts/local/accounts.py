@@ -125,11 +125,12 @@ def deploy_target_account_role(
     endpoint: str | None = None,
     session: boto3.Session | None = None,
     stack_name: str = TARGET_ROLE_STACK,
+    parameters: dict[str, str] | None = None,
 ) -> str:
     """Create the role the sync assumes in `account_id` the way a StackSet instance does: a
     CloudFormation stack of cfn/target-account-role.yaml, in that account, with the hub's
     account, the data-management-handler's role ARN and the account's external id as
-    parameters. Returns the role's ARN.
+    parameters (`parameters` adds others). Returns the role's ARN.
 
     Raises RuntimeError when the stack does not reach CREATE_COMPLETE (its reason included)."""
     cloudformation = account_client("cloudformation", account_id, region, endpoint, session)
@@ -137,6 +138,7 @@ def deploy_target_account_role(
         "HubAccountId": hub_account_id,
         "HubPrincipalArn": hub_principal_arn,
         "ExternalId": external_id,
+        **(parameters or {}),  # e.g. HubEventBusArn (forwarding DRS events to the hub)
     }
     try:
         cloudformation.create_stack(

@@ -29,6 +29,13 @@ interval of a live estate: see `churn`). A fault answers an error,
 hangs a request until `stop()`, or bends the shape of a DescribeSourceServers answer (no
 `items`, `items` not a list, a repeating or never-ending `nextToken`); see `Fault`.
 
+Events (issue 15): given an EventBridge endpoint (`events_endpoint`, `--events-endpoint`: the
+local moto), the control API's changes to a server put the events DRS would put on the default
+bus of that account and region (`scripts.local.drs_events`): a replication stall or its end
+("DRS Source Server Data Replication Stalled Change"), a launch result, and, as CloudTrail
+records them, DeleteSourceServer, DisconnectSourceServer, TagResource and UntagResource. Without
+an endpoint nothing is put. The bulk setters (servers, fleet, churn) emit nothing: they seed.
+
 As a process: `python -m scripts.local.drs_simulator --port 0 --sts-endpoint URL` prints
 `DRS_ENDPOINT=http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
 """
@@ -78,7 +85,7 @@ from botocore.model import (
     StructureShape,
 )
 
-from scripts.local import fleet
+from scripts.local import drs_events, fleet
 
 LOG = logging.getLogger(__name__)
 
@@ -618,6 +625,8 @@ class DrsSimulator:
         access_keys: static access key id -> account id mapping, consulted first.
         default_account_id: account for keys nobody could resolve (None: reject them).
         default_page_size / max_page_size: page size without maxResults / upper bound.
+        events_endpoint: EventBridge (the local moto) that receives the events of the control
+            API's changes (None: no events).
     """
 
     def __init__(
@@ -630,6 +639,7 @@ class DrsSimulator:
         default_account_id: str | None = None,
         default_page_size: int = DEFAULT_PAGE_SIZE,
         max_page_size: int = MAX_PAGE_SIZE,
+        events_endpoint: str | None = None,
     ) -> None:
         if not 1 <= default_page_size <= max_page_size:
             raise ValueError("need 1 <= default_page_size <= max_page_size")
@@ -654,6 +664,10 @@ class DrsSimulator:
         self._stopping = threading.Event()
         self._http: _SimulatorHttpServer | None = None
         self._thread: threading.Thread | None = None
+        self.events_endpoint = events_endpoint
+        self._events_clients: dict[tuple[str, str], Any] = {}
+        self._events_lock = threading.Lock()
+        self.events_put: list[dict[str, Any]] = []  # what went onto a bus, in order
 
     # -- lifecycle --
 
@@ -866,6 +880,186 @@ class DrsSimulator:
                 key: len(scope.ids) - len(scope.raw_keys) for key, scope in self._scopes.items()
             }
         return {key: count for key, count in counts.items() if count}
+
+    # -- changes that DRS announces (events) --
+
+    def _change_server(
+        self,
+        account_id: str,
+        region: str,
+        source_server_id: str,
+        change: Callable[[dict[str, Any]], None],
+    ) -> dict[str, Any]:
+        """Apply `change` to the stored record of one server; the record after it.
+
+        Raises KeyError when (account, region) has no such server."""
+        with self._lock:
+            scope = self._scopes.get((account_id, region))
+            if (
+                scope is None
+                or source_server_id not in scope.entries
+                or source_server_id in scope.raw_keys
+            ):
+                raise KeyError(f"no server {source_server_id} in {account_id}/{region}")
+            record = json.loads(scope.entries[source_server_id].blob)
+            change(record)
+            scope.entries[source_server_id] = _entry_for(record)
+        return record
+
+    def set_replication_state(
+        self, account_id: str, region: str, source_server_id: str, state: str
+    ) -> dict[str, Any]:
+        """Set `dataReplicationInfo.dataReplicationState` (e.g. STALLED). Entering or leaving
+        STALLED puts "DRS Source Server Data Replication Stalled Change". Returns the record;
+        raises KeyError for an unknown server."""
+        before: list[str | None] = []
+
+        def change(record: dict[str, Any]) -> None:
+            info = record.setdefault("dataReplicationInfo", {})
+            before.append(info.get("dataReplicationState"))
+            info["dataReplicationState"] = state
+
+        record = self._change_server(account_id, region, source_server_id, change)
+        if (before[0] == drs_events.STALLED) != (state == drs_events.STALLED):
+            self._put_event(
+                account_id,
+                region,
+                drs_events.stalled_change(
+                    account_id, region, source_server_id, state == drs_events.STALLED
+                ),
+            )
+        return record
+
+    def launch(
+        self,
+        account_id: str,
+        region: str,
+        source_server_id: str,
+        state: str = "RECOVERY_LAUNCH_SUCCEEDED",
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Record the end of a recovery or drill launch (`lifeCycle.lastLaunch`) and put
+        "DRS Source Server Launch Result". Returns the record; raises KeyError for an unknown
+        server, ValueError for a state outside drs_events.LAUNCH_STATES."""
+        event = drs_events.launch_result(
+            account_id, region, source_server_id, state, job_id or _job_id()
+        )
+        job = json.loads(event["Detail"])["job-id"]
+
+        def change(record: dict[str, Any]) -> None:
+            life_cycle = record.setdefault("lifeCycle", {})
+            life_cycle["lastLaunch"] = {
+                "initiated": {
+                    "apiCallDateTime": event["Time"].strftime("%Y-%m-%dT%H:%M:%S.%f+00:00"),
+                    "jobID": job,
+                    "type": "DRILL" if state.startswith("DRILL") else "RECOVERY",
+                },
+                "status": "LAUNCHED" if state.endswith("SUCCEEDED") else "FAILED",
+            }
+
+        record = self._change_server(account_id, region, source_server_id, change)
+        self._put_event(account_id, region, event)
+        return record
+
+    def disconnect_source_server(
+        self, account_id: str, region: str, source_server_id: str
+    ) -> dict[str, Any]:
+        """DisconnectSourceServer: replication DISCONNECTED, lifeCycle.state DISCONNECTED; puts
+        its CloudTrail event. Returns the record; raises KeyError for an unknown server."""
+
+        def change(record: dict[str, Any]) -> None:
+            record.setdefault("dataReplicationInfo", {})["dataReplicationState"] = "DISCONNECTED"
+            record.setdefault("lifeCycle", {})["state"] = "DISCONNECTED"
+
+        record = self._change_server(account_id, region, source_server_id, change)
+        self._put_api_call(
+            account_id, region, "DisconnectSourceServer", {"sourceServerID": source_server_id}
+        )
+        return record
+
+    def tag_source_server(
+        self, account_id: str, region: str, source_server_id: str, tags: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """TagResource on the server's ARN; puts its CloudTrail event. Returns the record;
+        raises KeyError for an unknown server."""
+        arn = drs_events.source_server_arn(account_id, region, source_server_id)
+
+        def change(record: dict[str, Any]) -> None:
+            record["tags"] = {**(record.get("tags") or {}), **tags}
+
+        record = self._change_server(account_id, region, source_server_id, change)
+        self._put_api_call(
+            account_id, region, "TagResource", {"resourceArn": arn, "tags": dict(tags)}
+        )
+        return record
+
+    def untag_source_server(
+        self, account_id: str, region: str, source_server_id: str, tag_keys: Iterable[str]
+    ) -> dict[str, Any]:
+        """UntagResource on the server's ARN; puts its CloudTrail event. Returns the record;
+        raises KeyError for an unknown server."""
+        keys = list(tag_keys)
+        arn = drs_events.source_server_arn(account_id, region, source_server_id)
+
+        def change(record: dict[str, Any]) -> None:
+            record["tags"] = {k: v for k, v in (record.get("tags") or {}).items() if k not in keys}
+
+        record = self._change_server(account_id, region, source_server_id, change)
+        self._put_api_call(
+            account_id, region, "UntagResource", {"resourceArn": arn, "tagKeys": keys}
+        )
+        return record
+
+    def delete_source_server(self, account_id: str, region: str, source_server_id: str) -> bool:
+        """DeleteSourceServer: remove the server and put its CloudTrail event; True if it
+        existed (nothing is put otherwise: DRS would have refused the call)."""
+        removed = self.remove_source_server(account_id, region, source_server_id)
+        if removed:
+            self._put_api_call(
+                account_id, region, "DeleteSourceServer", {"sourceServerID": source_server_id}
+            )
+        return removed
+
+    def _put_api_call(
+        self,
+        account_id: str,
+        region: str,
+        event_name: str,
+        request_parameters: Mapping[str, Any],
+    ) -> None:
+        entry = drs_events.api_call(account_id, region, event_name, request_parameters)
+        self._put_event(account_id, region, entry)
+
+    def _put_event(self, account_id: str, region: str, entry: dict[str, Any]) -> None:
+        """PutEvents `entry` on the default bus of (account, region), as DRS and CloudTrail do
+        (best effort: a failure is logged, the change stands). No endpoint: nothing."""
+        if self.events_endpoint is None:
+            return
+        from scripts.local.accounts import account_client
+
+        with self._events_lock:
+            key = (account_id, region)
+            if key not in self._events_clients:
+                self._events_clients[key] = account_client(
+                    "events", account_id, region, endpoint=self.events_endpoint
+                )
+            client = self._events_clients[key]
+            try:
+                answer = client.put_events(Entries=[entry])
+            except Exception:  # best effort, as DRS's own delivery
+                LOG.exception("could not put %s for %s/%s", entry["DetailType"], account_id, region)
+                return
+            if answer.get("FailedEntryCount"):
+                LOG.error("PutEvents refused %s: %s", entry["DetailType"], answer["Entries"])
+                return
+            self.events_put.append(
+                {
+                    "account": account_id,
+                    "region": region,
+                    "eventId": answer["Entries"][0]["EventId"],
+                    **entry,
+                }
+            )
 
     # -- callers --
 
@@ -1239,8 +1433,15 @@ class DrsSimulator:
                 self.clear_source_servers(account_id, region)
                 return _json_response(200, {})
         if route == ("DELETE", "servers", 4):
-            removed = self.remove_source_server(parts[1], parts[2], parts[3])
+            removed = self.delete_source_server(parts[1], parts[2], parts[3])
             return _json_response(200 if removed else 404, {"removed": removed})
+        if len(parts) == 4 and parts[0] in _SERVER_CHANGES and method == "POST":
+            account_id, region, server_id = parts[1], parts[2], parts[3]
+            try:
+                record = _SERVER_CHANGES[parts[0]](self, account_id, region, server_id, body)
+            except KeyError as exc:
+                return _json_response(404, {"message": str(exc)})
+            return _json_response(200, {"sourceServer": record})
         if route == ("POST", "raw-records", 3):
             count = self.add_raw_records(parts[1], parts[2], body["records"])
             return _json_response(200, {"count": count})
@@ -1295,6 +1496,25 @@ class DrsSimulator:
         return _json_response(
             404, {"message": f"no control route {method} /_sim/{'/'.join(parts)}"}
         )
+
+
+def _job_id() -> str:
+    """A DRS job id: drsjob- and 17 letters and digits."""
+    return "drsjob-" + uuid.uuid4().hex[:17]
+
+
+# POST /_sim/NAME/ACCOUNT/REGION/SERVER_ID with a JSON body: the changes DRS announces.
+_SERVER_CHANGES: dict[str, Callable[[DrsSimulator, str, str, str, Any], dict[str, Any]]] = {
+    "replication-state": lambda sim, a, r, s, body: sim.set_replication_state(
+        a, r, s, body["state"]
+    ),
+    "launch": lambda sim, a, r, s, body: sim.launch(
+        a, r, s, body.get("state", "RECOVERY_LAUNCH_SUCCEEDED"), body.get("jobId")
+    ),
+    "disconnect": lambda sim, a, r, s, body: sim.disconnect_source_server(a, r, s),
+    "tag": lambda sim, a, r, s, body: sim.tag_source_server(a, r, s, body["tags"]),
+    "untag": lambda sim, a, r, s, body: sim.untag_source_server(a, r, s, body["tagKeys"]),
+}
 
 
 def _fleet_kwargs(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -1549,6 +1769,47 @@ class SimulatorControl:
     def clear_source_servers(self, account_id: str, region: str) -> None:
         self._call("DELETE", self._scope_path("servers", account_id, region))
 
+    def _change(
+        self, name: str, account_id: str, region: str, server_id: str, body: Any
+    ) -> dict[str, Any]:
+        path = self._scope_path(name, account_id, region) + "/" + urllib.parse.quote(server_id)
+        return dict(self._call("POST", path, body)["sourceServer"])
+
+    def set_replication_state(
+        self, account_id: str, region: str, source_server_id: str, state: str
+    ) -> dict[str, Any]:
+        """See `DrsSimulator.set_replication_state`; "STALLED" stalls the server."""
+        return self._change(
+            "replication-state", account_id, region, source_server_id, {"state": state}
+        )
+
+    def launch(
+        self,
+        account_id: str,
+        region: str,
+        source_server_id: str,
+        state: str = "RECOVERY_LAUNCH_SUCCEEDED",
+        job_id: str | None = None,
+    ) -> dict[str, Any]:
+        """See `DrsSimulator.launch`."""
+        body = {"state": state, "jobId": job_id}
+        return self._change("launch", account_id, region, source_server_id, body)
+
+    def disconnect_source_server(
+        self, account_id: str, region: str, source_server_id: str
+    ) -> dict[str, Any]:
+        return self._change("disconnect", account_id, region, source_server_id, {})
+
+    def tag_source_server(
+        self, account_id: str, region: str, source_server_id: str, tags: Mapping[str, str]
+    ) -> dict[str, Any]:
+        return self._change("tag", account_id, region, source_server_id, {"tags": dict(tags)})
+
+    def untag_source_server(
+        self, account_id: str, region: str, source_server_id: str, tag_keys: list[str]
+    ) -> dict[str, Any]:
+        return self._change("untag", account_id, region, source_server_id, {"tagKeys": tag_keys})
+
     def source_server_ids(self, account_id: str, region: str) -> list[str]:
         return list(
             self._call("GET", self._scope_path("servers", account_id, region))["sourceServerIDs"]
@@ -1626,6 +1887,9 @@ def main(argv: list[str] | None = None) -> int:
         help="static access key attribution (repeatable)",
     )
     parser.add_argument("--max-page-size", type=int, default=MAX_PAGE_SIZE)
+    parser.add_argument(
+        "--events-endpoint", help="EventBridge (moto) that receives DRS's events (default: none)"
+    )
     args = parser.parse_args(argv)
     access_keys = dict(item.split("=", 1) for item in args.access_key)
     if not (args.sts_endpoint or args.default_account_id or access_keys):
@@ -1638,6 +1902,7 @@ def main(argv: list[str] | None = None) -> int:
         default_account_id=args.default_account_id,
         default_page_size=min(DEFAULT_PAGE_SIZE, args.max_page_size),
         max_page_size=args.max_page_size,
+        events_endpoint=args.events_endpoint,
     )
     stopped = threading.Event()
 

@@ -71,7 +71,7 @@ from xml.sax.saxutils import escape
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from scripts.local import moto_s3_policy, moto_speedups
+from scripts.local import moto_events, moto_s3_policy, moto_speedups
 from scripts.local.dynamodb_capacity import CapacityMeter, IndexSpec, ItemState, item_size
 from scripts.local.local_sts import SERVICE_PRINCIPAL_HEADER, judge_assume_role
 
@@ -90,6 +90,7 @@ COUNTS_PATH = CONTROL_PREFIX + "request-counts"
 STATS_PATH = CONTROL_PREFIX + "stats"
 GC_PATH = CONTROL_PREFIX + "gc"
 CAPACITY_PATH = CONTROL_PREFIX + "capacity"
+EVENT_DELIVERIES_PATH = CONTROL_PREFIX + "event-deliveries"  # Lambda targets (moto_events)
 LATENCY_ENV = "LOCAL_MOTO_LATENCY"
 
 ERROR = "error"
@@ -1042,6 +1043,13 @@ class _SerialisedApp:
             if route == ("DELETE", CAPACITY_PATH):
                 self.reset_capacity()
                 return _json_answer(200, {})
+            if route == ("GET", EVENT_DELIVERIES_PATH):
+                # Not under moto's lock: a long poll must not hold other requests.
+                query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+                after = int(query.get("after", ["0"])[0])
+                wait = min(float(query.get("wait", ["0"])[0]), 20.0)
+                deliveries = moto_events.DELIVERIES.after(after, wait)
+                return _json_answer(200, {"deliveries": deliveries})
         except (KeyError, ValueError, TypeError) as exc:
             return _json_answer(400, {"message": f"bad control request: {exc!r}"})
         return _json_answer(404, {"message": f"no control route {route[0]} {route[1]}"})
@@ -1063,6 +1071,8 @@ def _app(
         use_manual_full_gc()
     # Always: moto takes every bucket-policy condition as met (see moto_s3_policy).
     moto_s3_policy.install()
+    # Always: EventBridge's forwarding, Lambda targets and SQS mappings (see moto_events).
+    moto_events.install()
     app = _SerialisedApp(
         DomainDispatcherApplication(create_backend_app), latency_ms, capacity=capacity
     )

@@ -218,6 +218,9 @@ class LocalRunner:
             aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
         )
         self._clients: dict[tuple[str, str], Any] = {}
+        # Clients and unzipped packages are shared with the event-delivery threads.
+        self._lock = threading.RLock()
+        self._delivery: Any = None  # EventDelivery while started
         self._work = Path(tempfile.mkdtemp(prefix="drs-local-lambda-"))
         self._task_roots: dict[str, Path] = {}  # CodeSha256 -> unzipped package
 
@@ -228,17 +231,53 @@ class LocalRunner:
         self.close()
 
     def close(self) -> None:
-        """Remove the unzipped packages."""
+        """Stop event delivery (if started) and remove the unzipped packages."""
+        self.stop_event_delivery()
         shutil.rmtree(self._work, ignore_errors=True)
+
+    # ---- asynchronous delivery (EventBridge targets, SQS event source mappings) -----------
+    def start_event_delivery(self, **options: Any) -> Any:
+        """Start delivering, in background threads, what EventBridge and Lambda's SQS poller
+        would: rule targets that are functions, and SQS event source mappings
+        (`scripts.local.event_delivery.EventDelivery`; `options` go to it). Returns the
+        EventDelivery (its `deliveries` and `wait_for`); `close()` stops it."""
+        from scripts.local.event_delivery import EventDelivery
+
+        with self._lock:
+            if self._delivery is None:
+                self._delivery = EventDelivery(self, **options).start()
+            return self._delivery
+
+    def stop_event_delivery(self) -> None:
+        """Stop the delivery threads (if started); safe to call twice."""
+        with self._lock:
+            delivery, self._delivery = self._delivery, None
+        if delivery is not None:
+            delivery.stop()
+
+    def wait_for_deliveries(self, count: int, timeout: float = 30.0) -> list[Any]:
+        """Wait until `count` deliveries have succeeded; returns every delivery so far.
+
+        Raises RunnerError when delivery is not started, or after `timeout` seconds."""
+        delivery = self._delivery
+        if delivery is None:
+            raise RunnerError("event delivery is not started (start_event_delivery)")
+        if not delivery.wait_for(lambda ds: sum(d.succeeded for d in ds) >= count, timeout):
+            raise RunnerError(
+                f"fewer than {count} successful deliveries within {timeout:g} s: "
+                f"{delivery.deliveries} (errors: {delivery.errors})"
+            )
+        return list(delivery.deliveries)
 
     def client(self, service: str, region: str | None = None) -> Any:
         """A boto3 client of the local AWS (moto) as its default account."""
         key = (service, region or self.region)
-        if key not in self._clients:
-            self._clients[key] = self._session.client(  # type: ignore[call-overload]
-                service, region_name=key[1], endpoint_url=self.endpoint
-            )
-        return self._clients[key]
+        with self._lock:  # a boto3 Session must not build clients from two threads at once
+            if key not in self._clients:
+                self._clients[key] = self._session.client(  # type: ignore[call-overload]
+                    service, region_name=key[1], endpoint_url=self.endpoint
+                )
+            return self._clients[key]
 
     def _lambda_sts(self, region: str) -> Any:
         """An STS client whose AssumeRole is Lambda's own (`lambda.amazonaws.com`): the local
@@ -246,6 +285,10 @@ class LocalRunner:
         from scripts.local.accounts import act_as_service
 
         key = ("sts:" + LAMBDA_SERVICE_PRINCIPAL, region)
+        with self._lock:
+            return self._lambda_sts_locked(key, region, act_as_service)
+
+    def _lambda_sts_locked(self, key: tuple[str, str], region: str, act_as_service: Any) -> Any:
         if key not in self._clients:
             self._clients[key] = act_as_service(
                 self._session.client(  # type: ignore[call-overload]
@@ -270,6 +313,12 @@ class LocalRunner:
         described = self.client("lambda").get_function(FunctionName=name)
         configuration = described["Configuration"]
         code_sha256 = configuration["CodeSha256"]
+        with self._lock:
+            task_root = self._unzipped(configuration, described, code_sha256)
+        variables = (configuration.get("Environment") or {}).get("Variables") or {}
+        return self._deployed(configuration, code_sha256, task_root, variables)
+
+    def _unzipped(self, configuration: Any, described: Any, code_sha256: str) -> Path:
         task_root = self._task_roots.get(code_sha256)
         if task_root is None:
             package = self._fetch_package(
@@ -281,7 +330,12 @@ class LocalRunner:
             with zipfile.ZipFile(io.BytesIO(package)) as archive:
                 archive.extractall(task_root)  # extractall drops absolute and ".." member paths
             self._task_roots[code_sha256] = task_root
-        variables = (configuration.get("Environment") or {}).get("Variables") or {}
+        return task_root
+
+    @staticmethod
+    def _deployed(
+        configuration: Any, code_sha256: str, task_root: Path, variables: Mapping[str, Any]
+    ) -> DeployedFunction:
         return DeployedFunction(
             name=configuration["FunctionName"],
             arn=configuration["FunctionArn"],
@@ -514,7 +568,7 @@ class LocalRunner:
         deliveries = []
         for target in targets:
             event = self._target_event(rule, target)
-            self._check_invoke_permission(target["Arn"], rule["Arn"])
+            self.check_invoke_permission(target["Arn"], rule["Arn"])
             invocation = self.invoke(target["Arn"], event, log_sink=log_sink)
             deliveries.append(
                 RuleDelivery(rule_name, rule["Arn"], target["Id"], target["Arn"], event, invocation)
@@ -542,7 +596,9 @@ class LocalRunner:
             "detail": {},
         }
 
-    def _check_invoke_permission(self, function_arn: str, rule_arn: str) -> None:
+    def check_invoke_permission(self, function_arn: str, rule_arn: str) -> None:
+        """Raise RuleError unless the function's resource policy lets `rule_arn` invoke it
+        (EventBridge would fail the delivery)."""
         lambda_client = self.client("lambda")
         name, _ = _function_name(function_arn)
         try:

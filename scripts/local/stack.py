@@ -248,7 +248,15 @@ class LocalStack:
             self._drs = _ServerProcess(
                 "drs-simulator",
                 "scripts.local.drs_simulator",
-                ["--port", "0", "--sts-endpoint", moto_endpoint],
+                # DRS's events go to moto's EventBridge, as DRS puts them in AWS.
+                [
+                    "--port",
+                    "0",
+                    "--sts-endpoint",
+                    moto_endpoint,
+                    "--events-endpoint",
+                    moto_endpoint,
+                ],
                 "DRS_ENDPOINT",
                 self._log_dir / "drs-simulator.log",
             )

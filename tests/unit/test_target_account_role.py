@@ -260,6 +260,7 @@ def test_nothing_in_the_template_is_account_specific() -> None:
         "RoleName",
         "RolePath",
         "RoleRegion",
+        "HubEventBusArn",
     }
 
 

@@ -1,0 +1,286 @@
+"""The local runner's asynchronous deliveries: what EventBridge and Lambda's SQS poller do.
+
+moto matches events to rules and delivers to SQS queues and (with `scripts.local.moto_events`)
+to other event buses itself; it records the deliveries to Lambda functions it cannot make.
+`EventDelivery` runs two background threads for a `LocalRunner`:
+
+- **rule targets**: drains the moto server's journal (`GET /_local/event-deliveries`) and
+  invokes each target function with the event (or the target's `Input`), asynchronously, with
+  retries and backoff as EventBridge does (AWS: up to 185 attempts over 24 h; here
+  `rule_attempts`, default 3, `retry_delay` apart, doubling);
+- **SQS event source mappings** (Lambda's poller): for each enabled mapping on an SQS queue
+  in the runner's account and region, receives up to BatchSize messages (waiting at most
+  MaximumBatchingWindowInSeconds to fill the batch), invokes the function with
+  `{"Records": [...]}` in SQS's record shape, deletes the batch when the invocation succeeds,
+  or, with FunctionResponseTypes ReportBatchItemFailures, all but the `batchItemFailures`;
+  a failed message stays in the queue and comes back after its visibility timeout (and to a
+  dead-letter queue by the queue's redrive policy, which moto applies).
+
+Every attempt is kept as a `Delivery` (`deliveries`); `wait_for(predicate, timeout)` waits for
+a condition on them. `stop()` ends both threads; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scripts.local.runner import Invocation, LocalRunner
+
+SQS_MAX_RECEIVE = 10  # ReceiveMessage's MaxNumberOfMessages limit
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One invocation made for an event source: a rule's target or an SQS mapping's batch."""
+
+    kind: str  # "rule" or "sqs"
+    source_arn: str  # the rule's or the queue's ARN
+    function_arn: str
+    event: Any
+    attempt: int
+    succeeded: bool
+    error: str | None = None
+    failed_message_ids: tuple[str, ...] = ()
+
+
+class EventDelivery:
+    """Background delivery for `runner` (see the module docstring). Start with `start()`
+    (or `LocalRunner.start_event_delivery`), end with `stop()`."""
+
+    def __init__(
+        self,
+        runner: LocalRunner,
+        *,
+        rule_attempts: int = 3,
+        retry_delay: float = 0.2,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.runner = runner
+        self.rule_attempts = rule_attempts
+        self.retry_delay = retry_delay
+        self.poll_interval = poll_interval
+        self.deliveries: list[Delivery] = []
+        self.errors: list[str] = []  # what the threads could not do (not function errors)
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._seq = 0
+
+    # -- lifecycle --
+
+    def start(self) -> EventDelivery:
+        if self._threads:
+            return self
+        self._stopping.clear()
+        # Deliveries recorded before this start belong to no one: skip them.
+        self._seq = self._journal_after(10**12, 0.0, latest=True)
+        for name, target in (("rules", self._rule_loop), ("sqs", self._sqs_loop)):
+            thread = threading.Thread(target=target, name=f"event-delivery-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
+
+    def __enter__(self) -> EventDelivery:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def wait_for(self, predicate: Callable[[list[Delivery]], bool], timeout: float) -> bool:
+        """Wait until `predicate(deliveries)` holds; False after `timeout` seconds."""
+        with self._changed:
+            return self._changed.wait_for(lambda: predicate(list(self.deliveries)), timeout)
+
+    def _record(self, delivery: Delivery) -> None:
+        with self._changed:
+            self.deliveries.append(delivery)
+            self._changed.notify_all()
+
+    # -- rule targets --
+
+    def _journal_after(self, seq: int, wait: float, latest: bool = False) -> Any:
+        url = f"{self.runner.endpoint}/_local/event-deliveries?after={seq}&wait={wait:g}"
+        if latest:
+            url = f"{self.runner.endpoint}/_local/event-deliveries?after=0&wait=0"
+        with urllib.request.urlopen(url, timeout=wait + 30) as answer:
+            deliveries = json.loads(answer.read())["deliveries"]
+        if latest:
+            return max((d["seq"] for d in deliveries), default=0)
+        return deliveries
+
+    def _rule_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch = self._journal_after(self._seq, 1.0)
+            except OSError as exc:
+                self.errors.append(f"event journal: {exc}")
+                self._stopping.wait(self.poll_interval)
+                continue
+            for item in batch:
+                self._seq = max(self._seq, item["seq"])
+                # Each delivery on its own thread: a retrying target never delays the others.
+                threading.Thread(
+                    target=self._deliver_to_rule_target, args=(item,), daemon=True
+                ).start()
+
+    def _deliver_to_rule_target(self, item: Mapping[str, Any]) -> None:
+        target, rule_arn = item["target"], item["ruleArn"]
+        event = json.loads(target["Input"]) if "Input" in target else item["event"]
+        retry = target.get("RetryPolicy") or {}
+        attempts = min(self.rule_attempts, int(retry.get("MaximumRetryAttempts", 185)) + 1)
+        delay = self.retry_delay
+        for attempt in range(1, attempts + 1):
+            error = None
+            try:
+                self.runner.check_invoke_permission(target["Arn"], rule_arn)
+                invocation = self.runner.invoke(target["Arn"], event)
+                if not invocation.succeeded:
+                    error = f"{invocation.error_type}: {invocation.payload}"
+            except Exception as exc:  # a refused or impossible delivery is a failed attempt
+                error = f"{type(exc).__name__}: {exc}"
+            self._record(
+                Delivery("rule", rule_arn, target["Arn"], event, attempt, error is None, error)
+            )
+            if error is None or self._stopping.wait(delay):
+                return
+            delay *= 2
+
+    # -- SQS event source mappings --
+
+    def _sqs_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                mappings = self._sqs_mappings()
+                for mapping in mappings:
+                    if self._stopping.is_set():
+                        return
+                    self._poll_mapping(mapping)
+            except Exception as exc:  # noted; the poller keeps polling as Lambda's does
+                self.errors.append(f"sqs poller: {type(exc).__name__}: {exc}")
+            self._stopping.wait(self.poll_interval)
+
+    def _sqs_mappings(self) -> list[dict[str, Any]]:
+        functions = self.runner.client("lambda")
+        mappings: list[dict[str, Any]] = []
+        for page in functions.get_paginator("list_event_source_mappings").paginate():
+            mappings.extend(
+                m
+                for m in page["EventSourceMappings"]
+                if ":sqs:" in m.get("EventSourceArn", "")
+                and m.get("State", "Enabled") in ("Enabled", "Creating", "Updating")
+            )
+        return mappings
+
+    def _poll_mapping(self, mapping: Mapping[str, Any]) -> None:
+        queue_arn = mapping["EventSourceArn"]
+        _, _, _, region, account, queue_name = queue_arn.split(":", 5)
+        sqs = self.runner.client("sqs", region)
+        queue_url = sqs.get_queue_url(QueueName=queue_name, QueueOwnerAWSAccountId=account)[
+            "QueueUrl"
+        ]
+        batch_size = int(mapping.get("BatchSize", 10))
+        window = float(mapping.get("MaximumBatchingWindowInSeconds", 0))
+        deadline = time.monotonic() + window
+        messages: list[dict[str, Any]] = []
+        while len(messages) < batch_size:
+            received = sqs.receive_message(
+                QueueUrl=queue_url,
+                MaxNumberOfMessages=min(SQS_MAX_RECEIVE, batch_size - len(messages)),
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            messages.extend(received)
+            if not received and (not messages or time.monotonic() >= deadline):
+                break
+            if not received:
+                self._stopping.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+        if not messages:
+            return
+        records = [sqs_record(message, queue_arn, region) for message in messages]
+        event = {"Records": records}
+        error, failed = None, tuple(m["MessageId"] for m in messages)
+        try:
+            invocation = self.runner.invoke(mapping["FunctionArn"], event)
+            error, failed = _batch_outcome(invocation, mapping, messages)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        done = [m for m in messages if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            sqs.delete_message_batch(
+                QueueUrl=queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                    for i, m in enumerate(done[start : start + 10])
+                ],
+            )
+        self._record(
+            Delivery(
+                "sqs",
+                queue_arn,
+                mapping["FunctionArn"],
+                event,
+                1,
+                not failed and error is None,
+                error,
+                failed,
+            )
+        )
+
+
+def _batch_outcome(
+    invocation: Invocation, mapping: Mapping[str, Any], messages: list[dict[str, Any]]
+) -> tuple[str | None, tuple[str, ...]]:
+    """(error, ids of the messages that failed) of one batch, as Lambda's poller judges it."""
+    every_id = tuple(m["MessageId"] for m in messages)
+    if not invocation.succeeded:
+        return f"{invocation.error_type}: {invocation.payload}", every_id
+    if "ReportBatchItemFailures" not in (mapping.get("FunctionResponseTypes") or []):
+        return None, ()
+    payload = invocation.payload if isinstance(invocation.payload, dict) else {}
+    failures = payload.get("batchItemFailures") or []
+    ids = []
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if identifier not in every_id:
+            # Lambda takes a response naming an unknown (or no) id as a failure of the batch.
+            return f"batchItemFailures names {identifier!r}", every_id
+        ids.append(identifier)
+    return None, tuple(ids)
+
+
+def sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """One SQS message as Lambda puts it in an event's `Records`."""
+    attributes = message.get("MessageAttributes") or {}
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes") or {}),
+        "messageAttributes": {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value.get("DataType"),
+            }
+            for name, value in attributes.items()
+        },
+        "md5OfBody": message.get("MD5OfBody"),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }

@@ -1,0 +1,138 @@
+"""EventBridge in the local moto, made to deliver as EventBridge does (issue 15).
+
+moto matches an event against the rules of its bus (its own pattern matcher: exact values,
+prefix, anything-but, exists, $or) and delivers to SQS, log groups and archives itself. Three
+things differ from AWS, and this module changes them in the moto server's process:
+
+1. **Event bus targets** (cross-account or cross-region forwarding): moto re-puts the event
+   as a new one in the target account, losing `id`, `time`, `resources`, and the original
+   `account` and `region`. EventBridge forwards the event as it is. Here the event itself is
+   offered to the target bus's rules.
+2. **Lambda targets**: moto drops them (it needs Docker to run code). Here each delivery is
+   recorded in a journal (`DELIVERIES`) that the local runner drains over
+   `GET /_local/event-deliveries?after=SEQ` and carries out (`scripts.local.event_delivery`).
+3. **SQS event source mappings**: moto invokes the function inside SendMessage (Docker again).
+   Here moto keeps no mapping on the queue; the local runner polls the queue as Lambda does.
+
+`install()` is idempotent and acts on the whole process (moto's classes).
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+LAMBDA_TARGET = ":lambda:"
+_installed = False
+
+
+class DeliveryJournal:
+    """Lambda deliveries moto cannot make, numbered from 1, kept until the runner reads them
+    (bounded: the oldest go first past `limit`)."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._limit = limit
+        self._items: list[dict[str, Any]] = []
+        self._next = 1
+        self._changed = threading.Condition()
+
+    def add(self, delivery: dict[str, Any]) -> None:
+        with self._changed:
+            self._items.append({"seq": self._next, **delivery})
+            self._next += 1
+            del self._items[: max(0, len(self._items) - self._limit)]
+            self._changed.notify_all()
+
+    def after(self, seq: int, wait_seconds: float = 0.0) -> list[dict[str, Any]]:
+        """Deliveries numbered above `seq`, waiting up to `wait_seconds` for one."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._next - 1 > seq, timeout=wait_seconds)
+            return [item for item in self._items if item["seq"] > seq]
+
+    def clear(self) -> None:
+        with self._changed:
+            self._items.clear()
+
+
+DELIVERIES = DeliveryJournal()
+
+
+def _iso(value: Any) -> str:
+    """moto keeps an event's time as epoch seconds; EventBridge sends ISO-8601 UTC."""
+    if isinstance(value, int | float):
+        return datetime.fromtimestamp(float(value), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return str(value)
+
+
+def aws_event(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event as EventBridge hands it to a target (no moto-only `ingestion-time`)."""
+    shaped = {key: value for key, value in event.items() if key != "ingestion-time"}
+    shaped["time"] = _iso(shaped.get("time"))
+    return shaped
+
+
+def install() -> None:
+    """Patch moto's rule delivery and SQS event source mappings (see the module docstring)."""
+    global _installed
+    if _installed:
+        return
+    from moto.events import models as events_models
+    from moto.sqs import models as sqs_models
+    from moto.utilities.arns import parse_arn
+
+    original_send = events_models.Rule.send_to_targets
+
+    def send_to_targets(
+        self: Any, original_event: dict[str, Any], transform_input: bool = True
+    ) -> None:
+        # EventBridge offers events only to ENABLED rules with a pattern (a schedule rule has
+        # none; moto's matcher takes an empty pattern as "match everything").
+        pattern = self.event_pattern
+        if self.state != "ENABLED" or not pattern.get_pattern():
+            return
+        if not pattern.matches_event(original_event):
+            return
+        for target in list(self.targets):
+            arn = target["Arn"]
+            parsed = parse_arn(arn)
+            if parsed.service == "events" and parsed.resource_type == "event-bus":
+                _forward(events_models, parsed, original_event)
+            elif LAMBDA_TARGET in arn:
+                DELIVERIES.add(
+                    {
+                        "ruleArn": self.arn,
+                        "target": copy.deepcopy(target),
+                        "event": aws_event(original_event),
+                    }
+                )
+            else:
+                one_target = copy.copy(self)
+                one_target.targets = [target]
+                # moto's default input template drops `account`: without a transformer the
+                # target gets the event itself, as from EventBridge.
+                transform = transform_input and "InputTransformer" in target
+                original_send(one_target, copy.deepcopy(original_event), transform)
+
+    events_models.Rule.send_to_targets = send_to_targets
+
+    # A property that forgets what is stored: moto's CreateEventSourceMapping still answers
+    # (and lists the mapping), but SendMessage finds no mapping to invoke.
+    sqs_models.Queue.lambda_event_source_mappings = property(
+        lambda self: {}, lambda self, value: None
+    )
+    _installed = True
+
+
+def _forward(events_models: Any, bus_arn: Any, event: Mapping[str, Any]) -> None:
+    """Offer `event`, unchanged, to the rules of the bus `bus_arn` (in its account/region)."""
+    backend = events_models.events_backends[bus_arn.account][bus_arn.region]
+    try:
+        bus = backend.describe_event_bus(bus_arn.resource_id)
+    except Exception:  # no such bus: EventBridge counts a failed invocation, nothing else
+        return
+    for rule in list(bus.rules.values()):
+        if rule.state == "ENABLED":
+            rule.send_to_targets(copy.deepcopy(dict(event)))
