@@ -325,12 +325,13 @@ def _sync_listed(
             scope, items, records, vanished, held, live_before, run, outcome, written, removed
         )
     finally:
-        # Per scope, as it finishes (its changes are few and already in memory; the feed
-        # hears a long run's first scopes minutes before its last), and only for writes that
-        # landed: a failed or abandoned batch publishes nothing for its items.
+        # Only for writes that landed: a failed or abandoned batch announces nothing for its
+        # items. The scope's worker publishes them (sync.SyncRun._worker).
         if feed is not None:
             kinds = _Changes(added, changed, revived, removed, held)
-            feed.publish(_landed_changes(scope, written.written_items, kinds, before, run, feed))
+            outcome.changes = _landed_changes(
+                scope, written.written_items, kinds, before, run, feed
+            )
 
 
 def _write_listed(

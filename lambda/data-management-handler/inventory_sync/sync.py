@@ -460,6 +460,17 @@ class SyncRun:
             if due and self.recorder is not None:
                 self.recorder.flush()
             self._log_scope(outcome, done)
+            self._publish(outcome)
+
+    def _publish(self, outcome: ScopeOutcome) -> None:
+        """Publish a finished scope's changes, after its outcome is recorded: a slow or hung
+        PutEvents delays the worker's next scope, never this scope's status. Per scope, as
+        it finishes, rather than once after all scopes: the changes are few and already in
+        memory (a run-wide list would hold every server of a first run), and subscribers
+        hear a long run's first scopes minutes before its last."""
+        changes, outcome.changes = outcome.changes, []
+        if self.feed is not None and changes:
+            self.feed.publish(changes)
 
     def _log_scope(self, outcome: ScopeOutcome, done: int) -> None:
         # The one line per scope, a warning for a failed one. It alone carries the AWS error
