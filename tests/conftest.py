@@ -14,6 +14,7 @@ import pytest
 from scripts.local.moto_server import LocalMotoServer
 from shared.config import (
     DRS_REGIONS_ENV,
+    INVENTORY_EVENT_BUS_ENV,
     INVENTORY_TABLE_ENV,
     REGION_STATUS_TABLE_ENV,
     SYNC_LEASE_TABLE_ENV,
@@ -38,6 +39,7 @@ def _no_real_aws(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_ENDPOINT_URL_DRS",
         "MOTO_ACCOUNT_ID",
         DRS_REGIONS_ENV,
+        INVENTORY_EVENT_BUS_ENV,  # the change feed is off unless a test creates its bus
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

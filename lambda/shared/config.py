@@ -21,6 +21,8 @@ ENVIRONMENT_ENV = "DEPLOYMENT_ENVIRONMENT"
 # policies pin (aws:PrincipalArn). STS shows a session's role without its path, so the
 # connection test's messages name the role from here.
 HUB_ROLE_ARN_ENV = "HUB_ROLE_ARN"
+# The change feed's event bus (${ProjectName}-inventory-${Environment}); unset: the feed is off.
+INVENTORY_EVENT_BUS_ENV = "INVENTORY_EVENT_BUS"
 
 
 @dataclass(frozen=True)
@@ -88,3 +90,10 @@ def hub_role_arn(environ: Mapping[str, str] | None = None) -> str | None:
     """`HUB_ROLE_ARN` when set and non-empty (the lambda stack sets it), else None."""
     env = os.environ if environ is None else environ
     return env.get(HUB_ROLE_ARN_ENV) or None
+
+
+def inventory_event_bus(environ: Mapping[str, str] | None = None) -> str | None:
+    """`INVENTORY_EVENT_BUS` when set and non-empty (the lambda stack sets it), else None:
+    the change feed is then off (local runs and tests that do not create the bus)."""
+    env = os.environ if environ is None else environ
+    return env.get(INVENTORY_EVENT_BUS_ENV) or None

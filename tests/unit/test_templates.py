@@ -23,11 +23,13 @@ from inventory_sync.records import inventory_item
 from scripts.local import fleet
 from shared.config import (
     HUB_ROLE_ARN_ENV,
+    INVENTORY_EVENT_BUS_ENV,
     INVENTORY_TABLE_ENV,
     REGION_STATUS_TABLE_ENV,
     TARGET_ACCOUNTS_TABLE_ENV,
     drs_regions,
     hub_role_arn,
+    inventory_event_bus,
     table_names,
 )
 from shared.observability import METRICS_NAMESPACE
@@ -516,6 +518,7 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
         "logs:CreateLogStream",
         "logs:PutLogEvents",
         "sqs:SendMessage",
+        "events:PutEvents",
     }
     wildcard_resources = {action for action, resources in by_action.items() if "*" in resources}
     assert wildcard_resources == {
@@ -525,6 +528,9 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
     }
     assert by_action["sts:AssumeRole"] == ["arn:aws:iam::*:role/drs-orchestration-*"]
     assert by_action["sts:SetSourceIdentity"] == by_action["sts:AssumeRole"]
+    assert by_action["events:PutEvents"] == [
+        f"arn:aws:events:us-east-1:123456789012:event-bus/aws-drs-orchestration-inventory-{ENV}"
+    ]
 
 
 @pytest.mark.parametrize("role", ["DataManagementHandlerRole", "QueryHandlerRole"])
@@ -785,6 +791,10 @@ def test_stale_and_failed_scope_alarms_watch_the_metrics_the_sync_emits() -> Non
     assert stale["TreatMissingData"] == "breaching"
     assert failed["MetricName"] == "ScopesFailed"
     assert failed["TreatMissingData"] == "notBreaching"
+    feed = _alarm("ChangeFeedFailuresAlarm")
+    assert feed["Namespace"] == METRICS_NAMESPACE and feed["Dimensions"] == emitted_dimensions
+    assert feed["MetricName"] == "ChangeFeedFailures"
+    assert feed["MetricName"] in _string_constants_in_lambda_code()
 
 
 def test_alarms_watch_the_resources_the_other_stacks_create() -> None:
@@ -864,3 +874,17 @@ def test_the_data_management_handler_knows_its_own_role_arn_with_its_path() -> N
         "arn:aws:iam::123456789012:role/p/r"
     )
     assert hub_role_arn({}) is None and hub_role_arn({HUB_ROLE_ARN_ENV: ""}) is None
+
+
+def test_the_change_feed_env_var_names_the_bus_the_eventbridge_stack_creates() -> None:
+    """INVENTORY_EVENT_BUS, the PutEvents grant and the bus are one name: the lambda stack
+    (deployed first) cannot reference the bus, so both sides spell it out."""
+    variables = lambda_stack().resource_properties(DMH_FUNCTION)["Environment"]["Variables"]
+    bus = eventbridge_stack().resource_properties("InventoryEventBus")
+
+    assert variables[INVENTORY_EVENT_BUS_ENV] == bus["Name"] == f"{PROJECT}-inventory-{ENV}"
+    assert inventory_event_bus({INVENTORY_EVENT_BUS_ENV: bus["Name"]}) == bus["Name"]
+    assert (
+        inventory_event_bus({}) is None
+        and inventory_event_bus({INVENTORY_EVENT_BUS_ENV: ""}) is None
+    )

@@ -92,6 +92,9 @@ class ScopeOutcome:
     confirmed: bool = False
     # Dry runs: what a real run would do, bounded per scope (see SyncSettings.plan_limit).
     plan: dict[str, Any] | None = None
+    # Real runs with the change feed on: the changes of the writes that landed (Change), for
+    # the worker to publish once the outcome is recorded, then cleared.
+    changes: list[Any] = field(default_factory=list)
 
     @property
     def healthy(self) -> bool:

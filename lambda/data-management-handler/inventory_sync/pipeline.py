@@ -19,6 +19,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from change_feed import Change, ChangeFeed, Kind
 from inventory_sync.changes import bounded, changed_fields, empty_kinds, server_entry
 from inventory_sync.deadline import DEADLINE_CODE, Deadline
 from inventory_sync.enrichment import enrich
@@ -76,6 +77,8 @@ class RunContext:
     live_counts: dict[Scope, int] | None = None
     # ARNs listed by DRS but not written (rejected records): never swept as vanished.
     listed_unwritten: set[str] = field(default_factory=set)
+    # The change feed (real runs): each scope publishes what its landed writes changed.
+    feed: ChangeFeed | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -311,7 +314,40 @@ def _sync_listed(
             outcome.confirmed = True
         return
 
+    feed = run.feed if run.feed is not None and run.feed.enabled else None
+    # A Changed event names its fields: the stored items are read (whole) before they are
+    # overwritten. Only servers whose content digest differs are read.
+    before = _stored_before(scope, changed, run) if feed is not None else {}
     written = BatchResult()
+    removed: list[str] = []
+    try:
+        _write_listed(
+            scope, items, records, vanished, held, live_before, run, outcome, written, removed
+        )
+    finally:
+        # Only for writes that landed: a failed or abandoned batch announces nothing for its
+        # items. The scope's worker publishes them (sync.SyncRun._worker).
+        if feed is not None:
+            kinds = _Changes(added, changed, revived, removed, held)
+            outcome.changes = _landed_changes(
+                scope, written.written_items, kinds, before, run, feed
+            )
+
+
+def _write_listed(
+    scope: Scope,
+    items: list[dict[str, Any]],
+    records: _Records,
+    vanished: list[str],
+    held: bool,
+    live_before: int,
+    run: RunContext,
+    outcome: ScopeOutcome,
+    written: BatchResult,
+    removed: list[str],
+) -> None:
+    """Write the listed items (what landed goes to `written`) and soft-delete the vanished
+    ones (those that were go to `removed`)."""
     try:
         run.store.put_inventory_items(items, written)
     finally:
@@ -339,6 +375,7 @@ def _sync_listed(
         for arn in vanished:
             if run.store.soft_delete(arn, scope, run.run_time, run.run_time, expires_at):
                 outcome.servers_soft_deleted += 1
+                removed.append(arn)
     if outcome.write_failures:
         outcome.fail(
             ScopeStatus.ERROR,
@@ -347,6 +384,57 @@ def _sync_listed(
         )
     elif not held:
         outcome.confirmed = True
+
+
+def _stored_before(scope: Scope, changed: list[str], run: RunContext) -> dict[str, Any]:
+    """The stored items of `changed` (whole), to name a Changed event's fields. A failed read
+    costs the names only: those events say `changedFields: []`."""
+    if not changed:
+        return {}
+    run.deadline.check(f"change feed read of {scope.account_id}/{scope.region}")
+    try:
+        return run.store.inventory_items(changed)
+    except (ClientError, BotoCoreError) as exc:
+        logger.warning(
+            "change feed: stored items unreadable; Changed events without field names",
+            extra={"accountId": scope.account_id, "region": scope.region, "error": str(exc)},
+        )
+        return {}
+
+
+def _landed_changes(
+    scope: Scope,
+    written: list[dict[str, Any]],
+    kinds: _Changes,
+    before: dict[str, dict[str, Any]],
+    run: RunContext,
+    feed: ChangeFeed,
+) -> list[Change]:
+    """The changes of a scope's landed writes: each written item that is added, revived or
+    changed (its content digest differs; the fields named against `before`, the stored
+    item), and each soft-deleted server (`kinds.vanished`) as Removed. A rewrite of the same
+    content (the periodic refresh of volatile figures) is no change."""
+    kind_of: dict[str, Kind] = {arn: "Added" for arn in kinds.added}
+    kind_of.update((arn, "Revived") for arn in kinds.revived)
+    kind_of.update((arn, "Changed") for arn in kinds.changed)
+    changes: list[Change] = []
+    for item in written:
+        arn = item["sourceServerArn"]
+        kind = kind_of.get(arn)
+        if kind is None:
+            continue
+        stored = before.get(arn)
+        fields = (
+            changed_fields(stored, item, run.started_epoch)
+            if kind == "Changed" and stored is not None
+            else []
+        )
+        changes.append(feed.change(kind, item, fields))
+    scope_keys = {"accountId": scope.account_id, "region": scope.region}
+    changes.extend(
+        feed.change("Removed", {"sourceServerArn": arn, **scope_keys}) for arn in kinds.vanished
+    )
+    return changes
 
 
 def _still_true(arn: str, stored: dict[str, Any], digest: str, run: RunContext) -> bool:

@@ -57,6 +57,10 @@ class RunFacts:
     api_calls: dict[str, int] = field(default_factory=dict)
     skipped_by: str | None = None
     sweep_error: str | None = None  # the error code that stopped the sweep, if any
+    # The change feed: events EventBridge accepted, and changes it did not (refused past the
+    # retries, or not sent by the deadline).
+    changes_published: int = 0
+    changes_failed: int = 0
 
 
 def _failure(outcome: ScopeOutcome, status_unwritten: set[Scope]) -> dict[str, Any] | None:
@@ -124,6 +128,8 @@ def summary(facts: RunFacts) -> dict[str, Any]:
         "ec2NotFound": total("ec2_not_found"),
         "ec2Unavailable": total("ec2_unavailable"),
         "ec2OriginRefused": total("ec2_origin_refused"),
+        "changesPublished": facts.changes_published,
+        "changesFailed": facts.changes_failed,
         # Calls this code made (botocore's retries inside a call not counted).
         "apiCalls": {
             **facts.api_calls,
@@ -237,6 +243,7 @@ def publish(result: dict[str, Any], *, dry_run: bool) -> None:
             "ScopesFailed": counts.get("scopesFailed", 0),
             "RecordsRejected": counts.get("recordsRejected", 0),
             "StatusWriteFailures": counts.get("statusWriteFailed", 0),
+            "ChangeFeedFailures": counts.get("changesFailed", 0),
             "MassDeletionHeld": held,
             "SyncSucceeded": int(status == "SUCCEEDED"),
             "SyncSucceededOrPartial": int(status in ("SUCCEEDED", "PARTIAL")),

@@ -34,6 +34,9 @@ class SweepResult:
     # Dry runs: per scope, what the sweep would soft-delete there (unregistered accounts'
     # items, orphans by the scope their ARN names): the count and its first entries.
     planned: dict[Scope, tuple[int, list[dict[str, Any]]]] = field(default_factory=dict)
+    # Real runs: each server the sweep soft-deleted, (the scope it was in, its ARN), for the
+    # change feed's Removed events.
+    removed: list[tuple[Scope, str]] = field(default_factory=list)
 
     @property
     def soft_deleted(self) -> int:
@@ -57,6 +60,7 @@ def sweep(
     expires_at: int,
     snapshot: list[dict[str, Any]] | None = None,
     plan_limit: int = 0,
+    result: SweepResult | None = None,
 ) -> SweepResult:
     """Soft-delete (or, in a dry run, count) what no registered scope accounts for.
 
@@ -64,9 +68,10 @@ def sweep(
     ARNs DRS listed that were not written (rejected records), never swept. `snapshot` is
     the inventory as the run's start-of-run scan read it (None: scan now). A dry run also
     names the first `plan_limit` servers per scope it would soft-delete (`planned`). Stops
-    at the deadline (DeadlineReachedError) with what it did so far kept.
+    at the deadline (DeadlineReachedError) with what it did so far kept (in `result`, when
+    the caller gives one).
     """
-    result = SweepResult()
+    result = result if result is not None else SweepResult()
     unregistered: dict[Scope, list[str]] = {}
     would_delete: dict[Scope, list[str]] = {}  # dry runs: what a real sweep would soft-delete
     orphans: list[tuple[str, Scope | None]] = []
@@ -92,9 +97,11 @@ def sweep(
         arns = unregistered.get(gone, [])
         deleted = len(arns)
         if not dry_run:
-            deleted = sum(
-                1 for arn in arns if store.soft_delete(arn, gone, run_time, run_time, expires_at)
-            )
+            deleted = 0
+            for arn in arns:
+                if store.soft_delete(arn, gone, run_time, run_time, expires_at):
+                    deleted += 1
+                    result.removed.append((gone, arn))
             if gone in previous_status:
                 store.delete_region_status(gone)
                 result.status_rows_removed += 1
@@ -123,6 +130,8 @@ def sweep(
             result.orphans_deleted += 1
             if dry_run:
                 would_delete.setdefault(scope, []).append(arn)
+            else:
+                result.removed.append((scope, arn))
     if dry_run:
         deadline.check("sweep plan")
         result.planned = _planned(store, would_delete, plan_limit)

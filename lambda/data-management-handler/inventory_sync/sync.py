@@ -25,6 +25,7 @@ from typing import Any
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from change_feed import ChangeFeed
 from inventory_sync.deadline import Deadline, remaining_seconds
 from inventory_sync.exceptions import DeadlineReachedError, SyncFailedError
 from inventory_sync.lease import DRY_RUN_LEASE, SYNC_LEASE, Lease
@@ -44,7 +45,7 @@ from shared.aws import (
     hub_source_identity,
     make_config,
 )
-from shared.config import drs_regions, sync_lease_table, table_names
+from shared.config import drs_regions, inventory_event_bus, sync_lease_table, table_names
 from shared.exceptions import InvalidParameterError
 from shared.observability import get_logger
 from shared.validation import listed
@@ -132,6 +133,7 @@ class SyncRun:
         if request.shard is not None:
             lease_name = f"{lease_name}#{request.shard}"  # shards of one fan-out run together
         self.lease = Lease(self.dynamodb, self.lease_table, lease_name, self.run_id)
+        self.feed = None if self.dry_run else self._change_feed()
         # Filled in by the background work; read by the supervisor.
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -149,6 +151,19 @@ class SyncRun:
         self.live_counts: dict[Scope, int] | None = None
         self._finished_scopes = 0
         self._closed = False  # set by the supervisor: abandoned workers report nothing more
+
+    def _change_feed(self) -> ChangeFeed:
+        """The run's change feed on INVENTORY_EVENT_BUS; off (and said once) when unset."""
+        bus = inventory_event_bus()
+        if bus is None:
+            logger.info("change feed off: INVENTORY_EVENT_BUS is unset")
+        return ChangeFeed(
+            bus,
+            lambda: self.factory.client("events", self.home_region),
+            origin_key="runId",
+            origin=self.run_id,
+            deadline=self.deadline,
+        )
 
     def _may_write(self) -> bool:
         return not self.dry_run and not self.deadline.reached()
@@ -216,6 +231,8 @@ class SyncRun:
             skipped_by=self.skipped_by,
             sweep_error=self.sweep_error,
         )
+        if self.feed is not None:
+            facts.changes_published, facts.changes_failed = self.feed.counts()
         result = summary(facts)
         publish(result, dry_run=self.dry_run)
         return result
@@ -408,6 +425,7 @@ class SyncRun:
             confirm_deletions=plan.confirm_deletions,
             ec2_sources=plan.ec2_sources,
             live_counts=self.live_counts,
+            feed=self.feed,
             drs_client=self._drs_client,
             release_drs_client=lambda s: self.factory.release("drs", s.region, s.account_id),
             ec2_client=lambda account, region: self.factory.client("ec2", region, account),
@@ -442,6 +460,17 @@ class SyncRun:
             if due and self.recorder is not None:
                 self.recorder.flush()
             self._log_scope(outcome, done)
+            self._publish(outcome)
+
+    def _publish(self, outcome: ScopeOutcome) -> None:
+        """Publish a finished scope's changes, after its outcome is recorded: a slow or hung
+        PutEvents delays the worker's next scope, never this scope's status. Per scope, as
+        it finishes, rather than once after all scopes: the changes are few and already in
+        memory (a run-wide list would hold every server of a first run), and subscribers
+        hear a long run's first scopes minutes before its last."""
+        changes, outcome.changes = outcome.changes, []
+        if self.feed is not None and changes:
+            self.feed.publish(changes)
 
     def _log_scope(self, outcome: ScopeOutcome, done: int) -> None:
         # The one line per scope, a warning for a failed one. It alone carries the AWS error
@@ -478,7 +507,7 @@ class SyncRun:
         )
         self.sweep_result = SweepResult()
         try:
-            self.sweep_result = sweep(
+            sweep(
                 self.store,
                 registered=plan.registered,
                 confirmed=confirmed,
@@ -491,6 +520,7 @@ class SyncRun:
                 + self.settings.soft_delete_ttl_days * 86400,
                 snapshot=self.snapshot,
                 plan_limit=self.settings.plan_limit,
+                result=self.sweep_result,
             )
         except DeadlineReachedError:
             logger.warning("sweep stopped at the deadline; the next full run continues it")
@@ -500,3 +530,19 @@ class SyncRun:
                 error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
             )
             logger.error("sweep failed", extra={"errorCode": self.sweep_error, "error": str(exc)})
+        finally:
+            # What the sweep soft-deleted before it stopped, if it stopped, landed: announced.
+            if self.feed is not None and self.sweep_result.removed:
+                self.feed.publish(
+                    [
+                        self.feed.change(
+                            "Removed",
+                            {
+                                "sourceServerArn": arn,
+                                "accountId": scope.account_id,
+                                "region": scope.region,
+                            },
+                        )
+                        for scope, arn in self.sweep_result.removed
+                    ]
+                )
