@@ -74,11 +74,32 @@ def aws_event(event: Mapping[str, Any]) -> dict[str, Any]:
     return shaped
 
 
+# moto's Rule.send_to_targets, Rule.event_pattern/targets/state, EventBus.rules and
+# Queue.lambda_event_source_mappings are replaced or read here: internals of the moto this
+# was tested with (requirements.txt pins it). Another minor version refuses to install (the
+# local AWS then fails to start, loudly) until this module is checked against it.
+TESTED_MOTO = "5.2"
+
+
+def unsupported_moto() -> str | None:
+    """Why this moto cannot be patched (a version other than TESTED_MOTO.x), or None."""
+    import moto
+
+    if ".".join(moto.__version__.split(".")[:2]) != TESTED_MOTO:
+        return f"moto {moto.__version__} (moto_events was tested with {TESTED_MOTO}.x)"
+    return None
+
+
 def install() -> None:
-    """Patch moto's rule delivery and SQS event source mappings (see the module docstring)."""
+    """Patch moto's rule delivery and SQS event source mappings (see the module docstring).
+
+    Raises RuntimeError on a moto other than TESTED_MOTO.x (fail closed)."""
     global _installed
     if _installed:
         return
+    problem = unsupported_moto()
+    if problem is not None:
+        raise RuntimeError(f"cannot make the local EventBridge deliver as AWS does: {problem}")
     from moto.events import models as events_models
     from moto.sqs import models as sqs_models
     from moto.utilities.arns import parse_arn

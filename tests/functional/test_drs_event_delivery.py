@@ -11,6 +11,7 @@ import textwrap
 import zipfile
 
 import boto3
+import pytest
 
 from scripts.local import drs_events, fleet
 from scripts.local.accounts import deploy_target_account_role
@@ -117,3 +118,17 @@ def test_a_stall_in_a_target_account_reaches_the_hub_function_through_sqs(
     assert batch.succeeded and delivery.errors == []
     # The successful batch was deleted from the queue.
     assert boto3.client("sqs").receive_message(QueueUrl=queue_url).get("Messages", []) == []
+
+
+def test_the_event_patch_refuses_a_moto_it_was_not_tested_with(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import moto
+
+    from scripts.local import moto_events
+
+    monkeypatch.setattr(moto, "__version__", "6.0.0")
+    monkeypatch.setattr(moto_events, "_installed", False)
+    assert "moto 6.0.0" in (moto_events.unsupported_moto() or "")
+    with pytest.raises(RuntimeError, match=r"tested with 5\.2\.x"):
+        moto_events.install()
