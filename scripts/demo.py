@@ -217,11 +217,11 @@ class Organisation:
             session=self._session,
         )
 
-    def hub_role_arn(self) -> str:
-        """The data-management-handler's execution role (fixed name and path: what target
-        accounts' trust policies pin with aws:PrincipalArn)."""
+    def hub_role_arn(self, function: str = DATA_MANAGEMENT_HANDLER) -> str:
+        """The data-management-handler's execution role (named as the function, with a fixed
+        path: what target accounts' trust policies pin with aws:PrincipalArn)."""
         iam = self.client("iam", HUB)
-        return str(iam.get_role(RoleName=DATA_MANAGEMENT_HANDLER)["Role"]["Arn"])
+        return str(iam.get_role(RoleName=function)["Role"]["Arn"])
 
 
 @dataclass(frozen=True)
@@ -301,7 +301,9 @@ class Onboarded:
 
 
 def onboard_target_accounts(
-    runner: LocalRunner, accounts: Sequence[Account] = TARGET_ACCOUNTS
+    runner: LocalRunner,
+    accounts: Sequence[Account] = TARGET_ACCOUNTS,
+    function: str = DATA_MANAGEMENT_HANDLER,
 ) -> Onboarded:
     """Onboard each account as an operator does, through the deployed data-management-handler:
 
@@ -315,7 +317,7 @@ def onboard_target_accounts(
     and stays unregistered. Raises DemoError when an invocation fails unexpectedly.
     """
     organisation = Organisation(runner.endpoint)
-    hub_role_arn = organisation.hub_role_arn()
+    hub_role_arn = organisation.hub_role_arn(function)
     tests: dict[str, dict[str, Any]] = {}
     for account in accounts:
         request: dict[str, Any] = {
@@ -335,31 +337,31 @@ def onboard_target_accounts(
         )
         if sources:
             request["ec2SourceAccountIds"] = sources
-        added = _payload(runner.invoke(DATA_MANAGEMENT_HANDLER, request), "add_target_account")
+        added = _payload(runner.invoke(function, request), "add_target_account")
         organisation.deploy_role(account, hub_role_arn, added["externalId"])
         tests[account.account_id] = _payload(
             runner.invoke(
-                DATA_MANAGEMENT_HANDLER,
+                function,
                 {"operation": "test_target_account", "accountId": account.account_id},
             ),
             "test_target_account",
         )
-    refused = _refused_registration(runner, organisation, hub_role_arn)
+    refused = _refused_registration(runner, organisation, hub_role_arn, function)
     listed = _payload(
-        runner.invoke(DATA_MANAGEMENT_HANDLER, {"operation": "list_target_accounts"}),
+        runner.invoke(function, {"operation": "list_target_accounts"}),
         "list_target_accounts",
     )
     return Onboarded(list(listed["items"]), tests, refused)
 
 
 def _refused_registration(
-    runner: LocalRunner, organisation: Organisation, hub_role_arn: str
+    runner: LocalRunner, organisation: Organisation, hub_role_arn: str, function: str
 ) -> str:
     """Register MISCONFIGURED with an external id its role does not expect; the error the
     operator sees. Raises DemoError if the registration is not refused."""
     organisation.deploy_role(MISCONFIGURED, hub_role_arn, STALE_EXTERNAL_ID)
     invocation = runner.invoke(
-        DATA_MANAGEMENT_HANDLER,
+        function,
         {
             "operation": "add_target_account",
             "accountId": MISCONFIGURED.account_id,

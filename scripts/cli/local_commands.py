@@ -22,11 +22,11 @@ import click
 
 from scripts.cli.client import (
     DATA_MANAGEMENT,
+    LOCAL_REGION,
     QUERY,
     ROOT,
     STATE_DIR,
     STATE_FILE,
-    LocalClient,
     Target,
     read_state,
 )
@@ -140,39 +140,33 @@ def _deploy(env: str, endpoint: str) -> None:
 
 
 def _seed(target: Target) -> None:
-    """The demo's organisation: roles, EC2 instances, DRS fleet and faults; the target
-    accounts registered through the deployed data-management-handler."""
-    from scripts.demo import EXTERNAL_ID, FLEET, TARGET_ACCOUNTS, seed_organisation
+    """The demo's organisation: EC2 instances and the DRS fleet, then its target accounts
+    onboarded as the demo onboards them (registered through the deployed
+    data-management-handler, roles from cfn/target-account-role.yaml, connection tests),
+    then the demo's throttled scope."""
+    from scripts.demo import (
+        TARGET_ACCOUNTS,
+        onboard_target_accounts,
+        seed_organisation,
+        throttle_scope,
+    )
     from scripts.local.drs_simulator import SimulatorControl
+    from scripts.local.runner import LocalRunner
 
     assert target.endpoint and target.drs_endpoint
-    seeded = seed_organisation(target.endpoint, SimulatorControl(target.drs_endpoint))
-    client = LocalClient(target)
-    try:
-        for account in TARGET_ACCOUNTS:
-            sources = sorted(
-                {
-                    s.origin.account_id
-                    for s in FLEET
-                    if s.account == account and s.origin and s.origin != account
-                }
-            )
-            client.invoke(
-                DATA_MANAGEMENT,
-                {
-                    "operation": "add_target_account",
-                    "accountId": account.account_id,
-                    "roleArn": account.role_arn,
-                    "externalId": EXTERNAL_ID,
-                    "accountName": account.name,
-                    **({"ec2SourceAccountIds": sources} if sources else {}),
-                },
-            )
-    finally:
-        client.close()
+    control = SimulatorControl(target.drs_endpoint)
+    seeded = seed_organisation(target.endpoint, control)
+    with LocalRunner(
+        target.endpoint, target.drs_endpoint, region=target.region or LOCAL_REGION
+    ) as runner:
+        onboarded = onboard_target_accounts(
+            runner, TARGET_ACCOUNTS, target.function_name(DATA_MANAGEMENT)
+        )
+    throttle_scope(control)
+    passed = sum(1 for test in onboarded.tests.values() if test.get("ok"))
     stderr_console().print(
-        f"seeded {seeded.servers} DRS source servers in {len(FLEET)} scopes and registered "
-        f"{len(TARGET_ACCOUNTS)} target accounts (the demo's organisation)"
+        f"seeded {seeded.servers} DRS source servers and onboarded {len(TARGET_ACCOUNTS)} "
+        f"target accounts ({passed} passed their connection test; the demo's organisation)"
     )
 
 
