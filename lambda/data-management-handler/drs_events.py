@@ -88,12 +88,13 @@ def servers_of_event(event: Any) -> list[ServerRef] | Unattributed:
     """
     if not isinstance(event, dict):
         return Unattributed("event is not a JSON object")
-    account, region = event.get("account"), event.get("region")
-    if not ACCOUNT_ID.matches(account) or not REGION.matches(region):
+    if not ACCOUNT_ID.matches(event.get("account")) or not REGION.matches(event.get("region")):
         return Unattributed("event has no valid account and region")
+    account, region = str(event["account"]), str(event["region"])
     when = event.get("time") if isinstance(event.get("time"), str) else None
     event_id = str(event.get("id") or "")[:128]
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    raw_detail = event.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
     detail_type = event.get("detail-type")
     ids: list[str] = []
     # CloudTrail-delivered calls carry source aws.drs too: their detail-type tells them apart.
@@ -144,7 +145,9 @@ def servers_of_record(record: Any) -> list[ServerRef] | Unattributed:
     return servers_of_event(event)
 
 
-def handle_sqs_batch(event: dict[str, Any], context: Any = None, **refresh_options: Any) -> dict:
+def handle_sqs_batch(
+    event: dict[str, Any], context: Any = None, **refresh_options: Any
+) -> dict[str, Any]:
     """Refresh the servers a batch of SQS records names; answer Lambda's partial-batch shape.
 
     Returns `{"batchItemFailures": [...], "refresh": <the refresh's result>}` (Lambda reads
