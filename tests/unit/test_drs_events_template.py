@@ -35,7 +35,7 @@ def test_the_bus_and_the_queue_have_the_contract_names() -> None:
 
 def test_the_rule_matches_exactly_what_the_handler_understands() -> None:
     rule = stack().resource_properties("DrsEventsRule")
-    assert rule["EventBusName"] == {"Ref": "DrsEventBus"}
+    assert rule["EventBusName"] == f"{PROJECT}-drs-events-{ENV}"
     assert rule["State"] == "ENABLED"
     service, api_calls = rule["EventPattern"]["$or"]
     assert service["source"] == [DRS_SOURCE]
