@@ -429,3 +429,15 @@ def test_lambda_routes_an_sqs_batch_to_the_refresh(world: World) -> None:
 
     assert answer["batchItemFailures"] == []
     assert answer["refresh"]["counts"]["written"] == 1
+
+
+def test_more_than_200_servers_of_one_scope_are_read_200_at_a_time(world: World) -> None:
+    ids = [s["sourceServerID"] for s in world.add_servers(HUB, "us-west-2", 230)]
+    world.simulator.reset_counts()
+
+    answer = deliver(world, sqs_batch(*(drs_event(HUB, "us-west-2", sid) for sid in ids)))
+
+    # sourceServerIDs takes at most 200 ids: two calls, every server read and written.
+    assert world.simulator.request_count("DescribeSourceServers", HUB, "us-west-2") == 2
+    assert answer["refresh"]["counts"]["read"] == 230
+    assert answer["refresh"]["counts"]["written"] == 230

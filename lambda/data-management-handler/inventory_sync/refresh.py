@@ -434,7 +434,11 @@ class _Refresh:
                 token: str | None = None
                 seen: set[str] = set()
                 for _ in range(MAX_PAGES):
-                    request: dict[str, Any] = {"filters": {"sourceServerIDs": chunk}}
+                    # A page as large as the chunk: one call per chunk unless DRS pages anyway.
+                    request: dict[str, Any] = {
+                        "filters": {"sourceServerIDs": chunk},
+                        "maxResults": len(chunk),
+                    }
                     if token:
                         request["nextToken"] = token
                     outcome.describe_calls += 1
