@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import pytest
 
 from drs_events import handle_sqs_batch
+from inventory_sync import sync_source_server_inventory
 from inventory_sync.models import SyncSettings
 from inventory_sync.refresh import RefreshFailedError, refresh_source_servers
 from scripts.local.drs_simulator import ACCESS_DENIED, THROTTLING
@@ -441,3 +443,29 @@ def test_more_than_200_servers_of_one_scope_are_read_200_at_a_time(world: World)
     assert world.simulator.request_count("DescribeSourceServers", HUB, "us-west-2") == 2
     assert answer["refresh"]["counts"]["read"] == 230
     assert answer["refresh"]["counts"]["written"] == 230
+
+
+def test_a_sync_that_started_before_a_refresh_read_never_hides_what_the_refresh_saw(
+    world: World,
+) -> None:
+    # GIVEN a server the refresh read (and stamped) now, then deleted in DRS
+    servers = world.add_servers(TARGET_A, "us-east-1", 3)
+    world.sync()
+    sid = servers[0]["sourceServerID"]
+    arn = server_arn(TARGET_A, "us-east-1", sid)
+    set_last_sync_time(arn, world, "2000-01-01T00:00:00.000Z")  # only the refresh is recent
+    stall(world, TARGET_A, "us-east-1", sid)
+    deliver(world, sqs_batch(drs_event(TARGET_A, "us-east-1", sid)))
+    world.simulator.remove_source_server(TARGET_A, "us-east-1", sid)
+
+    # WHEN a sync that started before that read finishes its listing (a run in flight)
+    started_before = datetime.now(UTC) - timedelta(minutes=2)
+    factory = ClientFactory(world.pool(), config=make_config(max_pool_connections=8))
+    sync_source_server_inventory(
+        {}, None, factory=factory, settings=SETTINGS, clock=lambda: started_before
+    )
+
+    # THEN its soft-delete does not go over the refresh's newer write; the next sync decides
+    assert "deletedAt" not in item(world, TARGET_A, "us-east-1", sid)
+    world.sync()
+    assert "deletedAt" in item(world, TARGET_A, "us-east-1", sid)
