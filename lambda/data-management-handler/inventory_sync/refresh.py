@@ -226,10 +226,14 @@ def _utc_now() -> datetime:
 
 
 def _partition(region: str) -> str:
-    if region.startswith("cn-"):
-        return "aws-cn"
-    if region.startswith("us-gov-"):
-        return "aws-us-gov"
+    for prefix, partition in (
+        ("cn-", "aws-cn"),
+        ("us-gov-", "aws-us-gov"),
+        ("us-isob-", "aws-iso-b"),
+        ("us-iso-", "aws-iso"),
+    ):
+        if region.startswith(prefix):
+            return partition
     return "aws"
 
 
@@ -268,7 +272,7 @@ class _Refresh:
         self, refs: list[ServerRef], *, strict: bool = False, unattributed: int = 0
     ) -> RefreshOutcome:
         started = time.monotonic()
-        enabled = self._accounts()
+        enabled = self._accounts() if refs else set()  # a batch of only unattributed: no reads
         by_scope: dict[Scope, list[str]] = {}
         oldest_event: float | None = None
         for ref in refs:
@@ -407,8 +411,10 @@ class _Refresh:
                 fields = changed_fields(previous, item, read_epoch)
                 outcome.changes.append(_change("Changed", item, fields))
         expires_at = int(read_epoch) + self.settings.soft_delete_ttl_days * 86400
+        listed_ids = {server["sourceServerID"] for server in servers.values()}
         for arn, server_id in arns.items():
-            if not server_id or arn in servers:
+            # Gone means: its id was asked for and DRS's complete answer did not list it.
+            if not server_id or server_id in listed_ids:
                 continue
             previous = stored.get(arn)
             if previous is None or "deletedAt" in previous:
