@@ -811,7 +811,10 @@ deploy_all() {
   # outputs for stacks created through change sets.
   dmh_arn="$(function_arn data-management-handler)" \
     || die "cannot read the data-management-handler's ARN"
-  params=("DataManagementHandlerFunctionArn=$dmh_arn")
+  # The accounts whose roles the sync may assume are the ones that may forward DRS events.
+  params=("DataManagementHandlerFunctionArn=$dmh_arn"
+          "TargetOrganizationId=$TARGET_ORG_CHOSEN"
+          "TargetAccountIds=$TARGET_ACCOUNTS_CHOSEN")
   optional_param ENABLE_INVENTORY_SYNC EnableInventorySync
   deploy_stack eventbridge eventbridge-stack.yaml "${params[@]}"
   verify_schedule "$dmh_arn"

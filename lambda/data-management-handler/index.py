@@ -1,7 +1,9 @@
 """data-management-handler: the write side. Routing only; logic lives in the modules it maps to.
 
 Direct invocations and the EventBridge schedule both send
-`{"operation": NAME, ...parameters}`; OPERATIONS is the one map of what exists.
+`{"operation": NAME, ...parameters}`; OPERATIONS is the one map of what exists. DRS events
+arrive as SQS batches (`{"Records": [...]}`, the hub's event queue): drs_events turns them
+into one `refresh_source_servers` run and answers with Lambda's partial-batch failures.
 """
 
 from __future__ import annotations
@@ -9,8 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 import account_discovery
+import drs_events
 import target_accounts
 from inventory_sync import sync_source_server_inventory
+from inventory_sync.refresh import refresh_source_servers
 from shared.observability import get_logger
 from shared.operations import Operation, dispatch
 
@@ -18,6 +22,7 @@ logger = get_logger("data-management-handler")
 
 OPERATIONS: dict[str, Operation] = {
     "sync_source_server_inventory": sync_source_server_inventory,
+    "refresh_source_servers": refresh_source_servers,
     "add_target_account": target_accounts.add_target_account,
     "get_target_account": target_accounts.get_target_account,
     "list_target_accounts": target_accounts.list_target_accounts,
@@ -44,6 +49,10 @@ def handle_direct_invocation(event: Any, context: Any) -> dict[str, Any]:
 # carries an externalId (a shared secret) and roleArn/accountName values.
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
+    if drs_events.is_sqs_batch(event):
+        # DRS events from the hub's queue: one refresh for the batch, partial-batch failures.
+        logger.append_keys(operation="refresh_source_servers")
+        return drs_events.handle_sqs_batch(event, context)
     if isinstance(event, dict):
         # Every log line of the invocation names its operation (searchable in CloudWatch).
         logger.append_keys(operation=event.get("operation"))

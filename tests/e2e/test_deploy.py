@@ -57,6 +57,7 @@ DRS_REGIONS_SSM_PATH = "/aws/service/global-infrastructure/services/drs/regions"
 # support for ..." and skips them, and the stack still completes. AWS creates them.
 NOT_CREATED_BY_MOTO = {
     "AWS::CloudWatch::Alarm",
+    "AWS::Events::EventBusPolicy",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::SNS::Subscription",
     "AWS::SQS::QueuePolicy",

@@ -15,6 +15,7 @@ handler = load_handler("data-management-handler")
 
 CONTRACT_OPERATIONS = {
     "sync_source_server_inventory",
+    "refresh_source_servers",
     "add_target_account",
     "get_target_account",
     "list_target_accounts",

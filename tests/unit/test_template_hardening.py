@@ -65,9 +65,11 @@ INDEX = f"/index/{store.SCOPE_INDEX}"
 TABLE_GRANTS = {
     DMH_ROLE: {
         # BatchGetItem: a dry run reads back the stored items its plan names
+        # PutItem: the refresh's conditional write (never over an item from a newer read)
         "inventory": {
             "dynamodb:BatchGetItem",
             "dynamodb:BatchWriteItem",
+            "dynamodb:PutItem",
             "dynamodb:Scan",
             "dynamodb:UpdateItem",
         },
@@ -285,6 +287,8 @@ def test_there_are_queues_to_check() -> None:
     assert {queue_id for _, queue_id, _ in _queues()} >= {
         "AsyncFailureQueue",
         "InventorySyncDeadLetterQueue",
+        "DrsEventsQueue",
+        "DrsEventsDeadLetterQueue",
     }
 
 

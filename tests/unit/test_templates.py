@@ -182,6 +182,9 @@ def test_no_query_handler_anywhere_in_the_eventbridge_stack() -> None:
         "Environment",
         "DataManagementHandlerFunctionArn",
         "EnableInventorySync",
+        # who may forward DRS events to the hub's bus (the lambda stack's values)
+        "TargetOrganizationId",
+        "TargetAccountIds",
     }
     assert list(resources_of_type(template, "AWS::Lambda::Permission")) == [
         "InventorySyncSchedulePermission"
@@ -209,7 +212,11 @@ def test_undeliverable_schedule_events_retry_then_go_to_a_queue_eventbridge_may_
     template = load_template("eventbridge-stack.yaml")
     target = schedule_target()
     queue_id, attribute = target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"]
-    (policy,) = resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+    (policy,) = [
+        policy
+        for policy in resources_of_type(template, "AWS::SQS::QueuePolicy").values()
+        if {"Ref": queue_id} in policy["Properties"]["Queues"]
+    ]
     (statement,) = [
         statement
         for statement in policy["Properties"]["PolicyDocument"]["Statement"]
@@ -519,7 +526,20 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
         "logs:PutLogEvents",
         "sqs:SendMessage",
         "events:PutEvents",
+        # the DRS events queue's event source mapping (refresh_source_servers)
+        "sqs:ChangeMessageVisibility",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
     }
+    events_queue = "arn:aws:sqs:us-east-1:123456789012:aws-drs-orchestration-drs-events-qa"
+    for action in (
+        "ChangeMessageVisibility",
+        "DeleteMessage",
+        "GetQueueAttributes",
+        "ReceiveMessage",
+    ):
+        assert by_action[f"sqs:{action}"] == [events_queue]
     wildcard_resources = {action for action, resources in by_action.items() if "*" in resources}
     assert wildcard_resources == {
         "drs:DescribeSourceServers",

@@ -308,6 +308,23 @@ class SyncStore:
     ) -> BatchResult:
         return self.put_items(self._tables.inventory, items, result)
 
+    def put_inventory_item_unless_newer(self, item: dict[str, Any]) -> bool:
+        """Write one whole inventory item (replacing any stored one, `deletedAt`/`expiresAt`
+        included) unless the stored item was written from a newer read of DRS: its
+        `lastSyncTime` is later than `item`'s. Returns False (nothing changed) when a newer
+        write is already there. The refresh's upsert (inventory_sync.refresh)."""
+        self._may_write(f"conditional write of {item['sourceServerArn']}")
+        not_stored = "attribute_not_exists(sourceServerArn)"
+        never_stamped = "attribute_not_exists(lastSyncTime)"
+        not_newer = "lastSyncTime <= :readTime"
+        return self._conditional_write(
+            self._client.put_item,
+            TableName=self._tables.inventory,
+            Item=to_attribute_map(item),
+            ConditionExpression=f"{not_stored} OR {never_stamped} OR {not_newer}",
+            ExpressionAttributeValues={":readTime": {"S": item["lastSyncTime"]}},
+        )
+
     def soft_delete(
         self,
         arn: str,

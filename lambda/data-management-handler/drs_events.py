@@ -1,0 +1,180 @@
+"""DRS events, as EventBridge delivers them through the hub's SQS queue, -> refresh requests.
+
+The hub bus's rule puts every DRS event forwarded from a target account (source `aws.drs`,
+and DRS API calls recorded by CloudTrail) on one SQS queue; Lambda's event source mapping
+hands the function batches of its messages (`{"Records": [{"messageId", "body", ...}]}`).
+This module turns each record into the source server(s) it is about, runs ONE refresh for
+the whole batch (so a burst becomes one DescribeSourceServers per account and region), and
+answers in Lambda's partial-batch shape: `{"batchItemFailures": [{"itemIdentifier": id}]}`
+names the records whose refresh failed, so SQS redelivers only those.
+
+Which records are retried (the queue's redrive policy sends a message to the DLQ after 5
+receives):
+- a record whose scope's refresh failed (DRS throttled or refused, the role could not be
+  assumed, the table refused a write): reported, retried; a later delivery reads DRS again.
+- a record that can never be attributed (a body that is not JSON, not an `aws.drs` /
+  drs.amazonaws.com event, a detail-type that names no source server, an account that is
+  not registered, a region this function does not sync): NOT reported. It is counted
+  (`counts.unattributed`, metric RefreshEventsUnattributed) and logged with its messageId,
+  and deleted with the batch: retrying it five times would only move it to the DLQ and
+  alarm for an event that carries nothing to do. The next full sync covers whatever it was.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from inventory_sync.refresh import ServerRef, refresh_batch
+from shared.observability import get_logger
+from shared.validation import ACCOUNT_ID, REGION, SOURCE_SERVER_ARN, SOURCE_SERVER_ID
+
+logger = get_logger("data-management-handler")
+
+DRS_SOURCE = "aws.drs"
+CLOUDTRAIL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+DRS_EVENT_SOURCE = "drs.amazonaws.com"
+# DRS API calls that change a source server, as CloudTrail names them.
+SERVER_API_CALLS = frozenset(
+    {
+        "DeleteSourceServer",
+        "DisconnectSourceServer",
+        "StartReplication",
+        "StopReplication",
+        "RetryDataReplication",
+        "TagResource",
+        "UntagResource",
+    }
+)
+# DRS's own events whose `resources` hold a source server's ARN. (Recovery-instance and
+# source-network events name other resources: unattributed here, the full sync covers them.)
+SERVER_DETAIL_TYPES = frozenset(
+    {
+        "DRS Source Server Launch Result",
+        "DRS Source Server Data Replication Stalled Change",
+        "DRS PIT Snapshot Taken",
+        "DRS Recovery Instance Failback State Change",
+    }
+)
+MAX_BODY_CHARS = 256 * 1024  # SQS's message size limit: anything longer is not ours
+
+
+@dataclass(frozen=True)
+class Unattributed:
+    """A record that names no source server this function can refresh, and why."""
+
+    reason: str
+
+
+def is_sqs_batch(event: Any) -> bool:
+    """Whether `event` is an SQS batch from Lambda's event source mapping."""
+    records = event.get("Records") if isinstance(event, dict) else None
+    return (
+        isinstance(records, list)
+        and "operation" not in event
+        and all(isinstance(r, dict) and r.get("eventSource") == "aws:sqs" for r in records)
+        and bool(records)
+    )
+
+
+def servers_of_event(event: Any) -> list[ServerRef] | Unattributed:
+    """The source servers one EventBridge event (already parsed from JSON) is about.
+
+    A DRS service event names them in `resources` (source-server ARNs); a CloudTrail API
+    call in `detail.requestParameters` (`sourceServerID`, or `resourceArn` for tag calls).
+    A server's ARN must name the event's own account and region (an event of one account
+    never makes the hub read another's). Returns Unattributed (with the reason) otherwise.
+    """
+    if not isinstance(event, dict):
+        return Unattributed("event is not a JSON object")
+    if not ACCOUNT_ID.matches(event.get("account")) or not REGION.matches(event.get("region")):
+        return Unattributed("event has no valid account and region")
+    account, region = str(event["account"]), str(event["region"])
+    when = event.get("time") if isinstance(event.get("time"), str) else None
+    event_id = str(event.get("id") or "")[:128]
+    raw_detail = event.get("detail")
+    detail: dict[str, Any] = raw_detail if isinstance(raw_detail, dict) else {}
+    detail_type = event.get("detail-type")
+    ids: list[str] = []
+    # CloudTrail-delivered calls carry source aws.drs too: their detail-type tells them apart.
+    if detail_type == CLOUDTRAIL_DETAIL_TYPE and detail.get("eventSource") == DRS_EVENT_SOURCE:
+        name = detail.get("eventName")
+        if name not in SERVER_API_CALLS:
+            return Unattributed(f"API call {str(name)[:80]!r} changes no source server")
+        request = detail.get("requestParameters")
+        request = request if isinstance(request, dict) else {}
+        server_id = request.get("sourceServerID")
+        if SOURCE_SERVER_ID.matches(server_id):
+            ids.append(str(server_id))
+        else:
+            found = _id_in_scope(request.get("resourceArn"), account, region)
+            if found is not None:
+                ids.append(found)
+    elif event.get("source") == DRS_SOURCE:
+        if detail_type not in SERVER_DETAIL_TYPES:
+            return Unattributed(f"detail-type {str(detail_type)[:80]!r} names no source server")
+        resources = event.get("resources")
+        for arn in resources if isinstance(resources, list) else []:
+            server_id = _id_in_scope(arn, account, region)
+            if server_id is not None:
+                ids.append(server_id)
+    else:
+        return Unattributed("not a DRS event")
+    if not ids:
+        return Unattributed("event names no source server of its own account and region")
+    return [ServerRef(account, region, sid, when, event_id) for sid in dict.fromkeys(ids)]
+
+
+def _id_in_scope(arn: Any, account: str, region: str) -> str | None:
+    match = SOURCE_SERVER_ARN.regex.fullmatch(arn) if SOURCE_SERVER_ARN.matches(arn) else None
+    if match is None or (match["account"], match["region"]) != (account, region):
+        return None
+    return match["id"]
+
+
+def servers_of_record(record: Any) -> list[ServerRef] | Unattributed:
+    """The source servers one SQS record's body (an EventBridge event as JSON) is about."""
+    body = record.get("body") if isinstance(record, dict) else None
+    if not isinstance(body, str) or len(body) > MAX_BODY_CHARS:
+        return Unattributed("record has no body")
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return Unattributed("body is not JSON")
+    return servers_of_event(event)
+
+
+def handle_sqs_batch(
+    event: dict[str, Any], context: Any = None, **refresh_options: Any
+) -> dict[str, Any]:
+    """Refresh the servers a batch of SQS records names; answer Lambda's partial-batch shape.
+
+    Returns `{"batchItemFailures": [...], "refresh": <the refresh's result>}` (Lambda reads
+    only batchItemFailures). `refresh_options` go to `refresh_batch` (tests inject clients).
+    Never raises for one bad record; an error outside the refresh (its configuration) goes up
+    and the whole batch is retried.
+    """
+    by_message: dict[str, list[ServerRef]] = {}
+    unattributed = 0
+    for index, record in enumerate(event["Records"]):
+        message_id = str(record.get("messageId") or f"#{index}")
+        found = servers_of_record(record)
+        if isinstance(found, Unattributed):
+            unattributed += 1
+            logger.warning(
+                "DRS event ignored", extra={"messageId": message_id, "reason": found.reason}
+            )
+            continue
+        by_message.setdefault(message_id, []).extend(found)
+    refs = [ref for refs in by_message.values() for ref in refs]
+    outcome = refresh_batch(refs, context, unattributed=unattributed, **refresh_options)
+    failed = sorted(
+        message_id
+        for message_id, message_refs in by_message.items()
+        if any(ref.scope in outcome.failed_scopes for ref in message_refs)
+    )
+    return {
+        "batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],
+        "refresh": outcome.result,
+    }

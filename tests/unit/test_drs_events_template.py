@@ -1,0 +1,123 @@
+"""The hub's DRS event plumbing (cfn/eventbridge-stack.yaml): bus, its policy, rule, queue,
+event source mapping, cross-checked against what drs_events.py understands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from drs_events import DRS_EVENT_SOURCE, DRS_SOURCE, SERVER_API_CALLS, SERVER_DETAIL_TYPES
+from tests.support.cfn import CFN_DIR, load_template
+from tests.support.cfn_eval import Evaluator
+
+ENV = "qa"
+PROJECT = "aws-drs-orchestration"
+DMH_ARN = f"arn:aws:lambda:us-east-1:123456789012:function:{PROJECT}-data-management-handler-{ENV}"
+
+
+def stack(**overrides: str) -> Evaluator:
+    params = {"Environment": ENV, "DataManagementHandlerFunctionArn": DMH_ARN, **overrides}
+    return Evaluator(load_template("eventbridge-stack.yaml"), **params)
+
+
+def resources() -> dict[str, Any]:
+    return load_template("eventbridge-stack.yaml")["Resources"]
+
+
+def test_the_bus_and_the_queue_have_the_contract_names() -> None:
+    evaluated = stack()
+    assert evaluated.resource_properties("DrsEventBus")["Name"] == f"{PROJECT}-drs-events-{ENV}"
+    queue = evaluated.resource_properties("DrsEventsQueue")
+    assert queue["QueueName"] == f"{PROJECT}-drs-events-{ENV}"
+    assert queue["SqsManagedSseEnabled"] is True
+
+
+def test_the_rule_matches_exactly_what_the_handler_understands() -> None:
+    rule = stack().resource_properties("DrsEventsRule")
+    assert rule["EventBusName"] == f"{PROJECT}-drs-events-{ENV}"
+    assert rule["State"] == "ENABLED"
+    service, api_calls = rule["EventPattern"]["$or"]
+    assert service["source"] == [DRS_SOURCE]
+    assert set(service["detail-type"]) == SERVER_DETAIL_TYPES
+    assert api_calls["source"] == [DRS_SOURCE]
+    assert api_calls["detail-type"] == ["AWS API Call via CloudTrail"]
+    assert api_calls["detail"]["eventSource"] == [DRS_EVENT_SOURCE]
+    assert set(api_calls["detail"]["eventName"]) == SERVER_API_CALLS
+    (target,) = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["DrsEventsQueue", "Arn"]}
+    assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["DrsEventsDeadLetterQueue", "Arn"]}
+
+
+def test_only_the_rule_may_send_to_the_queues() -> None:
+    for queue, policy_id in (
+        ("DrsEventsQueue", "DrsEventsQueuePolicy"),
+        ("DrsEventsDeadLetterQueue", "DrsEventsDeadLetterQueuePolicy"),
+    ):
+        policy = resources()[policy_id]["Properties"]
+        assert policy["Queues"] == [{"Ref": queue}]
+        (allow,) = [s for s in policy["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+        assert allow["Principal"] == {"Service": "events.amazonaws.com"}
+        assert allow["Action"] == "sqs:SendMessage"
+        assert allow["Resource"] == {"Fn::GetAtt": [queue, "Arn"]}
+        assert allow["Condition"] == {
+            "ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": ["DrsEventsRule", "Arn"]}}
+        }
+
+
+def test_failed_records_are_redelivered_then_dead_lettered() -> None:
+    queue = stack().resource_properties("DrsEventsQueue")
+    assert queue["RedrivePolicy"] == {
+        "deadLetterTargetArn": {"Fn::GetAtt": ["DrsEventsDeadLetterQueue", "Arn"]},
+        "maxReceiveCount": 5,
+    }
+    # Lambda refuses a queue whose visibility timeout is shorter than the function's timeout.
+    function = load_template("lambda-stack.yaml")["Resources"]["DataManagementHandlerFunction"]
+    assert queue["VisibilityTimeout"] >= function["Properties"]["Timeout"]
+
+
+def test_the_mapping_batches_to_the_data_management_handler_with_partial_failures() -> None:
+    mapping = stack().resource_properties("DrsEventsSourceMapping")
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["DrsEventsQueue", "Arn"]}
+    assert mapping["FunctionName"] == DMH_ARN
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert 1 <= mapping["BatchSize"] <= 10_000
+    assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 60
+
+
+@pytest.mark.parametrize(
+    ("parameters", "organization", "accounts"),
+    [
+        ({"TargetOrganizationId": "o-abcd123456"}, True, False),
+        ({"TargetAccountIds": "111111111111,222222222222"}, False, True),
+        ({"TargetOrganizationId": "o-abcd123456", "TargetAccountIds": "111111111111"}, True, True),
+        ({}, False, False),
+    ],
+)
+def test_the_bus_accepts_only_the_organization_or_the_listed_accounts(
+    parameters: dict[str, str], organization: bool, accounts: bool
+) -> None:
+    evaluated = stack(**parameters)
+    assert evaluated.condition("AcceptEventsFromOrganization") is organization
+    assert evaluated.condition("AcceptEventsFromAccounts") is accounts
+    template = resources()
+    assert template["DrsEventBusOrganizationPolicy"]["Condition"] == "AcceptEventsFromOrganization"
+    assert template["DrsEventBusAccountsPolicy"]["Condition"] == "AcceptEventsFromAccounts"
+    if organization:
+        statement = evaluated.resource_properties("DrsEventBusOrganizationPolicy")["Statement"]
+        assert statement["Action"] == "events:PutEvents"
+        assert statement["Condition"] == {
+            "StringEquals": {"aws:PrincipalOrgID": parameters["TargetOrganizationId"]}
+        }
+    if accounts:
+        statement = evaluated.resource_properties("DrsEventBusAccountsPolicy")["Statement"]
+        assert statement["Principal"] == {"AWS": parameters["TargetAccountIds"].split(",")}
+        assert statement["Action"] == "events:PutEvents"
+
+
+def test_deploy_passes_the_event_stack_the_lambda_stacks_target_scope() -> None:
+    script = (CFN_DIR.parent / "scripts" / "deploy.sh").read_text()
+    eventbridge = script[script.index('params=("DataManagementHandlerFunctionArn=') :]
+    eventbridge = eventbridge[: eventbridge.index("deploy_stack eventbridge")]
+    assert '"TargetOrganizationId=$TARGET_ORG_CHOSEN"' in eventbridge
+    assert '"TargetAccountIds=$TARGET_ACCOUNTS_CHOSEN"' in eventbridge
