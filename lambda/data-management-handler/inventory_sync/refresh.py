@@ -50,6 +50,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from change_feed import Change, PublishResult, publish_changes
 from inventory_sync.changes import changed_fields
 from inventory_sync.enrichment import enrich
 from inventory_sync.exceptions import InventorySyncError
@@ -72,7 +73,7 @@ from shared.aws import (
     hub_source_identity,
     make_config,
 )
-from shared.config import drs_regions, table_names
+from shared.config import drs_regions, inventory_event_bus, table_names
 from shared.exceptions import AssumeRoleError, InvalidParameterError
 from shared.messages import (
     INVENTORY_TABLE_FAILED,
@@ -257,6 +258,7 @@ class _Refresh:
         )
         self.clock = clock or _utc_now
         self.refresh_id = uuid.uuid4().hex
+        self.event_ids: dict[str, str] = {}  # source server ARN -> the event that asked
         self.factory.identify(
             f"drs-refresh-{deployment_name()}-{self.refresh_id}",
             hub_source_identity() if self.settings.set_source_identity else None,
@@ -274,6 +276,13 @@ class _Refresh:
         started = time.monotonic()
         enabled = self._accounts() if refs else set()  # a batch of only unattributed: no reads
         by_scope: dict[Scope, list[str]] = {}
+        # The event that asked for each server (the latest one, when a burst names it more
+        # than once): the change feed names it (`eventId`); an operator's call has none.
+        self.event_ids = {
+            source_server_arn(ref.scope, ref.source_server_id): ref.event_id
+            for ref in refs
+            if ref.event_id
+        }
         oldest_event: float | None = None
         for ref in refs:
             scope = ref.scope
@@ -543,8 +552,36 @@ class _Refresh:
         event_age_ms = (
             max(0.0, (time.time() - oldest_event) * 1000) if oldest_event is not None else None
         )
+        published = self._feed(changes)
+        counts["changesPublished"] = published.published
+        counts["changesFailed"] = published.failed
         self._publish(result, duration_ms, event_age_ms)
         return result
+
+    def _feed(self, changes: list[dict[str, Any]]) -> PublishResult:
+        """Publish every change (not only those the result lists) to the change feed: named
+        by the DRS event that asked for the server (`eventId`), or by this refresh's id
+        (`runId`) for an operator's call. Never raises; off without INVENTORY_EVENT_BUS."""
+        bus = inventory_event_bus()
+        if bus is None or not changes:
+            return PublishResult()
+        feed: list[Change] = []
+        for change in changes:
+            event_id = self.event_ids.get(change["sourceServerArn"], "")
+            feed.append(
+                Change(
+                    kind=change["kind"],
+                    account_id=change["accountId"],
+                    region=change["region"],
+                    source_server_arn=change["sourceServerArn"],
+                    source_server_id=change["sourceServerID"],
+                    fields=tuple(change["fields"]),
+                    origin_key="eventId" if event_id else "runId",
+                    origin=event_id or self.refresh_id,
+                )
+            )
+        events = self.factory.client("events", self.factory.home_region)
+        return publish_changes(feed, events_client=events, bus_name=bus)
 
     @staticmethod
     def _publish(result: dict[str, Any], duration_ms: float, event_age_ms: float | None) -> None:
