@@ -61,6 +61,9 @@ DATA_MANAGEMENT_HANDLER = f"{PROJECT}-data-management-handler-{ENV}"
 QUERY_HANDLER = f"{PROJECT}-query-handler-{ENV}"
 RULE = f"{PROJECT}-inventory-sync-{ENV}"
 INVENTORY_TABLE = f"{PROJECT}-source-server-inventory-{ENV}"
+# The hub's bus for DRS events forwarded from target accounts, and the change feed's bus.
+DRS_EVENTS_BUS = f"{PROJECT}-drs-events-{ENV}"
+INVENTORY_EVENT_BUS = f"{PROJECT}-inventory-{ENV}"
 SYNC_OPERATION = "sync_source_server_inventory"
 SCHEDULE = "rate(15 minutes)"
 # Four regions keep the demo well under two minutes; the function syncs exactly these.
@@ -204,18 +207,32 @@ class Organisation:
             )
         return account_client(service, account.account_id, region, self.endpoint, self._session)
 
-    def deploy_role(self, account: Account, hub_role_arn: str, external_id: str) -> str:
-        """The role the sync assumes, made as a StackSet instance makes it: a stack of
-        cfn/target-account-role.yaml in `account`, trusting `hub_role_arn` with `external_id`.
-        Returns the role's ARN."""
-        return deploy_target_account_role(
-            account.account_id,
-            HUB.account_id,
-            hub_role_arn,
-            external_id,
-            endpoint=self.endpoint,
-            session=self._session,
-        )
+    def deploy_role(
+        self, account: Account, hub_role_arn: str, external_id: str, events_bus: str = ""
+    ) -> str:
+        """The role the sync assumes, made as a StackSet makes it: one stack of
+        cfn/target-account-role.yaml per region in `account` (the role itself in HUB_REGION),
+        trusting `hub_role_arn` with `external_id`; with `events_bus` (the hub's DRS events
+        bus name), each region forwards its DRS events there. Returns the role's ARN."""
+        parameters = {"RoleRegion": HUB_REGION}
+        if events_bus:
+            parameters["HubEventBusArn"] = (
+                f"arn:aws:events:{HUB_REGION}:{HUB.account_id}:event-bus/{events_bus}"
+            )
+        arns = [
+            deploy_target_account_role(
+                account.account_id,
+                HUB.account_id,
+                hub_role_arn,
+                external_id,
+                region=region,
+                endpoint=self.endpoint,
+                session=self._session,
+                parameters=parameters,
+            )
+            for region in (HUB_REGION, *(r for r in REGIONS if r != HUB_REGION))
+        ]
+        return arns[0]
 
     def hub_role_arn(self, function: str = DATA_MANAGEMENT_HANDLER) -> str:
         """The data-management-handler's execution role (named as the function, with a fixed
@@ -304,6 +321,7 @@ def onboard_target_accounts(
     runner: LocalRunner,
     accounts: Sequence[Account] = TARGET_ACCOUNTS,
     function: str = DATA_MANAGEMENT_HANDLER,
+    events_bus: str = DRS_EVENTS_BUS,
 ) -> Onboarded:
     """Onboard each account as an operator does, through the deployed data-management-handler:
 
@@ -338,7 +356,7 @@ def onboard_target_accounts(
         if sources:
             request["ec2SourceAccountIds"] = sources
         added = _payload(runner.invoke(function, request), "add_target_account")
-        organisation.deploy_role(account, hub_role_arn, added["externalId"])
+        organisation.deploy_role(account, hub_role_arn, added["externalId"], events_bus)
         tests[account.account_id] = _payload(
             runner.invoke(
                 function,
@@ -780,6 +798,10 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
                 f"  (`drs-inventory --local report --html FILE` writes it again)"
             )
 
+        with progress.stage("DRS events: a replication stall reaches the inventory within seconds"):
+            for line in event_driven_refresh(runner, stack.control):
+                progress.detail(line)
+
         with progress.stage("Task 7.1 checklist: schedule -> data-management-handler -> DynamoDB"):
             checks = task_7_1_checks(runner, trigger)
             for check in checks:
@@ -797,6 +819,88 @@ def explain_seen(result: Mapping[str, Any], seeded: SeedSummary) -> str:
         f"{THROTTLED[0].label} {THROTTLED[1]} (the run is PARTIAL for it; the next run that "
         "DRS does not throttle lists them)"
     )
+
+
+STALLED = "STALLED"
+EVENT_WAIT_SECONDS = 60.0
+FEED_QUEUE = "demo-change-feed"
+
+
+def subscribe_to_change_feed(runner: LocalRunner) -> str:
+    """What a downstream consumer does: a rule on the change feed's bus delivering its events
+    to an SQS queue. Returns the queue's URL."""
+    sqs = runner.client("sqs")
+    events = runner.client("events")
+    queue_url = str(sqs.create_queue(QueueName=FEED_QUEUE)["QueueUrl"])
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(
+        Name=FEED_QUEUE,
+        EventBusName=INVENTORY_EVENT_BUS,
+        EventPattern=json.dumps({"source": ["drs-orchestration.inventory"]}),
+    )
+    events.put_targets(
+        Rule=FEED_QUEUE, EventBusName=INVENTORY_EVENT_BUS, Targets=[{"Id": "q", "Arn": queue_arn}]
+    )
+    return queue_url
+
+
+def event_driven_refresh(
+    runner: LocalRunner, control: SimulatorControl, account: Account = PAYMENTS
+) -> list[str]:
+    """Stall one CONTINUOUS server of `account` in HUB_REGION through the DRS simulator, which
+    puts DRS's own event on that account's bus; the forwarding rule (from the target-account
+    template) carries it to the hub's bus, whose rule queues it; the runner's SQS poller
+    invokes the data-management-handler (refresh_source_servers), as Lambda's event source
+    mapping does. Returns the lines to show: how long the inventory took to say STALLED, and
+    the change feed's event. Raises DemoError when either does not come within
+    EVENT_WAIT_SECONDS."""
+    dynamodb = runner.client("dynamodb")
+    queue_url = subscribe_to_change_feed(runner)
+    runner.start_event_delivery()
+    items = dynamodb.scan(TableName=INVENTORY_TABLE)["Items"]
+    server = next(
+        item
+        for item in sorted(items, key=lambda i: i["sourceServerArn"]["S"])
+        if item["accountId"]["S"] == account.account_id
+        and item["region"]["S"] == HUB_REGION
+        and item.get("replicationState", {}).get("S") == "CONTINUOUS"
+    )
+    arn = server["sourceServerArn"]["S"]
+    server_id = server["sourceServerID"]["S"]
+    started = time.monotonic()
+    control.set_replication_state(account.account_id, HUB_REGION, server_id, STALLED)
+    lines = [f"DRS: {account.label} {HUB_REGION} {server_id} -> {STALLED} (DRS's event put)"]
+    while True:
+        item = dynamodb.get_item(
+            TableName=INVENTORY_TABLE, Key={"sourceServerArn": {"S": arn}}, ConsistentRead=True
+        ).get("Item", {})
+        if item.get("replicationState", {}).get("S") == STALLED:
+            break
+        if time.monotonic() - started > EVENT_WAIT_SECONDS:
+            raise DemoError(f"{arn} not {STALLED} in the inventory after {EVENT_WAIT_SECONDS} s")
+        time.sleep(0.2)
+    lines.append(
+        f"{CHECK} the inventory says {STALLED} after {time.monotonic() - started:.1f} s "
+        "(forwarding rule -> hub bus -> queue -> refresh_source_servers), no full sync run"
+    )
+    sqs = runner.client("sqs")
+    while True:
+        messages = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        ).get("Messages", [])
+        for message in messages:
+            event = json.loads(message["Body"])
+            detail = event.get("detail", {})
+            if detail.get("sourceServerArn") == arn:
+                lines.append(
+                    f"{CHECK} change feed ({INVENTORY_EVENT_BUS}): {event['detail-type']}, "
+                    f"changedFields {detail.get('changedFields')}, eventId {detail.get('eventId')}"
+                )
+                return lines
+        if time.monotonic() - started > EVENT_WAIT_SECONDS:
+            raise DemoError(f"no change-feed event for {arn} after {EVENT_WAIT_SECONDS} s")
 
 
 REPORT_FILE = ROOT / "build" / "demo-report.html"
@@ -852,7 +956,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    progress = Progress(total=7)
+    progress = Progress(total=8)
     print("make demo: the DRS inventory sync, end to end, on the embedded local AWS")
     stack = LocalStack(log_dir=args.log_dir)
     try:

@@ -160,7 +160,10 @@ def _seed(target: Target) -> None:
         target.endpoint, target.drs_endpoint, region=target.region or LOCAL_REGION
     ) as runner:
         onboarded = onboard_target_accounts(
-            runner, TARGET_ACCOUNTS, target.function_name(DATA_MANAGEMENT)
+            runner,
+            TARGET_ACCOUNTS,
+            target.function_name(DATA_MANAGEMENT),
+            f"{target.project}-drs-events-{target.env}",
         )
     throttle_scope(control)
     passed = sum(1 for test in onboarded.tests.values() if test.get("ok"))

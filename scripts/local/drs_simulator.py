@@ -71,6 +71,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
+import boto3
 import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -1040,8 +1041,13 @@ class DrsSimulator:
         with self._events_lock:
             key = (account_id, region)
             if key not in self._events_clients:
+                # moto's own keys: the simulator's process may have no AWS credentials at all,
+                # and the account comes from the header, not from the keys.
+                session = boto3.Session(
+                    aws_access_key_id="testing", aws_secret_access_key="testing"
+                )
                 self._events_clients[key] = account_client(
-                    "events", account_id, region, endpoint=self.events_endpoint
+                    "events", account_id, region, endpoint=self.events_endpoint, session=session
                 )
             client = self._events_clients[key]
             try:

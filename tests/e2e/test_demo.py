@@ -123,9 +123,9 @@ def test_demo_shows_every_stage_with_its_progress(
 ) -> None:
     output = demo_run[0].stdout
 
-    headers = re.findall(r"^\[(\d)/7\] (.+)$", output, re.M)
-    assert [int(number) for number, _ in headers] == list(range(1, 8))
-    assert output.count("      done in ") == 7
+    headers = re.findall(r"^\[(\d)/8\] (.+)$", output, re.M)
+    assert [int(number) for number, _ in headers] == list(range(1, 9))
+    assert output.count("      done in ") == 8
     # deploy.sh's own stages, streamed
     for stack in ("dynamodb", "lambda", "eventbridge", "monitoring"):
         assert f"==> stack aws-drs-orchestration-qa-{stack} (cfn/{stack}-stack.yaml)" in output
@@ -204,6 +204,27 @@ def test_demo_writes_the_estate_report_and_prints_its_path(
     assert len(set(cells)) == 16, cells
     assert re.search(r'data-account="444455556666" data-region="eu-west-1"[^>]*THROTTLED', page)
     assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_demo_shows_a_drs_event_refresh_the_inventory_and_reach_the_change_feed(
+    demo_run: tuple[subprocess.CompletedProcess[str], float],
+) -> None:
+    """Issue 15: DRS's event for a stalled server, forwarded from the target account to the
+    hub, refreshes that server without a full sync, and the change feed announces it."""
+    output = demo_run[0].stdout
+
+    stalled = re.search(
+        r"^\s+DRS: 111122223333 payments-prod us-east-1 (s-[0-9a-f]{17}) -> STALLED", output, re.M
+    )
+    assert stalled, output
+    took = re.search(r"the inventory says STALLED after ([\d.]+) s", output)
+    assert took and float(took.group(1)) < 60.0
+    assert re.search(
+        r"change feed \(aws-drs-orchestration-inventory-qa\): DRS Inventory Server Changed, "
+        r"changedFields \[[^]]*'replicationState'[^]]*\], eventId [0-9a-f-]{36}$",
+        output,
+        re.M,
+    )
 
 
 def test_demo_leaves_nothing_running(
