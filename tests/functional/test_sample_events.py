@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.cfn import load_template
 from tests.support.handlers import load_handler
+from tests.support.lambda_context import FakeLambdaContext
 from tests.support.world import TARGET_A, World
 
 EVENTS = sorted((Path(__file__).resolve().parents[1] / "events").glob("*.json"))
@@ -34,6 +35,12 @@ def test_sample_event_runs_through_its_handler(path: Path, world: World) -> None
         # the queries read an inventory the real sync wrote
         world.add_servers(TARGET_A, "us-east-1", 3, ec2_fraction=0.0)
         world.sync()
+    elif "Records" in event:
+        # a batch of DRS events as Lambda's SQS poller delivers it (the event source mapping)
+        answer = load_handler(folder).lambda_handler(event, FakeLambdaContext())
+        assert answer["batchItemFailures"] == [], answer
+        assert answer["refresh"]["requested"] == 1
+        return
     elif event["operation"] == "add_target_account":
         # the world registered this account already; the sample registers it anew
         world.invoke("delete_target_account", accountId=event["accountId"])

@@ -822,11 +822,16 @@ def test_alarms_watch_the_resources_the_other_stacks_create() -> None:
     queue_names = {
         functions.resource_properties("AsyncFailureQueue")["QueueName"],
         eventbridge_stack().resource_properties("InventorySyncDeadLetterQueue")["QueueName"],
+        eventbridge_stack().resource_properties("DrsEventsDeadLetterQueue")["QueueName"],
     }
     errors = _alarm("DataManagementHandlerErrorsAlarm")
     watched_queues = {
         _alarm(alarm)["Dimensions"][0]["Value"]
-        for alarm in ("InventorySyncDeadLetterAlarm", "AsyncFailureQueueAlarm")
+        for alarm in (
+            "InventorySyncDeadLetterAlarm",
+            "AsyncFailureQueueAlarm",
+            "DrsEventsDeadLetterAlarm",
+        )
     }
 
     assert (errors["Namespace"], errors["MetricName"]) == ("AWS/Lambda", "Errors")
