@@ -71,6 +71,8 @@ class EventDelivery:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # One thread per rule-target delivery (its retries): stop() joins these too.
+        self._target_threads: list[threading.Thread] = []
         self._seq = 0
 
     # -- lifecycle --
@@ -88,10 +90,15 @@ class EventDelivery:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
+        """End both loops and every rule-target delivery (a retry waiting for its delay gives
+        up; an invocation under way finishes first), waiting up to `timeout` for each."""
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout)
-        self._threads = []
+        # The rule loop has ended: no target thread starts after this list is read.
+        for thread in self._target_threads:
+            thread.join(timeout)
+        self._threads, self._target_threads = [], []
 
     def __enter__(self) -> EventDelivery:
         return self.start()
@@ -132,9 +139,15 @@ class EventDelivery:
             for item in batch:
                 self._seq = max(self._seq, item["seq"])
                 # Each delivery on its own thread: a retrying target never delays the others.
-                threading.Thread(
-                    target=self._deliver_to_rule_target, args=(item,), daemon=True
-                ).start()
+                thread = threading.Thread(
+                    target=self._deliver_to_rule_target,
+                    args=(item,),
+                    name=f"event-delivery-target-{item['seq']}",
+                    daemon=True,
+                )
+                thread.start()
+                self._target_threads = [t for t in self._target_threads if t.is_alive()]
+                self._target_threads.append(thread)
 
     def _deliver_to_rule_target(self, item: Mapping[str, Any]) -> None:
         target, rule_arn = item["target"], item["ruleArn"]
@@ -195,19 +208,28 @@ class EventDelivery:
         window = float(mapping.get("MaximumBatchingWindowInSeconds", 0))
         deadline = time.monotonic() + window
         messages: list[dict[str, Any]] = []
-        while len(messages) < batch_size:
+        # By id: a message whose visibility timeout ends inside the batching window is
+        # received again; the batch holds it once, with its newest receipt handle.
+        batch: dict[str, dict[str, Any]] = {}
+        while len(batch) < batch_size and not self._stopping.is_set():
             received = sqs.receive_message(
                 QueueUrl=queue_url,
-                MaxNumberOfMessages=min(SQS_MAX_RECEIVE, batch_size - len(messages)),
+                MaxNumberOfMessages=min(SQS_MAX_RECEIVE, batch_size - len(batch)),
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
-            messages.extend(received)
-            if not received and (not messages or time.monotonic() >= deadline):
+            arrived = [m for m in received if m["MessageId"] not in batch]
+            batch.update((message["MessageId"], message) for message in received)
+            messages = list(batch.values())
+            if not arrived and (not messages or time.monotonic() >= deadline):
                 break
-            if not received:
+            if not arrived:
                 self._stopping.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         if not messages:
+            return
+        if self._stopping.is_set():
+            # Stopped while filling the batch: the messages come back after their visibility
+            # timeout, as when Lambda disables a mapping mid-poll.
             return
         records = [sqs_record(message, queue_arn, region) for message in messages]
         event = {"Records": records}
