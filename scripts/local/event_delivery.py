@@ -17,7 +17,8 @@ to other event buses itself; it records the deliveries to Lambda functions it ca
   dead-letter queue by the queue's redrive policy, which moto applies).
 
 Every attempt is kept as a `Delivery` (`deliveries`); `wait_for(predicate, timeout)` waits for
-a condition on them. `stop()` ends both threads; nothing is left running.
+a condition on them. `stop()` ends both loops and every target's retries (a poll or a
+retry delay that is waiting ends within a second); no delivery thread is left running.
 """
 
 from __future__ import annotations
