@@ -6,8 +6,10 @@ to other event buses itself; it records the deliveries to Lambda functions it ca
 
 - **rule targets**: drains the moto server's journal (`GET /_local/event-deliveries`) and
   invokes each target function with the event (or the target's `Input`), asynchronously, with
-  retries and backoff as EventBridge does (AWS: up to 185 attempts over 24 h; here
-  `rule_attempts`, default 3, `retry_delay` apart, doubling);
+  retries and backoff as AWS does: a delivery that fails (the function's policy refuses the
+  rule) as the target's RetryPolicy says (AWS: up to 185 attempts over 24 h), a function that
+  fails as its event invoke config says (Lambda: 2 retries by default); here at most
+  `rule_attempts` (default 3) in all, `retry_delay` apart, doubling;
 - **SQS event source mappings** (Lambda's poller): for each enabled mapping on an SQS queue
   in the runner's account and region, receives up to BatchSize messages (waiting at most
   MaximumBatchingWindowInSeconds to fill the batch), invokes the function with
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from scripts.local.runner import Invocation, LocalRunner
 
 SQS_MAX_RECEIVE = 10  # ReceiveMessage's MaxNumberOfMessages limit
+LAMBDA_ASYNC_RETRIES = 2  # Lambda's default for an asynchronous invocation that fails
 
 
 @dataclass(frozen=True)
@@ -153,24 +156,46 @@ class EventDelivery:
     def _deliver_to_rule_target(self, item: Mapping[str, Any]) -> None:
         target, rule_arn = item["target"], item["ruleArn"]
         event = json.loads(target["Input"]) if "Input" in target else item["event"]
+        # Two retries, as in AWS: EventBridge retries a delivery it could not make (the
+        # target's RetryPolicy); a function that ran and failed is retried by Lambda's
+        # asynchronous invocation (the function's event invoke config), not by EventBridge.
         retry = target.get("RetryPolicy") or {}
-        attempts = min(self.rule_attempts, int(retry.get("MaximumRetryAttempts", 185)) + 1)
+        delivery_attempts = int(retry.get("MaximumRetryAttempts", 185)) + 1
+        function_attempts: int | None = None  # looked up at the first function error
         delay = self.retry_delay
-        for attempt in range(1, attempts + 1):
-            error = None
+        attempt = 0
+        while True:
+            attempt += 1
+            error, function_failed = None, False
             try:
                 self.runner.check_invoke_permission(target["Arn"], rule_arn)
                 invocation = self.runner.invoke(target["Arn"], event)
                 if not invocation.succeeded:
                     error = f"{invocation.error_type}: {invocation.payload}"
+                    function_failed = True
             except Exception as exc:  # a refused or impossible delivery is a failed attempt
                 error = f"{type(exc).__name__}: {exc}"
             self._record(
                 Delivery("rule", rule_arn, target["Arn"], event, attempt, error is None, error)
             )
-            if error is None or self._stopping.wait(delay):
+            if error is None:
+                return
+            if function_failed and function_attempts is None:
+                function_attempts = self._async_retries(target["Arn"]) + 1
+            limit = function_attempts if function_failed else delivery_attempts
+            if attempt >= min(self.rule_attempts, limit or 1) or self._stopping.wait(delay):
                 return
             delay *= 2
+
+    def _async_retries(self, function_arn: str) -> int:
+        """How often Lambda retries a failed asynchronous invocation of the function: its
+        event invoke config's MaximumRetryAttempts (0-2), else LAMBDA_ASYNC_RETRIES."""
+        functions = self.runner.client("lambda")
+        try:
+            config = functions.get_function_event_invoke_config(FunctionName=function_arn)
+        except functions.exceptions.ResourceNotFoundException:
+            return LAMBDA_ASYNC_RETRIES
+        return int(config.get("MaximumRetryAttempts", LAMBDA_ASYNC_RETRIES))
 
     # -- SQS event source mappings --
 

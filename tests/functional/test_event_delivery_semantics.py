@@ -181,18 +181,21 @@ def test_a_response_naming_an_unknown_message_fails_the_whole_batch(
     assert messages_left(queue_url) == 2
 
 
-def _rule_to_function(function_arn: str, **target: Any) -> str:
+def _rule_to_function(function_arn: str, *, permitted: bool = True, **target: Any) -> str:
+    """A rule on the default bus sending `test.delivery` events to the function (allowed by
+    its resource policy when `permitted`); the rule's ARN."""
     events, functions = boto3.client("events"), boto3.client("lambda")
     rule_arn = events.put_rule(
         Name="to-function", EventPattern=json.dumps({"source": ["test.delivery"]})
     )["RuleArn"]
-    functions.add_permission(
-        FunctionName=function_arn,
-        StatementId="events",
-        Action="lambda:InvokeFunction",
-        Principal="events.amazonaws.com",
-        SourceArn=rule_arn,
-    )
+    if permitted:
+        functions.add_permission(
+            FunctionName=function_arn,
+            StatementId="events",
+            Action="lambda:InvokeFunction",
+            Principal="events.amazonaws.com",
+            SourceArn=rule_arn,
+        )
     events.put_targets(Rule="to-function", Targets=[{"Id": "f", "Arn": function_arn, **target}])
     return rule_arn
 
@@ -219,16 +222,56 @@ def test_a_failing_rule_target_is_retried_then_given_up(runner: LocalRunner) -> 
     assert "this event fails" in (delivery.deliveries[-1].error or "")
 
 
-def test_the_target_retry_policy_bounds_the_attempts(runner: LocalRunner) -> None:
-    _rule_to_function(deploy_function(), RetryPolicy={"MaximumRetryAttempts": 1})
+def test_a_function_error_is_retried_as_its_event_invoke_config_says(
+    runner: LocalRunner,
+) -> None:
+    """The data-management-handler's EventInvokeConfig (cfn/lambda-stack.yaml) retries nothing:
+    EventBridge's RetryPolicy covers only delivery; a function that ran and failed is Lambda's
+    asynchronous invocation to retry."""
+    function_arn = deploy_function()
+    boto3.client("lambda").put_function_event_invoke_config(
+        FunctionName=function_arn, MaximumRetryAttempts=0
+    )
+    _rule_to_function(function_arn, RetryPolicy={"MaximumRetryAttempts": 4})
     delivery = runner.start_event_delivery(rule_attempts=5, retry_delay=0.05)
 
     _put({"fail": True})
+
+    assert delivery.wait_for(lambda ds: len(ds) >= 1, timeout=30)
+    time.sleep(1.0)  # a second attempt would have come by now
+    runner.stop_event_delivery()
+    assert [d.attempt for d in delivery.deliveries] == [1]
+
+
+def test_the_target_retry_policy_does_not_bound_the_function_s_own_retries(
+    runner: LocalRunner,
+) -> None:
+    # No event invoke config: Lambda retries a failed asynchronous invocation twice.
+    _rule_to_function(deploy_function(), RetryPolicy={"MaximumRetryAttempts": 0})
+    delivery = runner.start_event_delivery(rule_attempts=5, retry_delay=0.05)
+
+    _put({"fail": True})
+
+    assert delivery.wait_for(lambda ds: len(ds) >= 3, timeout=30)
+    time.sleep(1.0)
+    runner.stop_event_delivery()
+    assert [d.attempt for d in delivery.deliveries] == [1, 2, 3]
+
+
+def test_the_target_retry_policy_bounds_the_retries_of_a_delivery_that_failed(
+    runner: LocalRunner,
+) -> None:
+    # The function's policy does not let the rule invoke it: EventBridge cannot deliver.
+    _rule_to_function(deploy_function(), permitted=False, RetryPolicy={"MaximumRetryAttempts": 1})
+    delivery = runner.start_event_delivery(rule_attempts=5, retry_delay=0.05)
+
+    _put({"n": 1})
 
     assert delivery.wait_for(lambda ds: len(ds) >= 2, timeout=30)
     time.sleep(1.0)
     runner.stop_event_delivery()
     assert [d.attempt for d in delivery.deliveries] == [1, 2]
+    assert all("resource policy" in (d.error or "") for d in delivery.deliveries)
 
 
 def test_each_event_is_delivered_once_and_a_restart_does_not_replay_the_journal(
