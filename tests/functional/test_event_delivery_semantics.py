@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import textwrap
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Any
 import boto3
 import pytest
 
+from scripts.local import drs_events
 from scripts.local.event_delivery import Delivery
 from scripts.local.runner import LocalRunner
 
@@ -333,3 +335,36 @@ def test_a_message_received_again_inside_the_batching_window_is_in_the_batch_onc
     (batch,) = delivery.deliveries
     assert message_ids(batch) == [only] and batch.succeeded
     assert messages_left(queue_url) == 0  # deleted with the receipt handle that is current
+
+
+ENVELOPE = {"version", "id", "detail-type", "source", "account", "time", "region", "resources"}
+
+
+def test_queue_and_function_targets_get_the_event_as_eventbridge_sends_it(
+    runner: LocalRunner,
+) -> None:
+    """The envelope EventBridge sends (no moto-only fields), `time` in ISO-8601 UTC, for a
+    DRS event put as the simulator puts it."""
+    sqs, events = boto3.client("sqs"), boto3.client("events")
+    queue_url = sqs.create_queue(QueueName="envelope")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    rule_arn = _rule_to_function(deploy_function())
+    events.put_targets(Rule="to-function", Targets=[{"Id": "q", "Arn": queue_arn}])
+    delivery = runner.start_event_delivery(retry_delay=0.05)
+    entry = drs_events.stalled_change("123456789012", "us-east-1", "s-1", stalled=True)
+
+    assert (
+        events.put_events(Entries=[{**entry, "Source": "test.delivery"}])["FailedEntryCount"] == 0
+    )
+
+    assert delivery.wait_for(lambda ds: len(ds) >= 1, timeout=30)
+    runner.stop_event_delivery()
+    (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    for event in (json.loads(message["Body"]), delivery.deliveries[0].event):
+        assert set(event) == ENVELOPE | {"detail"}, event
+        assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$", event["time"])
+        assert event["detail"] == {"state": "STALLED"}
+        assert event["resources"] == entry["Resources"]
+    assert delivery.deliveries[0].source_arn == rule_arn
