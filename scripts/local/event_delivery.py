@@ -6,8 +6,10 @@ to other event buses itself; it records the deliveries to Lambda functions it ca
 
 - **rule targets**: drains the moto server's journal (`GET /_local/event-deliveries`) and
   invokes each target function with the event (or the target's `Input`), asynchronously, with
-  retries and backoff as EventBridge does (AWS: up to 185 attempts over 24 h; here
-  `rule_attempts`, default 3, `retry_delay` apart, doubling);
+  retries and backoff as AWS does: a delivery that fails (the function's policy refuses the
+  rule) as the target's RetryPolicy says (AWS: up to 185 attempts over 24 h), a function that
+  fails as its event invoke config says (Lambda: 2 retries by default); here at most
+  `rule_attempts` (default 3) in all, `retry_delay` apart, doubling;
 - **SQS event source mappings** (Lambda's poller): for each enabled mapping on an SQS queue
   in the runner's account and region, receives up to BatchSize messages (waiting at most
   MaximumBatchingWindowInSeconds to fill the batch), invokes the function with
@@ -17,7 +19,8 @@ to other event buses itself; it records the deliveries to Lambda functions it ca
   dead-letter queue by the queue's redrive policy, which moto applies).
 
 Every attempt is kept as a `Delivery` (`deliveries`); `wait_for(predicate, timeout)` waits for
-a condition on them. `stop()` ends both threads; nothing is left running.
+a condition on them. `stop()` ends both loops and every target's retries (a poll or a
+retry delay that is waiting ends within a second); no delivery thread is left running.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
     from scripts.local.runner import Invocation, LocalRunner
 
 SQS_MAX_RECEIVE = 10  # ReceiveMessage's MaxNumberOfMessages limit
+LAMBDA_ASYNC_RETRIES = 2  # Lambda's default for an asynchronous invocation that fails
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class EventDelivery:
         self._changed = threading.Condition()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # One thread per rule-target delivery (its retries): stop() joins these too.
+        self._target_threads: list[threading.Thread] = []
         self._seq = 0
 
     # -- lifecycle --
@@ -88,10 +94,15 @@ class EventDelivery:
         return self
 
     def stop(self, timeout: float = 30.0) -> None:
+        """End both loops and every rule-target delivery (a retry waiting for its delay gives
+        up; an invocation under way finishes first), waiting up to `timeout` for each."""
         self._stopping.set()
         for thread in self._threads:
             thread.join(timeout)
-        self._threads = []
+        # The rule loop has ended: no target thread starts after this list is read.
+        for thread in self._target_threads:
+            thread.join(timeout)
+        self._threads, self._target_threads = [], []
 
     def __enter__(self) -> EventDelivery:
         return self.start()
@@ -132,31 +143,59 @@ class EventDelivery:
             for item in batch:
                 self._seq = max(self._seq, item["seq"])
                 # Each delivery on its own thread: a retrying target never delays the others.
-                threading.Thread(
-                    target=self._deliver_to_rule_target, args=(item,), daemon=True
-                ).start()
+                thread = threading.Thread(
+                    target=self._deliver_to_rule_target,
+                    args=(item,),
+                    name=f"event-delivery-target-{item['seq']}",
+                    daemon=True,
+                )
+                thread.start()
+                self._target_threads = [t for t in self._target_threads if t.is_alive()]
+                self._target_threads.append(thread)
 
     def _deliver_to_rule_target(self, item: Mapping[str, Any]) -> None:
         target, rule_arn = item["target"], item["ruleArn"]
         event = json.loads(target["Input"]) if "Input" in target else item["event"]
+        # Two retries, as in AWS: EventBridge retries a delivery it could not make (the
+        # target's RetryPolicy); a function that ran and failed is retried by Lambda's
+        # asynchronous invocation (the function's event invoke config), not by EventBridge.
         retry = target.get("RetryPolicy") or {}
-        attempts = min(self.rule_attempts, int(retry.get("MaximumRetryAttempts", 185)) + 1)
+        delivery_attempts = int(retry.get("MaximumRetryAttempts", 185)) + 1
+        function_attempts: int | None = None  # looked up at the first function error
         delay = self.retry_delay
-        for attempt in range(1, attempts + 1):
-            error = None
+        attempt = 0
+        while True:
+            attempt += 1
+            error, function_failed = None, False
             try:
                 self.runner.check_invoke_permission(target["Arn"], rule_arn)
                 invocation = self.runner.invoke(target["Arn"], event)
                 if not invocation.succeeded:
                     error = f"{invocation.error_type}: {invocation.payload}"
+                    function_failed = True
             except Exception as exc:  # a refused or impossible delivery is a failed attempt
                 error = f"{type(exc).__name__}: {exc}"
             self._record(
                 Delivery("rule", rule_arn, target["Arn"], event, attempt, error is None, error)
             )
-            if error is None or self._stopping.wait(delay):
+            if error is None:
+                return
+            if function_failed and function_attempts is None:
+                function_attempts = self._async_retries(target["Arn"]) + 1
+            limit = function_attempts if function_failed else delivery_attempts
+            if attempt >= min(self.rule_attempts, limit or 1) or self._stopping.wait(delay):
                 return
             delay *= 2
+
+    def _async_retries(self, function_arn: str) -> int:
+        """How often Lambda retries a failed asynchronous invocation of the function: its
+        event invoke config's MaximumRetryAttempts (0-2), else LAMBDA_ASYNC_RETRIES."""
+        functions = self.runner.client("lambda")
+        try:
+            config = functions.get_function_event_invoke_config(FunctionName=function_arn)
+        except functions.exceptions.ResourceNotFoundException:
+            return LAMBDA_ASYNC_RETRIES
+        return int(config.get("MaximumRetryAttempts", LAMBDA_ASYNC_RETRIES))
 
     # -- SQS event source mappings --
 
@@ -195,19 +234,28 @@ class EventDelivery:
         window = float(mapping.get("MaximumBatchingWindowInSeconds", 0))
         deadline = time.monotonic() + window
         messages: list[dict[str, Any]] = []
-        while len(messages) < batch_size:
+        # By id: a message whose visibility timeout ends inside the batching window is
+        # received again; the batch holds it once, with its newest receipt handle.
+        batch: dict[str, dict[str, Any]] = {}
+        while len(batch) < batch_size and not self._stopping.is_set():
             received = sqs.receive_message(
                 QueueUrl=queue_url,
-                MaxNumberOfMessages=min(SQS_MAX_RECEIVE, batch_size - len(messages)),
+                MaxNumberOfMessages=min(SQS_MAX_RECEIVE, batch_size - len(batch)),
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
             ).get("Messages", [])
-            messages.extend(received)
-            if not received and (not messages or time.monotonic() >= deadline):
+            arrived = [m for m in received if m["MessageId"] not in batch]
+            batch.update((message["MessageId"], message) for message in received)
+            messages = list(batch.values())
+            if not arrived and (not messages or time.monotonic() >= deadline):
                 break
-            if not received:
+            if not arrived:
                 self._stopping.wait(min(0.05, max(0.0, deadline - time.monotonic())))
         if not messages:
+            return
+        if self._stopping.is_set():
+            # Stopped while filling the batch: the messages come back after their visibility
+            # timeout, as when Lambda disables a mapping mid-poll.
             return
         records = [sqs_record(message, queue_arn, region) for message in messages]
         event = {"Records": records}

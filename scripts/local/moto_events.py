@@ -135,7 +135,12 @@ def install() -> None:
                 # moto's default input template drops `account`: without a transformer the
                 # target gets the event itself, as from EventBridge.
                 transform = transform_input and "InputTransformer" in target
-                original_send(one_target, copy.deepcopy(original_event), transform)
+                event = copy.deepcopy(original_event)
+                if parsed.service in ("sqs", "logs"):
+                    # Without moto's `ingestion-time` (an archive keeps it: replay reads it);
+                    # moto writes `time` as ISO-8601 itself for these two.
+                    event.pop("ingestion-time", None)
+                original_send(one_target, event, transform)
 
     events_models.Rule.send_to_targets = send_to_targets
 
