@@ -263,12 +263,17 @@ class Outcome:
     latencies: list[float] = field(default_factory=list)
     shown: int = 0
     overtaken: int = 0
-    unseen: int = 0  # neither shown nor overtaken by a shown change
+    coalesced: int = 0  # after the last seen change, in the final state, no change seen
+    unseen: int = 0  # neither shown, nor overtaken, nor in the final state
     reordered: int = 0
 
 
-def attribute(servers: list[Server], changes: list[Change]) -> Outcome:
-    """Match each item's observed state changes to the server's changes (see module doc)."""
+def attribute(
+    servers: list[Server], changes: list[Change], final: dict[str, tuple[str, str]]
+) -> Outcome:
+    """Match each item's observed state changes to the server's changes (see module doc).
+    Changes after the last one seen count as coalesced when the item ends in the state of the
+    server's last change (two toggles between scans show no change), else as unseen."""
     outcome = Outcome()
     for server in servers:
         landed = -1  # position in server.changes of the newest change shown
@@ -296,7 +301,11 @@ def attribute(servers: list[Server], changes: list[Change]) -> Outcome:
             outcome.shown += 1
             outcome.latencies.append(seen_at - changes[server.changes[newest]].start)
             landed = newest
-        outcome.unseen += len(server.changes) - landed - 1
+        pending = len(server.changes) - landed - 1
+        if pending and final.get(server.arn, ("", ""))[0] == final_state(server, changes):
+            outcome.coalesced += pending
+        else:
+            outcome.unseen += pending
     return outcome
 
 
@@ -388,7 +397,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             calls = control.request_count(DESCRIBE) - calls_before
             final = watcher.scan()
             lost = sum(final.get(s.arn, ("", ""))[0] != final_state(s, changes) for s in servers)
-            outcome = attribute(servers, changes)
+            outcome = attribute(servers, changes, final)
             invocations, succeeded, batch_scope_sum = batch_scopes(list(events.deliveries))
             with counts.lock:
                 refresh_totals = dict(counts.totals)
@@ -405,7 +414,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "changesFailed": failed_changes,
         "shown": outcome.shown,
         "overtaken": outcome.overtaken,
+        "coalesced": outcome.coalesced,
         "unseen": outcome.unseen,
+        "callSecondsP50": percentile([c.end - c.start for c in changes], 50),
+        "callSecondsMax": max((c.end - c.start for c in changes), default=math.nan),
         "p50": percentile(outcome.latencies, 50),
         "p90": percentile(outcome.latencies, 90),
         "p99": percentile(outcome.latencies, 99),
@@ -448,14 +460,21 @@ def table(result: dict[str, Any]) -> str:
         [
             "events sent (target rate x s)",
             f"{result['eventsSent']} ({result['rate']:g}/s x {result['seconds']:g} s, "
-            f"sent in {result['sendSeconds']:g} s)",
+            f"sent in {result['sendSeconds']:g} s: "
+            f"{result['eventsSent'] / max(result['sendSeconds'], 0.001):.1f}/s)",
+        ],
+        [
+            "simulator change call p50 / max (s)",
+            f"{result['callSecondsP50']:.2f} / {result['callSecondsMax']:.2f}  "
+            f"({SENDERS} senders)",
         ],
         [
             "events whose state reached the inventory",
-            f"{result['shown'] + result['overtaken']} "
-            f"({result['shown']} seen, {result['overtaken']} overtaken by a later change)",
+            f"{result['shown'] + result['overtaken'] + result['coalesced']} "
+            f"({result['shown']} seen, {result['overtaken']} overtaken by a later change, "
+            f"{result['coalesced']} toggled twice between scans)",
         ],
-        ["events never shown nor overtaken", result["unseen"]],
+        ["events that did not", result["unseen"]],
         ["changes the simulator refused", result["changesFailed"]],
         ["latency p50 / p90 (s)", f"{result['p50']:.2f} / {result['p90']:.2f}"],
         [
