@@ -216,7 +216,7 @@ def pick_servers(dynamodb: Any, include_hub: bool = False) -> list[Server]:
 
 def plan_changes(servers: list[Server], rate: float, seconds: float, t0: float) -> list[Change]:
     """rate x seconds changes, round-robin over `servers`, each toggling STALLED-ness."""
-    total = int(round(rate * seconds))
+    total = round(rate * seconds)
     state = {i: s.initial for i, s in enumerate(servers)}
     changes = []
     for k in range(total):
@@ -374,8 +374,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             t0 = time.time() + 0.5
             changes = plan_changes(servers, args.rate, args.seconds, t0)
             stage(
-                f"burst: {len(changes)} changes over {len(servers)} servers in "
-                f"{len(scopes)} scopes"
+                f"burst: {len(changes)} changes over {len(servers)} servers in {len(scopes)} scopes"
             )
             send_changes(control, servers, changes)
             sent_for = time.time() - t0
@@ -465,8 +464,7 @@ def table(result: dict[str, Any]) -> str:
         ],
         [
             "simulator change call p50 / max (s)",
-            f"{result['callSecondsP50']:.2f} / {result['callSecondsMax']:.2f}  "
-            f"({SENDERS} senders)",
+            f"{result['callSecondsP50']:.2f} / {result['callSecondsMax']:.2f}  ({SENDERS} senders)",
         ],
         [
             "events whose state reached the inventory",
