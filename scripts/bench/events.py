@@ -255,7 +255,8 @@ def send_changes(control: Any, servers: list[Server], changes: list[Change]) -> 
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
+        while thread.is_alive():  # a timed join: Ctrl-C reaches the main thread
+            thread.join(0.5)
 
 
 @dataclass
