@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 CHECKOV_VENV  := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 
-.PHONY: help venv test test-fast lint format demo bench clean
+.PHONY: help venv test test-fast lint format demo bench bench-events clean
 
 help:
 	@echo "make venv   create .venv, with .venv/bin/drs-inventory (the operator's console)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-fast  every test but the e2e deployments"
 	@echo "make lint   ruff, mypy on lambda/, cfn-lint and checkov on cfn/, shellcheck when installed"
 	@echo "make bench  measure the inventory sync at organisation scale"
+	@echo "make bench-events  a burst of DRS events (100/s for 30 s): event-to-item latency, calls per event"
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required, found " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -72,6 +73,10 @@ demo: venv
 FLEETS ?= small org
 bench: venv
 	@for fleet in $(FLEETS); do $(PY) -m scripts.bench.run --fleet $$fleet || exit 1; done
+
+# BENCH_EVENTS_ARGS="--rate 20 --seconds 10" for a shorter burst.
+bench-events: venv
+	$(PY) -m scripts.bench.events $(BENCH_EVENTS_ARGS)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info
