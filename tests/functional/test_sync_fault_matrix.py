@@ -638,7 +638,7 @@ def test_items_no_scope_accounts_for_are_swept_or_reported(world: World) -> None
     summary = world.sync()
 
     inventory = world.inventory()
-    assert "deletedAt" in inventory[never_registered]
+    assert "deletedAt" in inventory[never_registered], summary  # sweepError, counts
     assert "deletedAt" in inventory[orphan_completed]
     assert "deletedAt" in inventory[unstamped]
     assert "deletedAt" not in inventory[orphan_failed]
