@@ -184,7 +184,7 @@ def test_fault_in_one_scope_fails_only_that_scope(world: World, row: Row) -> Non
         for server in servers[1:]:
             assert "deletedAt" not in items[server["arn"]]
         assert world.unconfirmed(summary, *scope) == [], scope
-    assert summary["counts"]["serversSoftDeleted"] == len(ALL_SCOPES) - 1
+    assert summary["counts"]["serversSoftDeleted"] == len(ALL_SCOPES) - 1, summary
     assert world.lease() is None
 
 
@@ -335,7 +335,7 @@ def test_hung_drs_call_returns_in_time_and_leaves_the_scope_untouched(world: Wor
     assert row["runId"] == summary["runId"]
     assert row["status"] != "ACTIVE"
     assert world.lease() is None
-    assert summary["counts"]["serversSoftDeleted"] == len(ALL_SCOPES) - 1
+    assert summary["counts"]["serversSoftDeleted"] == len(ALL_SCOPES) - 1, summary
 
 
 def test_a_hung_drs_call_past_its_timeouts_is_abandoned_at_the_deadline(
