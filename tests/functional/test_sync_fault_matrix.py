@@ -287,6 +287,42 @@ def test_status_items_that_stay_unprocessed_make_the_run_partial(
     assert world.lease() is None
 
 
+def test_a_run_that_finished_early_spends_its_spare_time_on_a_throttled_status_table(
+    world: World, moto_server: LocalMotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN no reserve after the deadline (the tightest setting), a run with time to spare,
+    # and a status table that leaves its first five requests unprocessed while the jitter
+    # draws its longest waits: the last status writes need ~1.6 s of retries
+    class _LongestWaits:
+        @staticmethod
+        def uniform(low: float, high: float) -> float:
+            return high
+
+    monkeypatch.setattr(store_module, "random", _LongestWaits)
+    build_fleet(world, per_scope=2)
+    moto_server.set_fault(
+        MotoFault(
+            service="dynamodb",
+            operation="BatchWriteItem",
+            table_name=world.tables.region_status,
+            kind="unprocessed",
+            count=5,
+        )
+    )
+
+    # WHEN the sync runs (no Lambda context: its whole budget is ahead of it)
+    summary = world.sync(settings=settings(deadline_reserve_seconds=0))
+    moto_server.clear_faults()
+
+    # THEN the retries ran in the run's spare time: every status recorded, nothing refused
+    assert summary["status"] == "SUCCEEDED", summary["failures"]
+    assert summary["counts"]["statusWriteFailed"] == 0
+    rows = world.region_status()
+    assert set(rows) == set(ALL_SCOPES)
+    assert {row["runId"] for row in rows.values()} == {summary["runId"]}
+    assert world.lease() is None
+
+
 # --- a hung call and the Lambda deadline -----------------------------------------------------
 
 HANG_TIMEOUT_MS = 6000

@@ -52,6 +52,8 @@ from shared.validation import listed
 
 logger = get_logger("data-management-handler")
 Clock = Callable[[], datetime]
+# What a run that finished early may spend of its own remaining time on its last writes.
+FINAL_SPARE_SECONDS = 5.0
 
 
 def sync_source_server_inventory(
@@ -242,11 +244,16 @@ class SyncRun:
         release after them: short timeouts, their own gates, so a hung DynamoDB can delay
         the return by seconds, never past Lambda's timeout. The status writes stop at 70% of
         the budget, so retries of a throttled status table never eat the release's turn."""
-        # Worst case with the default 30 s reserve: the last call starts at 12 s and takes
-        # two attempts of connect + read timeout (9 s): the invocation returns within the
-        # reserve. The floors keep a loaded local fake from failing a tiny reserve's writes.
+        # A run that finished early also spends up to FINAL_SPARE_SECONDS of its own time,
+        # which ends `reserve` before Lambda's timeout: a slow status table then costs a few
+        # seconds, not the scopes' status. One abandoned at its deadline has none left.
+        # Worst case with the default 30 s reserve: the last call starts at 12 s (+ spare)
+        # and takes two attempts of connect + read timeout (9 s): the invocation returns
+        # within the reserve. The floor keeps a loaded local fake from failing a tiny
+        # reserve's writes.
         reserve = self.deadline.reserve
-        last_writes = Deadline(max(1.0, reserve * 0.4))
+        spare = min(max(0.0, self.deadline.left()), FINAL_SPARE_SECONDS)
+        last_writes = Deadline(max(1.0, reserve * 0.4 + spare))
         config = Config(
             connect_timeout=max(0.5, min(2.0, reserve / 20)),
             read_timeout=max(1.0, min(5.0, reserve / 10)),
