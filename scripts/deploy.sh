@@ -8,6 +8,7 @@ usage() {
 Usage: scripts/deploy.sh ENV [--validate-only | --lambda-only] [--region R] [--profile P]
                              [--endpoint-url URL] [--drs-regions LIST]
                              [--target-org-id ID] [--target-account-ids LIST]
+                             [--hub-event-regions LIST|all|none]
 
 Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|staging|prod).
 
@@ -44,6 +45,14 @@ Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|sta
                      account must be in the list and the organization. At least one is
                      needed; without the option (and its variable) the stack's current
                      value is kept, and a new stack without either is refused
+  --hub-event-regions LIST|all|none
+                     the regions of the hub account whose DRS events reach the hub's DRS
+                     events bus (target accounts forward theirs with
+                     cfn/target-account-role.yaml): each gets the stack
+                     PROJECT-ENV-drs-event-forwarding, from that template with RoleRegion
+                     none (forwarding only, no role). all: every DRS region; none: no
+                     region. Default: the hub region. A region left out keeps any stack
+                     deployed there before; its changes wait for the full sync
   -h, --help         print this help
 
 Optional environment:
@@ -55,6 +64,7 @@ Optional environment:
   DRS_REGIONS                       same as --drs-regions (the option wins)
   TARGET_ORG_ID                     same as --target-org-id; set empty, drops the organization
   TARGET_ACCOUNT_IDS                same as --target-account-ids; set empty, drops the list
+  HUB_EVENT_REGIONS                 same as --hub-event-regions (the option wins)
 Unset variables keep the value the stack already has (or the template default).
 EOF
 }
@@ -80,13 +90,15 @@ PROFILE=""
 DRS_REGIONS_OPTION=""
 TARGET_ORG_OPTION=""
 TARGET_ACCOUNTS_OPTION=""
+HUB_EVENT_REGIONS_OPTION="${HUB_EVENT_REGIONS:-}"
 while [ "$#" -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --validate-only|--lambda-only)
       [ "$MODE" = "deploy" ] || usage_error "--validate-only and --lambda-only exclude each other"
       MODE="${1#--}" ;;
-    --region|--profile|--endpoint-url|--drs-regions|--target-org-id|--target-account-ids)
+    --region|--profile|--endpoint-url|--drs-regions|--target-org-id|--target-account-ids|\
+    --hub-event-regions)
       if [ "$#" -lt 2 ] || [ -z "$2" ] || [ "${2#-}" != "$2" ]; then
         usage_error "$1 needs a value"
       fi
@@ -97,6 +109,7 @@ while [ "$#" -gt 0 ]; do
         --drs-regions) DRS_REGIONS_OPTION="$2" ;;
         --target-org-id) TARGET_ORG_OPTION="$2" ;;
         --target-account-ids) TARGET_ACCOUNTS_OPTION="$2" ;;
+        --hub-event-regions) HUB_EVENT_REGIONS_OPTION="$2" ;;
       esac
       shift ;;
     -*) usage_error "unknown option: $1" ;;
@@ -154,6 +167,18 @@ elif [ -n "${DRS_REGIONS+set}" ] && [ "$MODE" = "deploy" ]; then
   DRS_REGIONS_GIVEN_BY="DRS_REGIONS"
   DRS_REGIONS_GIVEN="$(region_list "$DRS_REGIONS")" || usage_error "DRS_REGIONS: $DRS_REGIONS_GIVEN"
 fi
+
+# Hub regions forwarding DRS events (--hub-event-regions, else HUB_EVENT_REGIONS), checked
+# before anything runs: "all" and the default are resolved once the DRS regions are chosen.
+HUB_EVENT_REGIONS_GIVEN=""
+case "$HUB_EVENT_REGIONS_OPTION" in
+  ""|all|none) HUB_EVENT_REGIONS_GIVEN="$HUB_EVENT_REGIONS_OPTION" ;;
+  *)
+    [ "$MODE" != "lambda-only" ] \
+      || usage_error "--hub-event-regions deploys stacks: deploy without --lambda-only"
+    HUB_EVENT_REGIONS_GIVEN="$(region_list "$HUB_EVENT_REGIONS_OPTION")" \
+      || usage_error "--hub-event-regions: $HUB_EVENT_REGIONS_GIVEN" ;;
+esac
 
 # ------------------------------------------------------------------------ target accounts
 # Which accounts' roles the data-management-handler may assume: the lambda stack's
@@ -272,8 +297,9 @@ if [ -z "$REGION" ]; then
 fi
 [ -n "$REGION" ] || die "no AWS region: pass --region or set AWS_REGION"
 
+# CALL_REGION (set for one call: CALL_REGION=r function ...) acts in another region.
 aws_cli() {
-  "$AWS" --region "$REGION" ${PROFILE:+--profile "$PROFILE"} "$@"
+  "$AWS" --region "${CALL_REGION:-$REGION}" ${PROFILE:+--profile "$PROFILE"} "$@"
 }
 
 # aws_output ARGS...: aws_cli's output; on failure prints the CLI's last error line instead and
@@ -496,19 +522,27 @@ deploy_stack() {
   cfn_deploy "$short" "$ROOT/cfn/$template" "$@"
 }
 
-# cfn_deploy SHORT_NAME TEMPLATE_FILE KEY=VALUE...: `aws cloudformation deploy` of one stack
-# (parameters not given keep their deployed value), its outcome on one line, and protection.
+# cfn_deploy SHORT_NAME TEMPLATE_FILE KEY=VALUE...: one of this environment's stacks (the
+# project's parameters added to the given ones).
 cfn_deploy() {
-  local short="$1" file="$2" stack status output
+  local short="$1" file="$2" status
   shift 2
-  stack="$(stack_name "$short")"
   status="STATUS_$short"
-  status="${!status}"
+  deploy_template "$(stack_name "$short")" "${!status}" "$file" \
+    "ProjectName=$PROJECT_NAME" "Environment=$ENV_NAME" "$@"
+}
+
+# deploy_template STACK STATUS TEMPLATE_FILE KEY=VALUE...: `aws cloudformation deploy` of one
+# stack in REGION (parameters not given keep their deployed value), its outcome on one line
+# (STATUS: the stack's status before, NONE when new), and protection.
+deploy_template() {
+  local stack="$1" status="$2" file="$3" output
+  shift 3
   if output="$(aws_cli cloudformation deploy --stack-name "$stack" \
       --template-file "$file" --capabilities CAPABILITY_NAMED_IAM \
       --no-fail-on-empty-changeset \
       --tags "Project=$PROJECT_NAME" "Environment=$ENV_NAME" \
-      --parameter-overrides "ProjectName=$PROJECT_NAME" "Environment=$ENV_NAME" "$@" 2>&1)"
+      --parameter-overrides "$@" 2>&1)"
   then
     if [[ "$output" == *"No changes to deploy"* ]]; then
       info "no changes"
@@ -741,6 +775,30 @@ verify_schedule() {
   info "target and invoke permission in place"
 }
 
+# The hub account's own DRS events: in each chosen region, the forwarding half of
+# cfn/target-account-role.yaml (RoleRegion none: no role, the hub reads its own DRS without
+# one) sends them to the hub's DRS events bus, as target accounts' stack instances do.
+deploy_hub_event_forwarding() {
+  local regions region bus partition stack status
+  case "$HUB_EVENT_REGIONS_GIVEN" in
+    "") regions="$REGION" ;;
+    all) regions="$DRS_REGIONS_CHOSEN" ;;
+    none) stage "hub DRS event forwarding: none (--hub-event-regions none)"; return ;;
+    *) regions="$HUB_EVENT_REGIONS_GIVEN" ;;
+  esac
+  partition="$(cut -d: -f2 <<<"$CALLER_ARN")"
+  bus="arn:$partition:events:$REGION:$ACCOUNT_ID:event-bus/$PROJECT_NAME-drs-events-$ENV_NAME"
+  stack="$(stack_name drs-event-forwarding)"
+  for region in ${regions//,/ }; do
+    stage "stack $stack in $region (cfn/target-account-role.yaml: forwards the hub's DRS events)"
+    status="$(CALL_REGION="$region" aws_cli cloudformation describe-stacks --stack-name "$stack" \
+      --query 'Stacks[0].StackStatus' --output text 2>/dev/null)" || status="NONE"
+    CALL_REGION="$region" deploy_template "$stack" "$status" \
+      "$ROOT/cfn/target-account-role.yaml" "HubAccountId=$ACCOUNT_ID" "RoleRegion=none" \
+      "HubEventBusArn=$bus"
+  done
+}
+
 print_outputs() {
   local outputs
   stage "stack outputs"
@@ -818,6 +876,7 @@ deploy_all() {
   optional_param ENABLE_INVENTORY_SYNC EnableInventorySync
   deploy_stack eventbridge eventbridge-stack.yaml "${params[@]}"
   verify_schedule "$dmh_arn"
+  deploy_hub_event_forwarding
 
   params=()
   optional_param ALARM_EMAIL AlarmEmail

@@ -40,6 +40,7 @@ SERVER_API_CALLS = frozenset(
     {
         "DeleteSourceServer",
         "DisconnectSourceServer",
+        "MarkAsArchived",
         "StartReplication",
         "StopReplication",
         "RetryDataReplication",

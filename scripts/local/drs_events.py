@@ -26,12 +26,20 @@ EVENT_SOURCE = "drs.amazonaws.com"  # CloudTrail's eventSource for DRS API calls
 LAUNCH_RESULT = "DRS Source Server Launch Result"
 REPLICATION_STALLED_CHANGE = "DRS Source Server Data Replication Stalled Change"
 FAILBACK_STATE_CHANGE = "DRS Recovery Instance Failback State Change"
-SERVICE_DETAIL_TYPES = (LAUNCH_RESULT, REPLICATION_STALLED_CHANGE, FAILBACK_STATE_CHANGE)
+PIT_SNAPSHOT_TAKEN = "DRS PIT Snapshot Taken"  # not emitted by the simulator
+SERVICE_DETAIL_TYPES = (
+    LAUNCH_RESULT,
+    REPLICATION_STALLED_CHANGE,
+    PIT_SNAPSHOT_TAKEN,
+    FAILBACK_STATE_CHANGE,
+)
 API_CALL = "AWS API Call via CloudTrail"
-# The DRS API calls that change a source server as the inventory sees it. CloudTrail also
-# records read-only calls, but EventBridge does not deliver those.
+# The DRS API calls that change what DescribeSourceServers shows of a server they name by
+# sourceServerID or resourceArn: the hub refreshes exactly those servers. CloudTrail also
+# records read-only calls, but EventBridge does not deliver those. CreateExtendedSourceServer
+# (it names the staging account's server) and UpdateReplicationConfiguration (not in
+# DescribeSourceServers) are left to the full sync.
 MUTATING_API_CALLS = (
-    "CreateExtendedSourceServer",
     "DeleteSourceServer",
     "DisconnectSourceServer",
     "MarkAsArchived",
@@ -40,7 +48,6 @@ MUTATING_API_CALLS = (
     "StopReplication",
     "TagResource",
     "UntagResource",
-    "UpdateReplicationConfiguration",
 )
 STALLED = "STALLED"
 NOT_STALLED = "NOT_STALLED"

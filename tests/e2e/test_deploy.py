@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import botocore
 import botocore.session
 import pytest
@@ -91,8 +92,33 @@ def code_sha256_printed(output: str, function: str) -> str:
 
 
 def stack_lines(output: str) -> list[tuple[str, str]]:
-    """(stack, outcome) for every stack deploy.sh deployed, in order."""
+    """(stack, outcome) for every stack deploy.sh deployed in the hub region, in order."""
     return re.findall(r"^==> stack (\S+) \(cfn/\S+\)\n\s+(.+)$", output, re.M)
+
+
+FORWARDING_STACK = f"{PROJECT}-{ENV}-drs-event-forwarding"
+HUB_DRS_BUS_ARN = f"arn:aws:events:us-east-1:123456789012:event-bus/{PROJECT}-drs-events-{ENV}"
+
+
+def forwarding_lines(output: str) -> list[tuple[str, str]]:
+    """(region, outcome) for every stack forwarding the hub's own DRS events, in order."""
+    pattern = rf"^==> stack {FORWARDING_STACK} in (\S+) \(cfn/target-account-role\.yaml.*\n\s+(.+)$"
+    return re.findall(pattern, output, re.M)
+
+
+def forwarding_rule(endpoint: str, region: str) -> dict[str, Any]:
+    """The forwarding stack's rule on `region`'s default bus, with its targets."""
+    events = boto3.client(
+        "events",
+        endpoint_url=endpoint,
+        region_name=region,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    (rule,) = [
+        r for r in events.list_rules()["Rules"] if r.get("Description", "").startswith("Forwards")
+    ]
+    return {**rule, "Targets": events.list_targets_by_rule(Rule=rule["Name"])["Targets"]}
 
 
 def snapshot(endpoint: str) -> dict[str, Any]:
@@ -127,6 +153,20 @@ def test_deploy_creates_every_stack_in_dependency_order(
     for name in STACK_TEMPLATES:
         (stack,) = cloudformation.describe_stacks(StackName=name)["Stacks"]
         assert stack["StackStatus"] == "CREATE_COMPLETE", name
+
+
+def test_the_hub_regions_own_drs_events_are_forwarded_without_a_role(
+    deployment: subprocess.CompletedProcess[str], endpoint: str
+) -> None:
+    # The default: the hub region (the deploy's) forwards, from the target template's
+    # forwarding half; the hub reads its own DRS without a role, so none is made
+    assert forwarding_lines(deployment.stdout) == [("us-east-1", "created")]
+    rule = forwarding_rule(endpoint, "us-east-1")
+    (target,) = rule["Targets"]
+    assert target["Arn"] == HUB_DRS_BUS_ARN and target["RoleArn"]
+    assert json.loads(rule["EventPattern"])["$or"][0]["source"] == ["aws.drs"]
+    roles = client(endpoint, "iam").list_roles()["Roles"]
+    assert "drs-orchestration-cross-account" not in {r["RoleName"] for r in roles}
 
 
 def test_the_operators_root_stack_check_passes(
@@ -336,6 +376,22 @@ def test_drs_regions_option_changes_both_functions_and_a_redeploy_keeps_it(
     assert again.returncode == 0, again.stdout + again.stderr
     assert "    us-east-1,us-west-2 (kept: the stack's current value" in again.stdout
     assert deployed_drs_regions(endpoint) == {DMH: "us-east-1,us-west-2", QH: "us-east-1,us-west-2"}
+
+
+def test_hub_event_regions_adds_a_forwarding_stack_per_region_and_keeps_the_rest(
+    deployment: subprocess.CompletedProcess[str], endpoint: str, repo: Path
+) -> None:
+    result = run_deploy(
+        ENV, "--endpoint-url", endpoint, "--hub-event-regions", "us-west-2,us-east-1", root=repo
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert forwarding_lines(result.stdout) == [
+        ("us-east-1", "no changes"),
+        ("us-west-2", "created"),
+    ]
+    (target,) = forwarding_rule(endpoint, "us-west-2")["Targets"]
+    assert target["Arn"] == HUB_DRS_BUS_ARN  # cross-region: to the hub region's bus
 
 
 def test_without_ssm_parameters_the_deploying_machines_botocore_lists_the_regions(

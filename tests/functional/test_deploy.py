@@ -27,7 +27,7 @@ def test_help_prints_usage_with_every_flag() -> None:
     assert result.returncode == 0
     assert result.stdout.startswith("Usage: scripts/deploy.sh ENV")
     flags = ("--validate-only", "--lambda-only", "--region", "--profile", "--endpoint-url")
-    for flag in (*flags, "--drs-regions"):
+    for flag in (*flags, "--drs-regions", "--hub-event-regions"):
         assert flag in result.stdout
 
 
@@ -55,6 +55,15 @@ def test_help_prints_usage_with_every_flag() -> None:
             "--target-account-ids: '4444' is not an account id (12 digits)",
         ),
         (("qa", "--target-account-ids", ",,"), "--target-account-ids: no account id in ',,'"),
+        (("qa", "--hub-event-regions"), "--hub-event-regions needs a value"),
+        (
+            ("qa", "--hub-event-regions", "us-east-1,everywhere"),
+            "--hub-event-regions: 'everywhere' is not a region name",
+        ),
+        (
+            ("qa", "--lambda-only", "--hub-event-regions", "eu-west-1"),
+            "--hub-event-regions deploys stacks: deploy without --lambda-only",
+        ),
         (
             ("qa", "--lambda-only", "--target-account-ids", "111122223333"),
             "--target-account-ids changes the lambda stack: deploy without --lambda-only",

@@ -421,11 +421,13 @@ def test_deadline_skips_unstarted_scopes_and_deletes_nothing_there(world: World)
         world.simulator.remove_source_server(account, region, servers[0]["sourceServerID"])
     before = world.raw_items(world.tables.inventory)
     world.simulator.reset_counts()
-    world.simulator.set_latency(200)
-    # One scope at a time, 200 ms per DRS call, and 0.7 s left: only the first scopes start.
+    world.simulator.set_latency(800)
+    # One scope at a time, 0.8 s per DRS call (under the 1 s read timeout a 5 s run gets),
+    # and 5 s left: only the first scopes start (planning on a loaded machine has taken most
+    # of a second: the run still starts one).
     settings = SyncSettings(max_concurrency=1, page_size=25, deadline_reserve_seconds=0)
 
-    summary = world.sync(context=FakeLambdaContext(timeout_ms=700), settings=settings)
+    summary = world.sync(context=FakeLambdaContext(timeout_ms=5000), settings=settings)
 
     by_status = summary["counts"]["scopesByStatus"]
     assert 1 <= by_status.get("ACTIVE", 0) < 9

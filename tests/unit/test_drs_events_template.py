@@ -49,6 +49,25 @@ def test_the_rule_matches_exactly_what_the_handler_understands() -> None:
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["DrsEventsDeadLetterQueue", "Arn"]}
 
 
+def test_target_accounts_forward_exactly_what_the_hub_rule_accepts() -> None:
+    # A forwarded event the hub's rule drops is paid for and lost; one the hub accepts but
+    # no account forwards is a freshness promise nobody keeps.
+    hub = stack().resource_properties("DrsEventsRule")["EventPattern"]
+    forwarding = load_template("target-account-role.yaml")["Resources"]["DrsEventForwardingRule"]
+    assert _as_sets(forwarding["Properties"]["EventPattern"]) == _as_sets(hub)
+
+
+def _as_sets(value: Any) -> Any:
+    """A pattern with its value lists as sets (their order means nothing to EventBridge)."""
+    if isinstance(value, dict):
+        return {key: _as_sets(inner) for key, inner in value.items()}
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return frozenset(value)
+    if isinstance(value, list):
+        return [_as_sets(v) for v in value]
+    return value
+
+
 def test_only_the_rule_may_send_to_the_queues() -> None:
     for queue, policy_id in (
         ("DrsEventsQueue", "DrsEventsQueuePolicy"),

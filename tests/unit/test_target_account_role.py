@@ -125,12 +125,37 @@ def test_external_id_is_secret_and_at_least_as_long_as_the_hub_generates() -> No
     spec = load_template(TARGET)["Parameters"]["ExternalId"]
 
     assert spec["NoEcho"] is True
-    assert spec["MinLength"] == 32
-    assert "Default" not in spec
-    with pytest.raises(ParameterError):
-        target_stack(ExternalId="e" * 31)
-    with pytest.raises(ParameterError):
-        target_stack(ExternalId="e" * 31 + " ")
+    # 32 or more characters; empty (the default) only for a stack that creates no role
+    assert spec["AllowedPattern"] == r"^([\w+=,.@:/-]{32,1224})?$"
+    target_stack(ExternalId="e" * 32)
+    for short_or_bad in ("e" * 31, "e" * 31 + " ", "e" * 1225):
+        with pytest.raises(ParameterError):
+            target_stack(ExternalId=short_or_bad)
+    for role_region in ("", "us-east-1", "eu-west-1"):
+        with pytest.raises(ParameterError, match="ExternalId is required"):
+            target_stack(ExternalId="", RoleRegion=role_region)
+        with pytest.raises(ParameterError, match="HubPrincipalArn is required"):
+            target_stack(HubPrincipalArn="", RoleRegion=role_region)
+
+
+HUB_BUS_ARN = (
+    f"arn:aws:events:us-east-1:{HUB_ACCOUNT}:event-bus/aws-drs-orchestration-drs-events-qa"
+)
+
+
+def test_role_region_none_forwards_events_without_a_role_id_or_principal() -> None:
+    # The hub account's own regions: the hub reads its own DRS without a role, so the stack
+    # only forwards (deploy.sh --hub-event-regions)
+    forwarding_only = target_stack(
+        RoleRegion="none", ExternalId="", HubPrincipalArn="", HubEventBusArn=HUB_BUS_ARN
+    )
+    assert not forwarding_only.condition("CreateRole")
+    assert forwarding_only.condition("ForwardDrsEvents")
+    rule = forwarding_only.resource_properties("DrsEventForwardingRule")
+    assert rule["Targets"][0]["Arn"] == HUB_BUS_ARN
+    # ... and a stack that would create nothing at all is refused
+    with pytest.raises(ParameterError, match="HubEventBusArn is required"):
+        target_stack(RoleRegion="none", ExternalId="", HubPrincipalArn="")
 
 
 @pytest.mark.parametrize("value", ["", "12345678901", "1234567890123", "o-abcdefghij"])
