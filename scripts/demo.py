@@ -1,7 +1,8 @@
 """`make demo`: the inventory sync end to end on the embedded local AWS, in one command.
 
 1. start the local AWS (moto + the DRS simulator, two processes on loopback);
-2. `scripts/deploy.sh qa --endpoint-url <moto>` with DRS_REGIONS = the demo's four regions;
+2. `scripts/deploy.sh qa --endpoint-url <moto>` with DRS_REGIONS = the demo's four regions
+   (HUB_EVENT_REGIONS too: the hub account's own DRS events are forwarded from each);
 3. seed an organisation: a hub and three target accounts,
    four regions, a few hundred DRS source servers with matching EC2 instances in moto
    (including cross-account DR and extended servers), one throttled region and one where DRS
@@ -85,6 +86,7 @@ _DEPLOY_VARIABLES = (
     "DRS_REGIONS",
     "TARGET_ORG_ID",
     "TARGET_ACCOUNT_IDS",
+    "HUB_EVENT_REGIONS",
 )
 
 
@@ -646,6 +648,8 @@ def deploy_environment() -> dict[str, str]:
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
         DRS_REGIONS=",".join(REGIONS),
+        # The hub's own servers are in every region: each forwards its DRS events to the hub.
+        HUB_EVENT_REGIONS=",".join(REGIONS),
         # The hub may assume roles only in these accounts (the lambda stack's TargetAccountIds).
         TARGET_ACCOUNT_IDS=",".join(account.account_id for account in TARGET_ACCOUNTS),
     )

@@ -126,11 +126,13 @@ def deploy_target_account_role(
     session: boto3.Session | None = None,
     stack_name: str = TARGET_ROLE_STACK,
     parameters: dict[str, str] | None = None,
+    expect_role: bool = True,
 ) -> str:
     """Create the role the sync assumes in `account_id` the way a StackSet instance does: a
     CloudFormation stack of cfn/target-account-role.yaml, in that account, with the hub's
     account, the data-management-handler's role ARN and the account's external id as
-    parameters (`parameters` adds others). Returns the role's ARN.
+    parameters (`parameters` adds others). Returns the role's ARN ("" with `expect_role`
+    False: a stack instance that creates no role, such as RoleRegion none).
 
     Raises RuntimeError when the stack does not reach CREATE_COMPLETE (its reason included)."""
     cloudformation = account_client("cloudformation", account_id, region, endpoint, session)
@@ -156,6 +158,8 @@ def deploy_target_account_role(
             f"({stack.get('StackStatusReason', 'no reason given')})"
         )
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if not expect_role:
+        return ""
     if "RoleArn" in outputs:
         return outputs["RoleArn"]
     # moto may leave outputs empty: the role is then read from IAM, where the stack made it.

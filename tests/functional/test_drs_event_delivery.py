@@ -120,6 +120,45 @@ def test_a_stall_in_a_target_account_reaches_the_hub_function_through_sqs(
     assert boto3.client("sqs").receive_message(QueueUrl=queue_url).get("Messages", []) == []
 
 
+@pytest.mark.parametrize("region", ["us-east-1", "us-west-2"])
+def test_a_stall_in_the_hub_accounts_own_region_reaches_the_hub_function(
+    moto_endpoint: str, region: str
+) -> None:
+    # The hub's own regions forward with the target template's forwarding half alone
+    # (RoleRegion none, as deploy.sh --hub-event-regions deploys it): same region or not
+    _hub_with_queue_and_function()
+    deploy_target_account_role(
+        HUB,
+        HUB,
+        "",
+        "",
+        region=region,
+        endpoint=moto_endpoint,
+        stack_name="drs-event-forwarding",
+        parameters={"RoleRegion": "none", "HubEventBusArn": HUB_BUS_ARN},
+        expect_role=False,
+    )
+    (server,) = fleet.generate_fleet(HUB, region, 1)
+
+    with (
+        DrsSimulator(default_account_id=HUB, events_endpoint=moto_endpoint) as simulator,
+        LocalRunner(moto_endpoint, simulator.endpoint, cloudwatch_logs=False) as runner,
+    ):
+        runner.start_event_delivery(poll_interval=0.05)
+        simulator.add_source_servers(HUB, region, [server])
+        simulator.set_replication_state(HUB, region, server["sourceServerID"], "STALLED")
+        deliveries = runner.wait_for_deliveries(1, timeout=60)
+        runner.stop_event_delivery()
+
+    (batch,) = [d for d in deliveries if d.kind == "sqs"]
+    (record,) = batch.event["Records"]
+    event = json.loads(record["body"])
+    assert (event["account"], event["region"]) == (HUB, region)
+    assert event["detail-type"] == drs_events.REPLICATION_STALLED_CHANGE
+    roles = {r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]}
+    assert "drs-orchestration-cross-account" not in roles
+
+
 def test_the_event_patch_refuses_a_moto_it_was_not_tested_with(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

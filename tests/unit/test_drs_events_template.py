@@ -10,6 +10,7 @@ import pytest
 from drs_events import DRS_EVENT_SOURCE, DRS_SOURCE, SERVER_API_CALLS, SERVER_DETAIL_TYPES
 from tests.support.cfn import CFN_DIR, load_template
 from tests.support.cfn_eval import Evaluator
+from tests.unit.test_templates import LAMBDA_PARAMS
 
 ENV = "qa"
 PROJECT = "aws-drs-orchestration"
@@ -140,3 +141,27 @@ def test_deploy_passes_the_event_stack_the_lambda_stacks_target_scope() -> None:
     eventbridge = eventbridge[: eventbridge.index("deploy_stack eventbridge")]
     assert '"TargetOrganizationId=$TARGET_ORG_CHOSEN"' in eventbridge
     assert '"TargetAccountIds=$TARGET_ACCOUNTS_CHOSEN"' in eventbridge
+
+
+def test_the_root_stack_tells_target_accounts_the_bus_the_event_stack_makes() -> None:
+    main = Evaluator(load_template("main-stack.yaml"), **_main_params())
+    arn = main.evaluate(main.template["Outputs"]["DrsEventBusArn"]["Value"])
+    name = stack().resource_properties("DrsEventBus")["Name"]
+    assert arn == f"arn:aws:events:us-east-1:123456789012:event-bus/{name}"
+    forwarding = Evaluator(
+        load_template("target-account-role.yaml"),
+        HubAccountId="123456789012",
+        RoleRegion="none",
+        HubEventBusArn=arn,
+    )
+    assert forwarding.condition("ForwardDrsEvents")  # the template takes the output as it is
+
+
+def _main_params() -> dict[str, str]:
+    keys = (
+        "DataManagementHandlerCodeKey",
+        "QueryHandlerCodeKey",
+        "DataManagementHandlerCodeVersion",
+        "QueryHandlerCodeVersion",
+    )
+    return {"Environment": ENV, **{key: LAMBDA_PARAMS[key] for key in keys}}
