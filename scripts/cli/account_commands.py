@@ -18,6 +18,7 @@ from rich.text import Text
 
 from scripts.cli.context import Console, pass_console
 from scripts.cli.output import Rows, cell, make_table, stderr_console
+from scripts.cli.paging import paged_items
 from scripts.cli.render import key_value_view
 
 ACCOUNT_COLUMNS = (
@@ -60,16 +61,11 @@ def accounts() -> None:
 @pass_console
 def list_accounts(console: Console, enabled_only: bool) -> None:
     """Every registered target account (all pages)."""
-    items: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = console.manage(
-            "list_target_accounts", enabledOnly=True if enabled_only else None, nextToken=token
+    items = list(
+        paged_items(
+            console.manage, "list_target_accounts", enabledOnly=True if enabled_only else None
         )
-        items += page.get("items") or []
-        token = page.get("nextToken")
-        if not token:
-            break
+    )
     console.output.emit(items, table=_accounts_view, rows=_account_rows)
 
 
