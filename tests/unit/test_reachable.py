@@ -11,6 +11,17 @@ import pytest
 from scripts.local.reachable import first_unreachable, main, unreachable_reason
 
 
+def run_command(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m scripts.local.reachable ARGS`, as the shell scripts run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "scripts.local.reachable", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
 def test_a_listening_endpoint_is_reachable() -> None:
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
@@ -35,13 +46,7 @@ def test_the_command_exits_1_and_prints_why() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = subprocess.run(
-        [sys.executable, "-m", "scripts.local.reachable", f"http://127.0.0.1:{port}"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_command(f"http://127.0.0.1:{port}")
     assert result.returncode == 1
     assert "refused" in result.stdout.lower()
 
@@ -73,20 +78,8 @@ def test_labelled_endpoints_name_the_first_one_down_with_the_hint() -> None:
 def test_the_command_with_labels_prints_the_whole_message() -> None:
     server, up, down = _listening_and_closed()
     with server:
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "scripts.local.reachable",
-                "--hint",
-                "start it",
-                f"local AWS (moto)={up}",
-                f"DRS simulator={down}",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
+        result = run_command(
+            "--hint", "start it", f"local AWS (moto)={up}", f"DRS simulator={down}"
         )
     assert result.returncode == 1
     assert (
