@@ -162,21 +162,14 @@ pass() { PASSED=$((PASSED + 1)); printf '  \342\234\224 %s\n' "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf '  \342\234\230 %s\n' "$*"; }
 detail() { sed 's/^/      /'; }
 
-# endpoint_reachable URL: whether something accepts a TCP connection at URL's host and
-# port (5 s); prints why not. Run before the first AWS call, so an endpoint that is down is
-# named as such rather than reported by the CLI as missing credentials.
-endpoint_reachable() {
-  "$PYTHON" -m scripts.local.reachable "$1"
-}
-
 # ------------------------------------------------------------------------ the steps
+# Before the first AWS call, so an endpoint that is down is named as such rather than
+# reported by the CLI as missing credentials.
 if [ "$LOCAL" = true ]; then
-  for pair in "local AWS (moto)|$ENDPOINT" "DRS simulator|$DRS_ENDPOINT"; do
-    if ! why="$(endpoint_reachable "${pair#*|}")"; then
-      die "cannot reach the ${pair%%|*} at ${pair#*|} ($why): is python -m scripts.local.stack running?"
-    fi
-  done
-elif [ -n "${AWS_ENDPOINT_URL:-}" ] && ! why="$(endpoint_reachable "$AWS_ENDPOINT_URL")"; then
+  why="$("$PYTHON" -m scripts.local.reachable --hint "is python -m scripts.local.stack running?" \
+    "local AWS (moto)=$ENDPOINT" "DRS simulator=$DRS_ENDPOINT")" || die "$why"
+elif [ -n "${AWS_ENDPOINT_URL:-}" ] \
+    && ! why="$("$PYTHON" -m scripts.local.reachable "$AWS_ENDPOINT_URL")"; then
   die "cannot reach AWS_ENDPOINT_URL $AWS_ENDPOINT_URL ($why)"
 fi
 if ! identity="$(aws_cli sts get-caller-identity --query Account --output text 2>&1)"; then

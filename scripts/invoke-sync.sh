@@ -133,19 +133,13 @@ if [ "$LOCAL" = false ]; then
   [ -n "$REGION" ] || die "no AWS region: pass --region or set AWS_REGION"
 fi
 
-# endpoint_reachable URL: whether something accepts a TCP connection at URL's host and
-# port (5 s); prints why not. Run before the first AWS call, so an endpoint that is down is
-# named as such rather than reported by the CLI as missing credentials.
-endpoint_reachable() {
-  "$PYTHON" -m scripts.local.reachable "$1"
-}
+# Before the first AWS call, so an endpoint that is down is named as such rather than
+# reported by the CLI as missing credentials.
 if [ "$LOCAL" = true ]; then
-  for pair in "local AWS (moto)|$ENDPOINT" "DRS simulator|$DRS_ENDPOINT"; do
-    if ! why="$(endpoint_reachable "${pair#*|}")"; then
-      die "cannot reach the ${pair%%|*} at ${pair#*|} ($why): is python -m scripts.local.stack running?"
-    fi
-  done
-elif [ -n "${AWS_ENDPOINT_URL:-}" ] && ! why="$(endpoint_reachable "$AWS_ENDPOINT_URL")"; then
+  why="$("$PYTHON" -m scripts.local.reachable --hint "is python -m scripts.local.stack running?" \
+    "local AWS (moto)=$ENDPOINT" "DRS simulator=$DRS_ENDPOINT")" || die "$why"
+elif [ -n "${AWS_ENDPOINT_URL:-}" ] \
+    && ! why="$("$PYTHON" -m scripts.local.reachable "$AWS_ENDPOINT_URL")"; then
   die "cannot reach AWS_ENDPOINT_URL $AWS_ENDPOINT_URL ($why)"
 fi
 

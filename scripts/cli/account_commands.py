@@ -8,7 +8,8 @@ is, exit 1.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
@@ -17,6 +18,7 @@ from rich.text import Text
 
 from scripts.cli.context import Console, pass_console
 from scripts.cli.output import Rows, cell, make_table, stderr_console
+from scripts.cli.paging import paged_items
 from scripts.cli.render import key_value_view
 
 ACCOUNT_COLUMNS = (
@@ -59,16 +61,11 @@ def accounts() -> None:
 @pass_console
 def list_accounts(console: Console, enabled_only: bool) -> None:
     """Every registered target account (all pages)."""
-    items: list[dict[str, Any]] = []
-    token = None
-    while True:
-        page = console.manage(
-            "list_target_accounts", enabledOnly=True if enabled_only else None, nextToken=token
+    items = list(
+        paged_items(
+            console.manage, "list_target_accounts", enabledOnly=True if enabled_only else None
         )
-        items += page.get("items") or []
-        token = page.get("nextToken")
-        if not token:
-            break
+    )
     console.output.emit(items, table=_accounts_view, rows=_account_rows)
 
 
@@ -80,83 +77,80 @@ def get_account(console: Console, account_id: str) -> None:
     console.output.emit(console.manage("get_target_account", accountId=account_id), table=_one)
 
 
-def _registry_options(command: Any) -> Any:
-    for option in reversed(
-        [
-            click.option("--role-arn", help="the role the hub assumes in the account"),
-            click.option("--external-id", help="sts:ExternalId (generated when not given)"),
-            click.option("--name", "account_name", help="a name for people"),
-            click.option(
-                "--ec2-source-account-id",
-                "ec2_sources",
-                multiple=True,
-                help="a registered account whose EC2 instances this account's DRS replicates",
-            ),
-            click.option(
-                "--skip-connection-test",
-                is_flag=True,
-                help="write without testing the role first (the test runs by default)",
-            ),
-        ]
-    ):
-        command = option(command)
-    return command
+_REGISTRY_OPTIONS = (
+    click.option("--role-arn", help="the role the hub assumes in the account"),
+    click.option("--external-id", help="sts:ExternalId (generated when not given)"),
+    click.option("--name", "account_name", help="a name for people"),
+    click.option(
+        "--ec2-source-account-id",
+        "ec2_sources",
+        multiple=True,
+        help="a registered account whose EC2 instances this account's DRS replicates",
+    ),
+    click.option(
+        "--skip-connection-test",
+        is_flag=True,
+        help="write without testing the role first (the test runs by default)",
+    ),
+)
+
+
+def _registry_fields(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options `accounts add` and `accounts update` share, handed to `command` as one
+    `fields` argument: the registry fields given, named as the function takes them (a field
+    not given is None, which the payload leaves out)."""
+
+    @functools.wraps(command)
+    def with_fields(
+        *args: Any,
+        role_arn: str | None,
+        external_id: str | None,
+        account_name: str | None,
+        ec2_sources: tuple[str, ...],
+        skip_connection_test: bool,
+        **kwargs: Any,
+    ) -> Any:
+        fields = {
+            "roleArn": role_arn,
+            "externalId": external_id,
+            "accountName": account_name,
+            "ec2SourceAccountIds": list(ec2_sources) or None,
+            "skipConnectionTest": skip_connection_test or None,
+        }
+        return command(*args, fields=fields, **kwargs)
+
+    for option in reversed(_REGISTRY_OPTIONS):
+        with_fields = option(with_fields)
+    return with_fields
 
 
 @accounts.command("add")
 @click.argument("account_id")
-@_registry_options
+@_registry_fields
 @click.option("--disabled", is_flag=True, help="register it without syncing it yet")
 @pass_console
-def add_account(
-    console: Console,
-    account_id: str,
-    role_arn: str | None,
-    external_id: str | None,
-    account_name: str | None,
-    ec2_sources: tuple[str, ...],
-    skip_connection_test: bool,
-    disabled: bool,
-) -> None:
+def add_account(console: Console, account_id: str, fields: dict[str, Any], disabled: bool) -> None:
     """Register (onboard) a target account. The external id is shown in full only now."""
     answer = console.manage(
         "add_target_account",
         accountId=account_id,
-        roleArn=role_arn,
-        externalId=external_id,
-        accountName=account_name,
         enabled=False if disabled else None,
-        ec2SourceAccountIds=list(ec2_sources) or None,
-        skipConnectionTest=skip_connection_test or None,
+        **fields,
     )
     console.output.emit(answer, table=_one)
 
 
 @accounts.command("update")
 @click.argument("account_id")
-@_registry_options
+@_registry_fields
 @click.option("--enable/--disable", "enabled", default=None, help="sync it or not")
 @pass_console
 def update_account(
-    console: Console,
-    account_id: str,
-    role_arn: str | None,
-    external_id: str | None,
-    account_name: str | None,
-    ec2_sources: tuple[str, ...],
-    skip_connection_test: bool,
-    enabled: bool | None,
+    console: Console, account_id: str, fields: dict[str, Any], enabled: bool | None
 ) -> None:
     """Change a registered account's fields (only those given)."""
     answer = console.manage(
-        "update_target_account",
-        accountId=account_id,
-        roleArn=role_arn,
-        externalId=external_id,
-        accountName=account_name,
-        enabled=enabled,
-        ec2SourceAccountIds=list(ec2_sources) or None,
-        skipConnectionTest=skip_connection_test or None,
+        "update_target_account", accountId=account_id, enabled=enabled, **fields
     )
     console.output.emit(answer, table=_one)
 

@@ -8,7 +8,7 @@ import click
 
 from scripts.cli.context import Console, pass_console
 from scripts.cli.output import stderr_console
-from scripts.cli.server_commands import PageProgress, list_servers
+from scripts.cli.server_commands import list_servers
 from scripts.cli.status_commands import account_names, region_status
 
 DEFAULT_LAG_THRESHOLD = "1h"
@@ -62,11 +62,7 @@ def gather_report(
     from scripts.cli.html_report import build_report
 
     status = region_status(console, account)
-    progress = PageProgress("reading the inventory")
-    try:
-        items = list(list_servers(console, account=account, progress=progress))
-    finally:
-        progress.close()
+    items = list(list_servers(console, account=account, progress="reading the inventory"))
     target = console.target
     page = build_report(
         status=status,

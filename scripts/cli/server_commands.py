@@ -15,7 +15,7 @@ import click
 
 from scripts.cli.context import Console, pass_console
 from scripts.cli.errors import EXIT_USAGE, ConsoleError
-from scripts.cli.output import stderr_console
+from scripts.cli.paging import paged_items
 from scripts.cli.render import key_value_view, server_rows, servers_view
 from scripts.cli.status_commands import region_status
 
@@ -30,30 +30,6 @@ def parse_tags(values: Sequence[str]) -> dict[str, str]:
             raise ConsoleError(f"--tag takes KEY=VALUE, got {value!r}", EXIT_USAGE)
         tags[key] = tag_value
     return tags
-
-
-class PageProgress:
-    """ "page N, M servers" on stderr while a listing pages through nextToken (terminal only)."""
-
-    def __init__(self, what: str) -> None:
-        self.console = stderr_console()
-        self.what = what
-        self.pages = self.servers = 0
-        self._status = self.console.status(what) if self.console.is_terminal else None
-        if self._status is not None:
-            self._status.start()
-
-    def page(self, servers: int, where: str = "") -> None:
-        self.pages += 1
-        self.servers += servers
-        if self._status is not None:
-            self._status.update(
-                f"{self.what}: page {self.pages}, {self.servers} servers {where}".rstrip()
-            )
-
-    def close(self) -> None:
-        if self._status is not None:
-            self._status.stop()
 
 
 def _freshness(scopes: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
@@ -82,45 +58,40 @@ def list_servers(
     hostname: str | None = None,
     include_deleted: bool = False,
     full: bool = True,
-    progress: PageProgress | None = None,
+    progress: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Every server matching the filters, across all scopes (or the account/region given),
     each marked with its scope's freshness.
 
     One `list_source_servers` listing, paged through nextToken: the first tag is matched by
-    the query-handler, any further tags here, with the same precedence."""
+    the query-handler, any further tags here, with the same precedence. With `progress`,
+    "PROGRESS: page N, M servers" on stderr while it reads (terminal only)."""
     scopes = region_status(console, account)["scopes"]
     freshness = _freshness(scopes)
     wanted = list((tags or {}).items())
     first_key, first_value = wanted[0] if wanted else (None, None)
-    token = None
-    while True:
-        page = console.query(
-            "list_source_servers",
-            accountId=account,
-            region=region,
-            replicationState=replication_state,
-            hostname=hostname,
-            tagKey=first_key,
-            tagValue=first_value,
-            includeDeleted=True if include_deleted else None,
-            limit=PAGE_LIMIT,
-            nextToken=token,
-        )
-        items = page.get("items") or []
-        if progress:
-            progress.page(len(items))
-        for item in items:
-            if wanted[1:]:
-                have = effective_tags(item)
-                if any(have.get(key) != value for key, value in wanted[1:]):
-                    continue
-            if not full:
-                item.pop("drs", None)
-            yield _mark(item, freshness.get((str(item.get("accountId")), str(item.get("region")))))
-        token = page.get("nextToken")
-        if not token:
-            return
+    listed = paged_items(
+        console.query,
+        "list_source_servers",
+        progress=progress,
+        unit="servers",
+        accountId=account,
+        region=region,
+        replicationState=replication_state,
+        hostname=hostname,
+        tagKey=first_key,
+        tagValue=first_value,
+        includeDeleted=True if include_deleted else None,
+        limit=PAGE_LIMIT,
+    )
+    for item in listed:
+        if wanted[1:]:
+            have = effective_tags(item)
+            if any(have.get(key) != value for key, value in wanted[1:]):
+                continue
+        if not full:
+            item.pop("drs", None)
+        yield _mark(item, freshness.get((str(item.get("accountId")), str(item.get("region")))))
 
 
 @click.group()
@@ -155,24 +126,19 @@ def list_command(
 ) -> None:
     """List servers matching every filter given, across all scopes. Each carries its
     scope's freshness (`scopeFresh`, `scopeAgeSeconds`)."""
-    wanted = parse_tags(tags)
-    progress = PageProgress("listing servers")
-    try:
-        items = list(
-            list_servers(
-                console,
-                account=account,
-                region=region,
-                tags=wanted,
-                replication_state=replication_state,
-                hostname=hostname,
-                include_deleted=include_deleted,
-                full=full or console.output.format != "json",
-                progress=progress,
-            )
+    items = list(
+        list_servers(
+            console,
+            account=account,
+            region=region,
+            tags=parse_tags(tags),
+            replication_state=replication_state,
+            hostname=hostname,
+            include_deleted=include_deleted,
+            full=full or console.output.format != "json",
+            progress="listing servers",
         )
-    finally:
-        progress.close()
+    )
     console.output.emit(items, table=servers_view, rows=server_rows)
 
 

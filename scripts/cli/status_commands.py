@@ -12,6 +12,7 @@ from rich.text import Text
 from scripts.cli.context import Console, pass_console
 from scripts.cli.errors import EXIT_FAILED, ConsoleError
 from scripts.cli.output import Rows, cell, make_table
+from scripts.cli.paging import paged_items
 from scripts.cli.render import HEALTH_STYLES, filter_scopes, matrix_view, scope_health, scope_rows
 
 
@@ -26,18 +27,13 @@ def account_names(console: Console) -> dict[str, str]:
     """accountId -> accountName of the registered target accounts (best effort: the
     matrix is still right without names)."""
     names: dict[str, str] = {}
-    token = None
     try:
-        while True:
-            page = console.manage("list_target_accounts", nextToken=token)
-            for item in page.get("items") or []:
-                if item.get("accountName"):
-                    names[str(item["accountId"])] = str(item["accountName"])
-            token = page.get("nextToken")
-            if not token:
-                return names
+        for item in paged_items(console.manage, "list_target_accounts"):
+            if item.get("accountName"):
+                names[str(item["accountId"])] = str(item["accountName"])
     except ConsoleError:
-        return names
+        pass  # the names of the pages read are still right
+    return names
 
 
 @click.command()
