@@ -71,7 +71,6 @@ EOF
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT
-readonly ENVIRONMENTS="dev test qa uat staging prod"
 readonly FUNCTIONS="data-management-handler query-handler"
 PROJECT_NAME="${PROJECT_NAME:-aws-drs-orchestration}"
 export AWS_PAGER=""
@@ -81,6 +80,8 @@ note() { echo "deploy.sh: $*" >&2; }
 usage_error() { echo "deploy.sh: $* (see scripts/deploy.sh --help)" >&2; exit 2; }
 stage() { echo "==> $*"; }
 info() { echo "    $*"; }
+# shellcheck source=scripts/lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 
 # ------------------------------------------------------------------------ arguments
 ENV_NAME=""
@@ -99,9 +100,7 @@ while [ "$#" -gt 0 ]; do
       MODE="${1#--}" ;;
     --region|--profile|--endpoint-url|--drs-regions|--target-org-id|--target-account-ids|\
     --hub-event-regions)
-      if [ "$#" -lt 2 ] || [ -z "$2" ] || [ "${2#-}" != "$2" ]; then
-        usage_error "$1 needs a value"
-      fi
+      need_value "$@"
       case "$1" in
         --region) REGION="$2" ;;
         --profile) PROFILE="$2" ;;
@@ -113,16 +112,11 @@ while [ "$#" -gt 0 ]; do
       esac
       shift ;;
     -*) usage_error "unknown option: $1" ;;
-    *)
-      [ -z "$ENV_NAME" ] || usage_error "one environment only, got '$ENV_NAME' and '$1'"
-      case " $ENVIRONMENTS " in
-        *" $1 "*) ENV_NAME="$1" ;;
-        *) usage_error "unknown environment '$1' (one of: $ENVIRONMENTS)" ;;
-      esac ;;
+    *) take_environment "$1" ;;
   esac
   shift
 done
-[ -n "$ENV_NAME" ] || usage_error "missing environment (one of: $ENVIRONMENTS)"
+require_environment
 # As the templates' ProjectName: PROJECT-data-management-handler-staging (a function and a
 # role name) must fit in 64 characters.
 [[ "$PROJECT_NAME" =~ ^[a-z0-9][a-z0-9-]{1,31}$ ]] \
@@ -245,16 +239,6 @@ if [ "$MODE" = "lambda-only" ]; then
 fi
 
 # ------------------------------------------------------------------------ tools
-# The project's venv (make venv) when present, else PATH.
-tool() {
-  if [ -x "$ROOT/.venv/bin/$1" ]; then
-    echo "$ROOT/.venv/bin/$1"
-  elif command -v "$1" >/dev/null 2>&1; then
-    command -v "$1"
-  else
-    return 1
-  fi
-}
 PYTHON="$(tool python || tool python3)" || die "python3 not found (run: make venv)"
 
 # ------------------------------------------------------------------------ --validate-only

@@ -43,7 +43,6 @@ EOF
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT
-readonly ENVIRONMENTS="dev test qa uat staging prod"
 readonly SYNC_OPERATION="sync_source_server_inventory"
 readonly SCHEDULE="rate(15 minutes)"
 PROJECT_NAME="${PROJECT_NAME:-aws-drs-orchestration}"
@@ -51,6 +50,8 @@ export AWS_PAGER=""
 
 usage_error() { echo "e2e-inventory-sync.sh: $* (see --help)" >&2; exit 2; }
 die() { echo "e2e-inventory-sync.sh: error: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 
 # ------------------------------------------------------------------------ arguments
 ENV_NAME=""
@@ -62,9 +63,7 @@ while [ "$#" -gt 0 ]; do
   case "$1" in
     -h|--help) usage; exit 0 ;;
     --profile|--region|--endpoint-url|--drs-endpoint-url)
-      if [ "$#" -lt 2 ] || [ -z "$2" ] || [ "${2#-}" != "$2" ]; then
-        usage_error "$1 needs a value"
-      fi
+      need_value "$@"
       case "$1" in
         --profile) PROFILE="$2" ;;
         --region) REGION="$2" ;;
@@ -73,42 +72,12 @@ while [ "$#" -gt 0 ]; do
       esac
       shift ;;
     -*) usage_error "unknown option: $1" ;;
-    *)
-      [ -z "$ENV_NAME" ] || usage_error "one environment only, got '$ENV_NAME' and '$1'"
-      case " $ENVIRONMENTS " in
-        *" $1 "*) ENV_NAME="$1" ;;
-        *) usage_error "unknown environment '$1' (one of: $ENVIRONMENTS)" ;;
-      esac ;;
+    *) take_environment "$1" ;;
   esac
   shift
 done
-[ -n "$ENV_NAME" ] || usage_error "missing environment (one of: $ENVIRONMENTS)"
-is_loopback_url() {
-  [[ "$1" =~ ^https?://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?(/.*)?$ ]]
-}
-# The exports `python -m scripts.local.stack` prints (AWS_ENDPOINT_URL on loopback, with
-# AWS_ENDPOINT_URL_DRS) mean the local AWS, as --endpoint-url/--drs-endpoint-url do: never
-# aws lambda invoke there (moto would need docker to run the function).
-if [ -z "$ENDPOINT$DRS_ENDPOINT" ] && is_loopback_url "${AWS_ENDPOINT_URL:-}"; then
-  ENDPOINT="$AWS_ENDPOINT_URL"
-  DRS_ENDPOINT="${AWS_ENDPOINT_URL_DRS:-}"
-  [ -n "$DRS_ENDPOINT" ] || usage_error "AWS_ENDPOINT_URL is the local AWS ($ENDPOINT) but \
-AWS_ENDPOINT_URL_DRS is unset: export both, as python -m scripts.local.stack prints them"
-fi
-if [ -n "$ENDPOINT" ] || [ -n "$DRS_ENDPOINT" ]; then
-  if [ -z "$ENDPOINT" ] || [ -z "$DRS_ENDPOINT" ]; then
-    usage_error "--endpoint-url and --drs-endpoint-url go together (the local AWS)"
-  fi
-  [ -z "$PROFILE" ] || usage_error "--profile is for real accounts, not the local AWS"
-  LOCAL=true
-  REGION="${REGION:-us-east-1}"
-  # The local AWS takes any credentials; none of this machine's may be sent anywhere.
-  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-  unset AWS_PROFILE AWS_SESSION_TOKEN
-else
-  LOCAL=false
-fi
+require_environment
+choose_local_aws
 
 readonly RULE="$PROJECT_NAME-inventory-sync-$ENV_NAME"
 readonly DMH="$PROJECT_NAME-data-management-handler-$ENV_NAME"
@@ -116,15 +85,6 @@ readonly TABLE="$PROJECT_NAME-source-server-inventory-$ENV_NAME"
 readonly STATUS_TABLE="$PROJECT_NAME-drs-region-status-$ENV_NAME"
 
 # ------------------------------------------------------------------------ tools
-tool() {
-  if [ -x "$ROOT/.venv/bin/$1" ]; then
-    echo "$ROOT/.venv/bin/$1"
-  elif command -v "$1" >/dev/null 2>&1; then
-    command -v "$1"
-  else
-    return 1
-  fi
-}
 AWS="$(tool aws)" || die "aws CLI not found (run: make venv, or install the AWS CLI)"
 PYTHON="$(tool python || tool python3)" || die "python3 not found"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"

@@ -39,12 +39,13 @@ EOF
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly ROOT
-readonly ENVIRONMENTS="dev test qa uat staging prod"
 PROJECT_NAME="${PROJECT_NAME:-aws-drs-orchestration}"
 export AWS_PAGER=""
 
 usage_error() { echo "invoke-sync.sh: $* (see --help)" >&2; exit 2; }
 die() { echo "invoke-sync.sh: error: $*" >&2; exit 1; }
+# shellcheck source=scripts/lib/common.sh
+. "$ROOT/scripts/lib/common.sh"
 
 ENV_NAME=""
 PROFILE=""
@@ -61,9 +62,7 @@ while [ "$#" -gt 0 ]; do
     --dry-run) DRY_RUN=true ;;
     --json) RAW_JSON=true ;;
     --account-ids|--regions|--profile|--region|--endpoint-url|--drs-endpoint-url)
-      if [ "$#" -lt 2 ] || [ -z "$2" ] || [ "${2#-}" != "$2" ]; then
-        usage_error "$1 needs a value"
-      fi
+      need_value "$@"
       case "$1" in
         --account-ids) ACCOUNT_IDS="$2" ;;
         --regions) REGIONS="$2" ;;
@@ -74,55 +73,18 @@ while [ "$#" -gt 0 ]; do
       esac
       shift ;;
     -*) usage_error "unknown option: $1" ;;
-    *)
-      [ -z "$ENV_NAME" ] || usage_error "one environment only, got '$ENV_NAME' and '$1'"
-      case " $ENVIRONMENTS " in
-        *" $1 "*) ENV_NAME="$1" ;;
-        *) usage_error "unknown environment '$1' (one of: $ENVIRONMENTS)" ;;
-      esac ;;
+    *) take_environment "$1" ;;
   esac
   shift
 done
-[ -n "$ENV_NAME" ] || usage_error "missing environment (one of: $ENVIRONMENTS)"
+require_environment
 [[ -z "$ACCOUNT_IDS" || "$ACCOUNT_IDS" =~ ^[0-9]{12}(,[0-9]{12})*$ ]] \
   || usage_error "--account-ids takes 12-digit account ids separated by commas"
 [[ -z "$REGIONS" || "$REGIONS" =~ ^[a-z]{2}(-[a-z]+)+-[0-9](,[a-z]{2}(-[a-z]+)+-[0-9])*$ ]] \
   || usage_error "--regions takes region names separated by commas, e.g. us-east-1,eu-west-1"
-is_loopback_url() {
-  [[ "$1" =~ ^https?://(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost|\[::1\])(:[0-9]+)?(/.*)?$ ]]
-}
-# The exports `python -m scripts.local.stack` prints (AWS_ENDPOINT_URL on loopback, with
-# AWS_ENDPOINT_URL_DRS) mean the local AWS, as --endpoint-url/--drs-endpoint-url do: never
-# aws lambda invoke there (moto would need docker to run the function).
-if [ -z "$ENDPOINT$DRS_ENDPOINT" ] && is_loopback_url "${AWS_ENDPOINT_URL:-}"; then
-  ENDPOINT="$AWS_ENDPOINT_URL"
-  DRS_ENDPOINT="${AWS_ENDPOINT_URL_DRS:-}"
-  [ -n "$DRS_ENDPOINT" ] || usage_error "AWS_ENDPOINT_URL is the local AWS ($ENDPOINT) but \
-AWS_ENDPOINT_URL_DRS is unset: export both, as python -m scripts.local.stack prints them"
-fi
-LOCAL=false
-if [ -n "$ENDPOINT" ] || [ -n "$DRS_ENDPOINT" ]; then
-  if [ -z "$ENDPOINT" ] || [ -z "$DRS_ENDPOINT" ]; then
-    usage_error "--endpoint-url and --drs-endpoint-url go together (the local AWS)"
-  fi
-  [ -z "$PROFILE" ] || usage_error "--profile is for real accounts, not the local AWS"
-  LOCAL=true
-  REGION="${REGION:-us-east-1}"
-  export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
-  export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
-  unset AWS_PROFILE AWS_SESSION_TOKEN
-fi
+choose_local_aws
 readonly FUNCTION="$PROJECT_NAME-data-management-handler-$ENV_NAME"
 
-tool() {
-  if [ -x "$ROOT/.venv/bin/$1" ]; then
-    echo "$ROOT/.venv/bin/$1"
-  elif command -v "$1" >/dev/null 2>&1; then
-    command -v "$1"
-  else
-    return 1
-  fi
-}
 PYTHON="$(tool python || tool python3)" || die "python3 not found"
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 if [ "$LOCAL" = false ]; then

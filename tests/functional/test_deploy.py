@@ -172,6 +172,7 @@ def test_missing_aws_cli_is_refused(tmp_path: Path) -> None:
     # A tree without the venv, and a PATH with python but no aws CLI.
     (tmp_path / "scripts").mkdir()
     script = shutil.copy2(ROOT / "scripts" / "deploy.sh", tmp_path / "scripts" / "deploy.sh")
+    shutil.copytree(ROOT / "scripts" / "lib", tmp_path / "scripts" / "lib")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for name, target in (("python3", sys.executable), ("dirname", shutil.which("dirname"))):
