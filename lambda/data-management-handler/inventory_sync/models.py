@@ -75,6 +75,7 @@ class ScopeOutcome:
     servers_seen: int = 0
     servers_written: int = 0
     servers_unchanged: int = 0  # listed, stored content the same: not rewritten
+    servers_kept_newer: int = 0  # listed, but a newer read (a refresh) wrote it since
     servers_new: int = 0
     servers_revived: int = 0
     servers_soft_deleted: int = 0

@@ -13,7 +13,7 @@ The rules that keep the inventory true live here:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -213,7 +213,6 @@ def _sync_listed(
 ) -> None:
     records = _check_records(listing, outcome)
     outcome.servers_seen = len(records.servers)
-    existing = run.store.scope_items(scope)
     servers = list(records.servers.values())
     enrichment = enrich(
         servers,
@@ -235,6 +234,9 @@ def _sync_listed(
                 "error": message,
             },
         )
+    # Read after the enrichment, as close to the writes as can be: what a refresh wrote
+    # since this run started is seen (and kept) here, not overwritten with this older read.
+    existing = run.store.scope_items(scope)
 
     items: list[dict[str, Any]] = []
     added: list[str] = []
@@ -242,6 +244,9 @@ def _sync_listed(
     changed: list[str] = []  # stored, live, and its content digest differs
     for arn, server in records.servers.items():
         previous = existing.get(arn)
+        if previous is not None and _written_since_run_started(previous, run):
+            outcome.servers_kept_newer += 1  # a refresh read DRS after this run started
+            continue
         ec2 = None
         origin = ec2_origin(server)
         if origin is not None:
@@ -322,7 +327,17 @@ def _sync_listed(
     removed: list[str] = []
     try:
         _write_listed(
-            scope, items, records, vanished, held, live_before, run, outcome, written, removed
+            scope,
+            items,
+            existing,
+            records,
+            vanished,
+            held,
+            live_before,
+            run,
+            outcome,
+            written,
+            removed,
         )
     finally:
         # Only for writes that landed: a failed or abandoned batch announces nothing for its
@@ -337,6 +352,7 @@ def _sync_listed(
 def _write_listed(
     scope: Scope,
     items: list[dict[str, Any]],
+    existing_arns: Iterable[str],
     records: _Records,
     vanished: list[str],
     held: bool,
@@ -347,10 +363,19 @@ def _write_listed(
     removed: list[str],
 ) -> None:
     """Write the listed items (what landed goes to `written`) and soft-delete the vanished
-    ones (those that were go to `removed`)."""
+    ones (those that were go to `removed`). Items new to the inventory go in batches; those it
+    holds, one conditional write each, so a refresh's newer write (after the scope index
+    was read, which is eventually consistent) is never overwritten with this run's read."""
+    stored = set(existing_arns)
     try:
-        run.store.put_inventory_items(items, written)
+        run.store.put_inventory_items(
+            [i for i in items if i["sourceServerArn"] not in stored], written
+        )
+        run.store.put_inventory_items_unless_newer(
+            [i for i in items if i["sourceServerArn"] in stored], written
+        )
     finally:
+        outcome.servers_kept_newer += len(written.kept_newer)
         outcome.servers_written = written.written
         outcome.write_failures = len(written.unprocessed)
         outcome.records_rejected += len(written.rejected)
@@ -435,6 +460,12 @@ def _landed_changes(
         feed.change("Removed", {"sourceServerArn": arn, **scope_keys}) for arn in kinds.vanished
     )
     return changes
+
+
+def _written_since_run_started(stored: dict[str, Any], run: RunContext) -> bool:
+    """Whether a write from a read later than this run's start (a refresh's) is stored."""
+    stamped = stored.get("lastSyncTime")
+    return isinstance(stamped, str) and stamped > run.run_time
 
 
 def _still_true(arn: str, stored: dict[str, Any], digest: str, run: RunContext) -> bool:

@@ -114,6 +114,7 @@ def summary(facts: RunFacts) -> dict[str, Any]:
         "serversSeen": total("servers_seen"),
         "serversWritten": total("servers_written"),
         "serversUnchanged": total("servers_unchanged"),
+        "serversKeptNewer": total("servers_kept_newer"),
         "serversNew": total("servers_new"),
         "serversRevived": total("servers_revived"),
         "serversSoftDeleted": total("servers_soft_deleted") + (sweep.soft_deleted if sweep else 0),

@@ -26,6 +26,10 @@ from shared.config import TableNames
 BATCH_SIZE = 25  # BatchWriteItem's maximum
 GET_BATCH_SIZE = 100  # BatchGetItem's maximum
 MAX_BATCH_ATTEMPTS = 8
+# DynamoDB's answers to a request rate it will not take now (after the SDK's own retries).
+THROTTLING_CODES = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
 SCOPE_INDEX = "scope-summary-index"
 Gate = Callable[[], bool]  # True while this run may still write
 
@@ -71,6 +75,8 @@ class BatchResult:
     written_items: list[dict[str, Any]] = field(default_factory=list)  # the items that landed
     unprocessed: list[dict[str, Any]] = field(default_factory=list)  # items never written
     rejected: list[tuple[dict[str, Any], str]] = field(default_factory=list)  # (item, reason)
+    # Conditional writes only: items not written because a newer read's write was there.
+    kept_newer: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _always_open() -> bool:
@@ -324,6 +330,36 @@ class SyncStore:
             ConditionExpression=f"{not_stored} OR {never_stamped} OR {not_newer}",
             ExpressionAttributeValues={":readTime": {"S": item["lastSyncTime"]}},
         )
+
+    def put_inventory_items_unless_newer(
+        self, items: Iterable[dict[str, Any]], result: BatchResult | None = None
+    ) -> BatchResult:
+        """Write items one conditional PutItem each (put_inventory_item_unless_newer): an item
+        whose stored version a newer read wrote (a refresh, after this item's read) is kept,
+        and listed in `result.kept_newer`. The sync writes the servers it found stored this
+        way, so a refresh's write between the scope's read and its write is never undone.
+        A write still throttled after the SDK's retries is unprocessed; an item DynamoDB
+        refuses (ValidationException) is rejected, alone. Other failures raise, `result`
+        saying what landed before."""
+        result = result if result is not None else BatchResult()
+        for item in items:
+            try:
+                landed = self.put_inventory_item_unless_newer(item)
+            except ClientError as exc:
+                code = error_code(exc)
+                if code == "ValidationException":
+                    result.rejected.append((item, error_message(exc)))
+                    continue
+                if code in THROTTLING_CODES:
+                    result.unprocessed.append(item)
+                    continue
+                raise
+            if landed:
+                result.written += 1
+                result.written_items.append(item)
+            else:
+                result.kept_newer.append(item)
+        return result
 
     def soft_delete(
         self,
