@@ -539,6 +539,7 @@ class _Refresh:
         servers = self._read(scope, ids, outcome)
         if servers is None:
             return  # DRS gave no complete answer: nothing is written, nothing soft-deleted
+        self.deadline.check(f"refresh of {scope.account_id}/{scope.region}")  # a late answer
         outcome.counts["read"] = len(servers)
         arns = {source_server_arn(scope, sid): sid for sid in ids} | {a: "" for a in servers}
         stored = self.store.inventory_items(list(arns))
