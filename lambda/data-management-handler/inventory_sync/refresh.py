@@ -375,20 +375,30 @@ class _Refresh:
                     "deadline reached: unfinished refresh abandoned",
                     extra={"finishedScopes": len(self.finished)},
                 )
-            results = self._results(refs)
-            return self._outcome(results, started, deadline_reached=not in_time)
+            with self._lock:  # what the work achieved; it adds nothing from now on
+                attributed = self.attributed
+                finished = dict(self.finished)
+                running = dict(self.running)
+                unattributed_refs = self.unattributed
+                oldest_event = self.oldest_event
+            # Before the registry was read (deadline), every requested scope is unfinished.
+            scopes = attributed if attributed is not None else _by_scope(refs)
+            results = self._results(scopes, finished, running)
+            return self._outcome(
+                results, unattributed_refs, started, oldest_event, deadline_reached=not in_time
+            )
         finally:
             logger.remove_keys(["refreshId"])
 
-    def _results(self, refs: list[ServerRef]) -> list[_ScopeResult]:
-        """Every attributed scope's result, in scope order: a scope the deadline came before
-        (not started, or abandoned half-way) fails with DeadlineReached, keeping what it
-        had settled. Before the registry was read, every requested scope is unfinished."""
-        with self._lock:
-            attributed = self.attributed
-            finished = dict(self.finished)
-            running = dict(self.running)
-        scopes = attributed if attributed is not None else _by_scope(refs)
+    def _results(
+        self,
+        scopes: dict[Scope, list[str]],
+        finished: dict[Scope, _ScopeResult],
+        running: dict[Scope, _ScopeResult],
+    ) -> list[_ScopeResult]:
+        """Every scope's result, in scope order: a scope the deadline came before (not
+        started, or abandoned half-way) fails with DeadlineReached, keeping what it had
+        settled."""
         results: list[_ScopeResult] = []
         for scope in sorted(scopes):
             result = finished.get(scope)
@@ -409,9 +419,11 @@ class _Refresh:
     def _work(self, refs: list[ServerRef], strict: bool) -> None:
         try:
             enabled = self._accounts() if refs else set()  # only unattributed: no reads
-            by_scope = self._attribute(refs, enabled, strict)
+            by_scope, unattributed, oldest_event = self._attribute(refs, enabled, strict)
             with self._lock:
                 self.attributed = by_scope
+                self.unattributed += unattributed
+                self.oldest_event = oldest_event
             pending: queue.SimpleQueue[Scope] = queue.SimpleQueue()
             for scope in sorted(by_scope):
                 pending.put(scope)
@@ -432,16 +444,18 @@ class _Refresh:
 
     def _attribute(
         self, refs: list[ServerRef], enabled: set[str], strict: bool
-    ) -> dict[Scope, list[str]]:
-        """The requested ids of each scope this function syncs; the others are counted
-        `unattributed` (refused, for an operator's call)."""
+    ) -> tuple[dict[Scope, list[str]], int, float | None]:
+        """The requested ids of each scope this function syncs, how many refs name another
+        (refused, for an operator's call), and the oldest event's time (epoch seconds)."""
         attributed: list[ServerRef] = []
+        unattributed = 0
+        oldest: float | None = None
         for ref in refs:
             scope = ref.scope
             if scope.account_id not in enabled or scope.region not in self.regions:
                 if strict:
                     raise InvalidParameterError(self._refusal(scope, enabled))
-                self.unattributed += 1
+                unattributed += 1
                 logger.warning(
                     "DRS event ignored: not a synced account and region",
                     extra={"accountId": scope.account_id, "region": scope.region},
@@ -450,9 +464,8 @@ class _Refresh:
             attributed.append(ref)
             when = _epoch(ref.event_time)
             if when is not None:
-                oldest = self.oldest_event
-                self.oldest_event = when if oldest is None else min(oldest, when)
-        return _by_scope(attributed)
+                oldest = when if oldest is None else min(oldest, when)
+        return _by_scope(attributed), unattributed, oldest
 
     def _worker(self, pending: queue.SimpleQueue[Scope], by_scope: dict[Scope, list[str]]) -> None:
         while True:
@@ -673,13 +686,19 @@ class _Refresh:
 
     # --- the result --------------------------------------------------------------------------
     def _outcome(
-        self, results: list[_ScopeResult], started: float, *, deadline_reached: bool
+        self,
+        results: list[_ScopeResult],
+        unattributed: int,
+        started: float,
+        oldest_event: float | None,
+        *,
+        deadline_reached: bool,
     ) -> RefreshOutcome:
         counts = dict.fromkeys(COUNTS, 0)
         for outcome in results:
             for name, value in outcome.counts.items():
                 counts[name] += value
-        counts["unattributed"] = self.unattributed
+        counts["unattributed"] = unattributed
         unrefreshed = {r.scope: r.unsettled() for r in results if r.error_code is not None}
         failures = [
             {
@@ -718,8 +737,9 @@ class _Refresh:
             "moreChanges": max(0, len(changes) - MAX_CHANGES),
         }
         duration_ms = (time.monotonic() - started) * 1000
-        oldest = self.oldest_event
-        event_age_ms = max(0.0, (time.time() - oldest) * 1000) if oldest is not None else None
+        event_age_ms = (
+            max(0.0, (time.time() - oldest_event) * 1000) if oldest_event is not None else None
+        )
         self._publish(result, duration_ms, event_age_ms)
         return RefreshOutcome(
             result,
