@@ -393,8 +393,10 @@ class _Refresh:
             # Before the registry was read (deadline), every requested scope is unfinished.
             scopes = attributed if attributed is not None else _by_scope(refs)
             results = self._results(scopes, finished, running)
+            # A worker may also have stopped at the deadline just before the supervisor woke.
+            stopped = not in_time or any(r.error_code == DEADLINE_CODE for r in results)
             return self._outcome(
-                results, unattributed_refs, started, oldest_event, deadline_reached=not in_time
+                results, unattributed_refs, started, oldest_event, deadline_reached=stopped
             )
         finally:
             logger.remove_keys(["refreshId"])
