@@ -188,7 +188,8 @@ def test_a_hung_inventory_write_retries_only_the_messages_not_written(
     # THEN the written server's message is done; the other two come back
     assert failed_messages(answer) == ["m-1", "m-2"]
     [failure] = answer["refresh"]["failures"]
-    assert failure["errorCode"] == "InventoryTableFailed"
+    # The retries' timeouts end it (a loaded machine may reach the deadline first)
+    assert failure["errorCode"] in ("InventoryTableFailed", "DeadlineReached")
     assert failure["sourceServerIDs"] == servers[1:]
     assert answer["refresh"]["counts"]["written"] == 1
     assert answer["refresh"]["counts"]["failed"] == 2
