@@ -65,9 +65,18 @@ class RunSetup:
         workers = settings.max_concurrency if concurrency is None else concurrency
         factory = factory or ClientFactory(config=make_config(max_pool_connections=workers + 4))
         factory.tune(deadline.client_config(factory.config))
-        run_id = uuid.uuid4().hex
-        factory.identify(
-            f"{session_prefix}-{deployment_name()}-{run_id}",
-            hub_source_identity() if settings.set_source_identity else None,
-        )
+        run_id = name_sessions(factory, session_prefix, settings)
         return cls(run_id, settings, deadline, factory, clock or utc_now)
+
+
+def name_sessions(factory: ClientFactory, session_prefix: str, settings: SyncSettings) -> str:
+    """A new run id, after which `factory` names its AssumeRole sessions
+    (`<session_prefix>-<environment>-<run id>`, with the hub's SourceIdentity when
+    `settings.set_source_identity`): a target account's CloudTrail traces them to this
+    environment and run. Returns the run id."""
+    run_id = uuid.uuid4().hex
+    factory.identify(
+        f"{session_prefix}-{deployment_name()}-{run_id}",
+        hub_source_identity() if settings.set_source_identity else None,
+    )
+    return run_id

@@ -30,7 +30,7 @@ from inventory_sync.models import Plan, Scope, ScopeOutcome, ScopeStatus, SyncSe
 from inventory_sync.params import OPERATION, SyncRequest, parse_sync_params
 from inventory_sync.pipeline import RunContext, deadline_outcome, sync_scope
 from inventory_sync.report import RunFacts, iso, publish, summary
-from inventory_sync.run_setup import Clock, RunSetup
+from inventory_sync.run_setup import Clock, RunSetup, name_sessions
 from inventory_sync.sdk_fast_paths import JSON_LISTING, WIRE_BATCH_WRITES, FastPaths
 from inventory_sync.status import StatusRecorder
 from inventory_sync.store import SyncStore
@@ -67,22 +67,35 @@ def sync_source_server_inventory(
     setup = RunSetup.for_invocation(
         context, session_prefix=SESSION_PREFIX, factory=factory, settings=settings, clock=clock
     )
-    return SyncRun(request, setup).execute()
+    return SyncRun(
+        request, setup.factory, setup.settings, setup.deadline, setup.clock, run_id=setup.run_id
+    ).execute()
 
 
 class SyncRun:
     """One execution of the sync. Not reused."""
 
-    def __init__(self, request: SyncRequest, setup: RunSetup) -> None:
-        factory = setup.factory
+    def __init__(
+        self,
+        request: SyncRequest,
+        factory: ClientFactory,
+        settings: SyncSettings,
+        deadline: Deadline,
+        clock: Clock,
+        *,
+        run_id: str | None = None,
+    ) -> None:
+        """`factory`, `settings`, `deadline` and `clock` as RunSetup makes them; `run_id` the
+        setup's (its factory already names sessions after it), or None: a new one, and the
+        factory's sessions named after it here."""
         self.request = request
         self.factory = factory
-        self.settings = setup.settings
-        self.deadline = setup.deadline
-        self.clock = setup.clock
+        self.settings = settings
+        self.deadline = deadline
+        self.clock = clock
         self.dry_run = request.dry_run
-        self.run_id = setup.run_id  # the factory names its AssumeRole sessions after it
-        self.started = self.clock()
+        self.run_id = run_id or name_sessions(factory, SESSION_PREFIX, settings)
+        self.started = clock()
         self.run_time = iso(self.started)
         self.tables = table_names()
         self.lease_table = sync_lease_table()
