@@ -26,13 +26,15 @@ Rules:
   write, so a redelivered event writes nothing the second time.
 - **A deadline, as the sync's** (run_setup.RunSetup): the refresh works until
   SYNC_DEADLINE_RESERVE_SECONDS (default 30, at most a quarter of the time left) before
-  Lambda's timeout, so with the function's 900 s timeout it answers SQS at least 30 s
-  before the timeout and 90 s before the queue's 960 s visibility timeout. Its clients'
-  timeouts and retries are sized to it, every write passes its gate, and the change feed
-  stops publishing before it. Work still running then (a hung call) is abandoned: the
-  servers it had not refreshed are failures with errorCode `DeadlineReached` (their ids in
-  `failures[].sourceServerIDs`, `deadlineReached: true`), and the SQS adapter reports
-  exactly the messages naming them as batchItemFailures; the others are deleted.
+  Lambda's timeout and at most the sync's max run (840 s by default), so with the
+  function's 900 s timeout it answers SQS at least 60 s before the timeout and 120 s
+  before the queue's 960 s visibility timeout (done messages are deleted before any
+  could be delivered again). Its clients' timeouts and retries are sized to it, every
+  write passes its gate, and the change feed stops publishing before it. Work still
+  running then (a hung call) is abandoned: the servers it had not refreshed are failures
+  with errorCode `DeadlineReached` (their ids in `failures[].sourceServerIDs`,
+  `deadlineReached: true`), and the SQS adapter reports exactly the messages naming them
+  as batchItemFailures; the others are deleted.
 - **Region status is the full sync's.** Nothing here writes it.
 - **No lease.** Refreshes run alongside syncs; the conditional writes keep them apart. The
   sync's soft-delete condition stays right with refreshes interleaved: the sync removes an
