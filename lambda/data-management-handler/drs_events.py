@@ -11,7 +11,13 @@ names the records whose refresh failed, so SQS redelivers only those.
 Which records are retried (the queue's redrive policy sends a message to the DLQ after 5
 receives):
 - a record whose scope's refresh failed (DRS throttled or refused, the role could not be
-  assumed, the table refused a write): reported, retried; a later delivery reads DRS again.
+  assumed, the table refused a write) before all of its servers were refreshed: reported,
+  retried; a later delivery reads DRS again. A record whose servers were all written (or
+  found unchanged, or gone) before its scope failed is not reported.
+- a record whose servers the refresh had not finished when its deadline came (a hung DRS,
+  DynamoDB or EventBridge call; see refresh.py): reported, retried. The invocation returns
+  before Lambda's timeout, so SQS deletes the records that were done instead of
+  redelivering the whole batch after a timeout.
 - a record that can never be attributed (a body that is not JSON, not an `aws.drs` /
   drs.amazonaws.com event, a detail-type that names no source server, an account that is
   not registered, a region this function does not sync): NOT reported. It is counted
@@ -26,7 +32,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from inventory_sync.refresh import ServerRef, refresh_batch
+from inventory_sync.refresh import OPERATION, ServerRef, refresh_batch
 from shared.observability import get_logger
 from shared.validation import ACCOUNT_ID, REGION, SOURCE_SERVER_ARN, SOURCE_SERVER_ID
 
@@ -156,9 +162,21 @@ def handle_sqs_batch(
     Never raises for one bad record; an error outside the refresh (its configuration) goes up
     and the whole batch is retried.
     """
+    # Every line of the batch's work names its operation; removed when it ends, so a later
+    # invocation in the same environment (a sync) never logs it.
+    logger.append_keys(operation=OPERATION)
+    try:
+        return _handle_records(event["Records"], context, refresh_options)
+    finally:
+        logger.remove_keys(["operation"])
+
+
+def _handle_records(
+    records: list[Any], context: Any, refresh_options: dict[str, Any]
+) -> dict[str, Any]:
     by_message: dict[str, list[ServerRef]] = {}
     unattributed = 0
-    for index, record in enumerate(event["Records"]):
+    for index, record in enumerate(records):
         message_id = str(record.get("messageId") or f"#{index}")
         found = servers_of_record(record)
         if isinstance(found, Unattributed):
@@ -170,10 +188,12 @@ def handle_sqs_batch(
         by_message.setdefault(message_id, []).extend(found)
     refs = [ref for refs in by_message.values() for ref in refs]
     outcome = refresh_batch(refs, context, unattributed=unattributed, **refresh_options)
+    # A message is delivered again when one of its servers was not refreshed (its scope
+    # failed, or the deadline came first); one whose servers were all refreshed is not.
     failed = sorted(
         message_id
         for message_id, message_refs in by_message.items()
-        if any(ref.scope in outcome.failed_scopes for ref in message_refs)
+        if not all(outcome.refreshed(ref) for ref in message_refs)
     )
     return {
         "batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],

@@ -42,7 +42,14 @@ def handle_direct_invocation(event: Any, context: Any) -> dict[str, Any]:
     An AWS failure the operation lets through is AwsServiceError: the AWS error code in its
     message, AWS's error text (role ARNs, account ids, request ids) in the log only.
     """
-    return dispatch(OPERATIONS, event, context, logger)
+    # Every log line of the invocation names its operation (searchable in CloudWatch); the
+    # key goes when the operation ends, so the next invocation in this environment (or a
+    # refresh after a sync) never logs it.
+    logger.append_keys(operation=event.get("operation") if isinstance(event, dict) else None)
+    try:
+        return dispatch(OPERATIONS, event, context, logger)
+    finally:
+        logger.remove_keys(["operation"])
 
 
 # Never the event in the logs, whatever POWERTOOLS_LOGGER_LOG_EVENT says: a registry event
@@ -51,9 +58,5 @@ def handle_direct_invocation(event: Any, context: Any) -> dict[str, Any]:
 def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     if drs_events.is_sqs_batch(event):
         # DRS events from the hub's queue: one refresh for the batch, partial-batch failures.
-        logger.append_keys(operation="refresh_source_servers")
         return drs_events.handle_sqs_batch(event, context)
-    if isinstance(event, dict):
-        # Every log line of the invocation names its operation (searchable in CloudWatch).
-        logger.append_keys(operation=event.get("operation"))
     return handle_direct_invocation(event, context)

@@ -24,6 +24,17 @@ Rules:
   revived (the whole item is rewritten, so `deletedAt`/`expiresAt` go).
 - **Idempotent.** An unchanged server (same content digest, not soft-deleted) costs no
   write, so a redelivered event writes nothing the second time.
+- **A deadline, as the sync's** (run_setup.RunSetup): the refresh works until
+  SYNC_DEADLINE_RESERVE_SECONDS (default 30, at most a quarter of the time left) before
+  Lambda's timeout and at most the sync's max run (840 s by default), so with the
+  function's 900 s timeout it answers SQS at least 60 s before the timeout and 120 s
+  before the queue's 960 s visibility timeout (done messages are deleted before any
+  could be delivered again). Its clients' timeouts and retries are sized to it, every
+  write passes its gate, and the change feed stops publishing before it. Work still
+  running then (a hung call) is abandoned: the servers it had not refreshed are failures
+  with errorCode `DeadlineReached` (their ids in `failures[].sourceServerIDs`,
+  `deadlineReached: true`), and the SQS adapter reports exactly the messages naming them
+  as batchItemFailures; the others are deleted.
 - **Region status is the full sync's.** Nothing here writes it.
 - **No lease.** Refreshes run alongside syncs; the conditional writes keep them apart. The
   sync's soft-delete condition stays right with refreshes interleaved: the sync removes an
@@ -40,20 +51,21 @@ Rules:
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from change_feed import Change, PublishResult, publish_changes
+from change_feed import Change, ChangeFeed
 from inventory_sync.changes import changed_fields
+from inventory_sync.deadline import DEADLINE_CODE
 from inventory_sync.enrichment import enrich
-from inventory_sync.exceptions import InventorySyncError
+from inventory_sync.exceptions import DeadlineReachedError, InventorySyncError
 from inventory_sync.listing import status_for_error_code
 from inventory_sync.models import Scope, ScopeStatus, SyncSettings
 from inventory_sync.records import (
@@ -64,15 +76,9 @@ from inventory_sync.records import (
     record_identity,
 )
 from inventory_sync.report import iso
+from inventory_sync.run_setup import Clock, RunSetup
 from inventory_sync.store import SyncStore
-from shared.aws import (
-    AccountAccess,
-    ClientFactory,
-    deployment_name,
-    error_code,
-    hub_source_identity,
-    make_config,
-)
+from shared.aws import AccountAccess, ClientFactory, error_code
 from shared.config import drs_regions, inventory_event_bus, table_names
 from shared.exceptions import AssumeRoleError, InvalidParameterError
 from shared.messages import (
@@ -87,15 +93,16 @@ from shared.operations import Field, check_params
 from shared.validation import ACCOUNT_ID, REGION, SOURCE_SERVER_ID, listed
 
 logger = get_logger("data-management-handler")
-Clock = Callable[[], datetime]
 
 OPERATION = "refresh_source_servers"
+SESSION_PREFIX = "drs-refresh"  # AssumeRole sessions: drs-refresh-<environment>-<refresh id>
 FILTER_MAX_IDS = 200  # DescribeSourceServers filters.sourceServerIDs: at most 200 ids
 MAX_OPERATOR_IDS = FILTER_MAX_IDS  # an operator's call is one DescribeSourceServers
 MAX_PAGES = 20  # of one filtered call: 200 ids fill at most a page or two
 MAX_CHANGES = 500  # `changes` entries a result lists (the rest counted in `moreChanges`)
 MAX_FAILURES = 100  # `failures` entries a result lists
 MAX_CONCURRENCY = 8  # scopes read at once
+DEADLINE_MESSAGE = "the refresh's deadline came before these servers were refreshed"
 
 PARAMS = {
     "accountId": Field((str,), required=True, pattern=ACCOUNT_ID),
@@ -148,6 +155,10 @@ class ServerRef:
 
 @dataclass
 class _ScopeResult:
+    """One scope's refresh, filled in as it goes (the supervisor may read it half-way, at
+    the deadline). `settled`: the requested ids the refresh has a final answer for (written,
+    unchanged, soft-deleted, left to a newer write, or a record DynamoDB cannot hold)."""
+
     scope: Scope
     ids: list[str]
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
@@ -155,6 +166,27 @@ class _ScopeResult:
     error_code: str | None = None
     error_message: str | None = None
     describe_calls: int = 0
+    settled: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def settle(self, server_id: str, count: str | None = None) -> None:
+        with self._lock:
+            self.settled.add(server_id)
+            if count is not None:
+                self.counts[count] += 1
+
+    def take_progress(self, other: _ScopeResult) -> None:
+        """What `other` (the same scope, still running elsewhere) has done so far."""
+        with other._lock:
+            self.settled = set(other.settled)
+            self.counts = dict(other.counts)
+            self.changes = list(other.changes)
+            self.describe_calls = other.describe_calls
+
+    def unsettled(self) -> list[str]:
+        """The requested ids not (yet) refreshed, in request order."""
+        with self._lock:
+            return [sid for sid in self.ids if sid not in self.settled]
 
     def fail(self, code: str, message: str, detail: str | None = None) -> None:
         self.error_code = code
@@ -169,13 +201,27 @@ class _ScopeResult:
             },
         )
 
+    def close_failed(self) -> None:
+        """Count every requested server without a final answer as failed (the scope failed:
+        they are to be retried), with the records DynamoDB could not hold."""
+        with self._lock:
+            rejected = self.counts["failed"]
+            self.counts["failed"] = rejected + sum(1 for s in self.ids if s not in self.settled)
+
 
 @dataclass(frozen=True)
 class RefreshOutcome:
-    """The result (see the module's operation) and the scopes whose refresh failed."""
+    """The result (see the module's operation), the scopes whose refresh failed, and the
+    servers (scope, source server id) not refreshed: what a caller should ask for again."""
 
     result: dict[str, Any]
     failed_scopes: frozenset[Scope]
+    unrefreshed: frozenset[tuple[Scope, str]] = frozenset()
+
+    def refreshed(self, ref: ServerRef) -> bool:
+        """Whether the refresh has a final answer for `ref` (an unattributed one counts:
+        retrying it can never help)."""
+        return (ref.scope, ref.source_server_id) not in self.unrefreshed
 
 
 def refresh_source_servers(
@@ -190,14 +236,15 @@ def refresh_source_servers(
 
     Returns the refresh's result. Raises InvalidParameterError (nothing read or written)
     for bad parameters, an account that is not the hub or an enabled target account, or a
-    region not in DRS_REGIONS; RefreshFailedError when DRS could not be read.
+    region not in DRS_REGIONS; RefreshFailedError when DRS could not be read or the
+    deadline came first.
     """
     check_params(OPERATION, params, PARAMS)
     refs = [
         ServerRef(params["accountId"], params["region"], server_id)
         for server_id in dict.fromkeys(params["sourceServerIDs"])
     ]
-    outcome = _Refresh(factory, settings, clock).run(refs, strict=True)
+    outcome = _Refresh(_setup(context, factory, settings, clock)).run(refs, strict=True)
     if outcome.result["status"] == "FAILED":
         raise RefreshFailedError(outcome.result)
     return outcome.result
@@ -216,14 +263,25 @@ def refresh_batch(
 
     A server of an account that is not the hub or an enabled target account, or of a
     region not in DRS_REGIONS, is counted `unattributed` (with the `unattributed` records
-    the caller could not parse) and never read. Never raises for an AWS failure: a scope
-    that failed is in `failed_scopes` (its events are to be retried).
+    the caller could not parse) and never read. Never raises for an AWS failure in a scope
+    nor for the deadline: a server not refreshed is in `unrefreshed` (its events are to be
+    retried). Raises what reading the registry raises (the whole batch is then retried).
     """
-    return _Refresh(factory, settings, clock).run(list(refs), unattributed=unattributed)
+    setup = _setup(context, factory, settings, clock)
+    return _Refresh(setup).run(list(refs), unattributed=unattributed)
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+def _setup(
+    context: Any, factory: ClientFactory | None, settings: SyncSettings | None, clock: Clock | None
+) -> RunSetup:
+    return RunSetup.for_invocation(
+        context,
+        session_prefix=SESSION_PREFIX,
+        concurrency=MAX_CONCURRENCY,
+        factory=factory,
+        settings=settings,
+        clock=clock,
+    )
 
 
 def _partition(region: str) -> str:
@@ -246,44 +304,165 @@ def source_server_arn(scope: Scope, server_id: str) -> str:
     )
 
 
-class _Refresh:
-    """One refresh. Not reused."""
+def _by_scope(refs: Iterable[ServerRef]) -> dict[Scope, list[str]]:
+    """The requested ids of each scope, in request order, without repeats."""
+    by_scope: dict[Scope, list[str]] = {}
+    for ref in refs:
+        ids = by_scope.setdefault(ref.scope, [])
+        if ref.source_server_id not in ids:
+            ids.append(ref.source_server_id)
+    return by_scope
 
-    def __init__(
-        self, factory: ClientFactory | None, settings: SyncSettings | None, clock: Clock | None
-    ) -> None:
-        self.settings = settings or SyncSettings.from_env()
-        self.factory = factory or ClientFactory(
-            config=make_config(max_pool_connections=MAX_CONCURRENCY + 4)
-        )
-        self.clock = clock or _utc_now
-        self.refresh_id = uuid.uuid4().hex
+
+class _Refresh:
+    """One refresh. Not reused.
+
+    The invocation's thread is a supervisor, as in the full sync: the work (reading the
+    registry, then the scopes, each publishing its changes when done) runs on background
+    threads, and the supervisor waits for it only until the deadline. Work still running
+    then (a hung DRS, EC2, STS, DynamoDB or EventBridge call) is abandoned: every write
+    passes the deadline's gate, and the servers it had not finished are reported as not
+    refreshed (errorCode DeadlineReached), so their events are delivered again.
+    """
+
+    def __init__(self, setup: RunSetup) -> None:
+        self.settings = setup.settings
+        self.factory = setup.factory
+        self.deadline = setup.deadline
+        self.clock = setup.clock
+        self.refresh_id = setup.run_id
         self.event_ids: dict[str, str] = {}  # source server ARN -> the event that asked
-        self.factory.identify(
-            f"drs-refresh-{deployment_name()}-{self.refresh_id}",
-            hub_source_identity() if self.settings.set_source_identity else None,
-        )
         self.store = SyncStore(
             self.factory.client("dynamodb", self.factory.home_region, validate=False),
             table_names(),
+            gate=lambda: not self.deadline.reached(),
         )
         self.regions = frozenset(drs_regions())
         self.ec2_sources: dict[str, frozenset[str]] = {}
+        self.feed = ChangeFeed(
+            inventory_event_bus(),
+            lambda: self.factory.client("events", self.factory.home_region),
+            origin_key="runId",
+            origin=self.refresh_id,
+            deadline=self.deadline,
+        )
+        # Filled in by the background work; read by the supervisor.
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self._closed = False  # set by the supervisor: abandoned workers report nothing more
+        self.attributed: dict[Scope, list[str]] | None = None  # None: registry not read yet
+        self.unattributed = 0
+        self.oldest_event: float | None = None
+        self.running: dict[Scope, _ScopeResult] = {}
+        self.finished: dict[Scope, _ScopeResult] = {}
 
     def run(
         self, refs: list[ServerRef], *, strict: bool = False, unattributed: int = 0
     ) -> RefreshOutcome:
         started = time.monotonic()
-        enabled = self._accounts() if refs else set()  # a batch of only unattributed: no reads
-        by_scope: dict[Scope, list[str]] = {}
-        # The event that asked for each server (the latest one, when a burst names it more
-        # than once): the change feed names it (`eventId`); an operator's call has none.
-        self.event_ids = {
-            source_server_arn(ref.scope, ref.source_server_id): ref.event_id
-            for ref in refs
-            if ref.event_id
-        }
-        oldest_event: float | None = None
+        logger.append_keys(refreshId=self.refresh_id)
+        try:
+            # The event that asked for each server (the latest one, when a burst names it
+            # more than once): the change feed names it (`eventId`); an operator's has none.
+            self.event_ids = {
+                source_server_arn(ref.scope, ref.source_server_id): ref.event_id
+                for ref in refs
+                if ref.event_id
+            }
+            self.unattributed = unattributed
+            worker = threading.Thread(
+                target=self._work, args=(refs, strict), name="refresh-run", daemon=True
+            )
+            worker.start()
+            in_time = self._done.wait(timeout=max(0.0, self.deadline.left()))
+            if in_time and self._error is not None:
+                raise self._error
+            if not in_time:
+                self.deadline.abandon()
+                with self._lock:
+                    self._closed = True
+                logger.warning(
+                    "deadline reached: unfinished refresh abandoned",
+                    extra={"finishedScopes": len(self.finished)},
+                )
+            with self._lock:  # what the work achieved; it adds nothing from now on
+                attributed = self.attributed
+                finished = dict(self.finished)
+                running = dict(self.running)
+                unattributed_refs = self.unattributed
+                oldest_event = self.oldest_event
+            # Before the registry was read (deadline), every requested scope is unfinished.
+            scopes = attributed if attributed is not None else _by_scope(refs)
+            results = self._results(scopes, finished, running)
+            # A worker may also have stopped at the deadline just before the supervisor woke.
+            stopped = not in_time or any(r.error_code == DEADLINE_CODE for r in results)
+            return self._outcome(
+                results, unattributed_refs, started, oldest_event, deadline_reached=stopped
+            )
+        finally:
+            logger.remove_keys(["refreshId"])
+
+    def _results(
+        self,
+        scopes: dict[Scope, list[str]],
+        finished: dict[Scope, _ScopeResult],
+        running: dict[Scope, _ScopeResult],
+    ) -> list[_ScopeResult]:
+        """Every scope's result, in scope order: a scope the deadline came before (not
+        started, or abandoned half-way) fails with DeadlineReached, keeping what it had
+        settled."""
+        results: list[_ScopeResult] = []
+        for scope in sorted(scopes):
+            result = finished.get(scope)
+            if result is None:
+                result = _ScopeResult(scope, scopes[scope])
+                abandoned = running.get(scope)
+                if abandoned is not None:  # a copy: its thread may still change it
+                    result.take_progress(abandoned)
+                result.fail(DEADLINE_CODE, DEADLINE_MESSAGE)
+                result.close_failed()
+                # Changes whose writes landed before the deadline: nothing is sent now
+                # (the deadline is past), they are counted failed.
+                self.feed.publish(self._feed_changes(result.changes))
+            results.append(result)
+        return results
+
+    # --- the work ----------------------------------------------------------------------------
+    def _work(self, refs: list[ServerRef], strict: bool) -> None:
+        try:
+            enabled = self._accounts() if refs else set()  # only unattributed: no reads
+            by_scope, unattributed, oldest_event = self._attribute(refs, enabled, strict)
+            with self._lock:
+                self.attributed = by_scope
+                self.unattributed += unattributed
+                self.oldest_event = oldest_event
+            pending: queue.SimpleQueue[Scope] = queue.SimpleQueue()
+            for scope in sorted(by_scope):
+                pending.put(scope)
+            workers = [
+                threading.Thread(
+                    target=self._worker, args=(pending, by_scope), name=f"refresh-{n}", daemon=True
+                )
+                for n in range(max(1, min(MAX_CONCURRENCY, len(by_scope))))
+            ]
+            for worker in workers:
+                worker.start()
+            for worker in workers:
+                worker.join()
+        except BaseException as exc:  # handed to the supervisor, which raises it
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def _attribute(
+        self, refs: list[ServerRef], enabled: set[str], strict: bool
+    ) -> tuple[dict[Scope, list[str]], int, float | None]:
+        """The requested ids of each scope this function syncs, how many refs name another
+        (refused, for an operator's call), and the oldest event's time (epoch seconds)."""
+        attributed: list[ServerRef] = []
+        unattributed = 0
+        oldest: float | None = None
         for ref in refs:
             scope = ref.scope
             if scope.account_id not in enabled or scope.region not in self.regions:
@@ -295,21 +474,31 @@ class _Refresh:
                     extra={"accountId": scope.account_id, "region": scope.region},
                 )
                 continue
-            ids = by_scope.setdefault(scope, [])
-            if ref.source_server_id not in ids:
-                ids.append(ref.source_server_id)
+            attributed.append(ref)
             when = _epoch(ref.event_time)
             if when is not None:
-                oldest_event = when if oldest_event is None else min(oldest_event, when)
-        scopes = sorted(by_scope)
-        results: list[_ScopeResult] = []
-        if scopes:
-            workers = max(1, min(MAX_CONCURRENCY, len(scopes)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="refresh") as pool:
-                results = list(pool.map(lambda s: self._scope(s, by_scope[s]), scopes))
-        result = self._summary(results, unattributed, started, oldest_event)
-        failed = frozenset(r.scope for r in results if r.error_code is not None)
-        return RefreshOutcome(result, failed)
+                oldest = when if oldest is None else min(oldest, when)
+        return _by_scope(attributed), unattributed, oldest
+
+    def _worker(self, pending: queue.SimpleQueue[Scope], by_scope: dict[Scope, list[str]]) -> None:
+        while True:
+            try:
+                scope = pending.get_nowait()
+            except queue.Empty:
+                return
+            outcome = _ScopeResult(scope, by_scope[scope])
+            with self._lock:
+                if self._closed:
+                    return
+                self.running[scope] = outcome
+            self._scope(outcome)
+            with self._lock:
+                if self._closed:
+                    return  # abandoned: the supervisor reports this scope as unfinished
+                self.finished[scope] = outcome
+            # Published once the scope's result is recorded: a slow or hung PutEvents delays
+            # the next scope, never this scope's answer.
+            self.feed.publish(self._feed_changes(outcome.changes))
 
     def _accounts(self) -> set[str]:
         """The hub + the enabled target accounts (registered with the factory, as the sync
@@ -348,11 +537,13 @@ class _Refresh:
         )
 
     # --- one scope ---------------------------------------------------------------------------
-    def _scope(self, scope: Scope, ids: list[str]) -> _ScopeResult:
-        """Read and write one scope's requested servers. Never raises."""
-        outcome = _ScopeResult(scope, ids)
+    def _scope(self, outcome: _ScopeResult) -> None:
+        """Read and write one scope's requested servers into `outcome`. Never raises."""
+        scope, ids = outcome.scope, outcome.ids
         try:
             self._refresh_scope(scope, ids, outcome)
+        except DeadlineReachedError as exc:
+            outcome.fail(DEADLINE_CODE, DEADLINE_MESSAGE, str(exc))
         except (ClientError, BotoCoreError) as exc:
             code = error_code(exc) if isinstance(exc, ClientError) else type(exc).__name__
             outcome.fail(INVENTORY_TABLE_FAILED, reader_message(INVENTORY_TABLE_FAILED), code)
@@ -363,18 +554,18 @@ class _Refresh:
             )
             outcome.fail(UNEXPECTED_ERROR, reader_message(UNEXPECTED_ERROR), repr(exc))
         if outcome.error_code is not None:
-            # Every server of a failed scope is unaccounted for (some may have been written).
-            done = sum(outcome.counts[k] for k in ("unchanged", "softDeleted", "staleSkipped"))
-            done += outcome.counts["written"]
-            outcome.counts["failed"] = max(0, len(ids) - done)
-        return outcome
+            # Every server of a failed scope without a final answer is to be retried (those
+            # it wrote before it failed are settled: their events are not delivered again).
+            outcome.close_failed()
 
     def _refresh_scope(self, scope: Scope, ids: list[str], outcome: _ScopeResult) -> None:
+        self.deadline.check(f"refresh of {scope.account_id}/{scope.region}")
         read_at = self.clock()
         read_time, read_epoch = iso(read_at), read_at.timestamp()
         servers = self._read(scope, ids, outcome)
         if servers is None:
             return  # DRS gave no complete answer: nothing is written, nothing soft-deleted
+        self.deadline.check(f"refresh of {scope.account_id}/{scope.region}")  # a late answer
         outcome.counts["read"] = len(servers)
         arns = {source_server_arn(scope, sid): sid for sid in ids} | {a: "" for a in servers}
         stored = self.store.inventory_items(list(arns))
@@ -385,6 +576,7 @@ class _Refresh:
             self.settings.ec2_batch_size,
         )
         for arn, server in sorted(servers.items()):
+            server_id = server["sourceServerID"]
             previous = stored.get(arn)
             origin = ec2_origin(server)
             ec2 = enrichment.instances.get(origin) if origin is not None else None
@@ -396,21 +588,20 @@ class _Refresh:
                 and "deletedAt" not in previous
                 and previous.get(CONTENT_DIGEST) == digest
             ):
-                outcome.counts["unchanged"] += 1
+                outcome.settle(server_id, "unchanged")
                 continue
             try:
                 item = inventory_item(server, scope, read_time, ec2, digest)
             except InventorySyncError as exc:  # one record DynamoDB cannot hold: that one only
-                outcome.counts["failed"] += 1
+                outcome.settle(server_id, "failed")  # retrying cannot help: never redelivered
                 logger.warning(
                     "record rejected",
                     extra={"accountId": scope.account_id, "arn": arn, "reason": str(exc)},
                 )
                 continue
             if not self.store.put_inventory_item_unless_newer(item):
-                outcome.counts["staleSkipped"] += 1
+                outcome.settle(server_id, "staleSkipped")
                 continue
-            outcome.counts["written"] += 1
             if previous is None:
                 outcome.changes.append(_change("Added", item))
             elif "deletedAt" in previous:
@@ -419,6 +610,7 @@ class _Refresh:
             else:
                 fields = changed_fields(previous, item, read_epoch)
                 outcome.changes.append(_change("Changed", item, fields))
+            outcome.settle(server_id, "written")
         expires_at = int(read_epoch) + self.settings.soft_delete_ttl_days * 86400
         listed_ids = {server["sourceServerID"] for server in servers.values()}
         for arn, server_id in arns.items():
@@ -427,13 +619,13 @@ class _Refresh:
                 continue
             previous = stored.get(arn)
             if previous is None or "deletedAt" in previous:
-                outcome.counts["unchanged"] += 1  # gone, and the inventory already says so
+                outcome.settle(server_id, "unchanged")  # gone, and the inventory says so
                 continue
             if self.store.soft_delete(arn, scope, read_time, read_time, expires_at):
-                outcome.counts["softDeleted"] += 1
                 outcome.changes.append(_change("Removed", previous))
+                outcome.settle(server_id, "softDeleted")
             else:
-                outcome.counts["staleSkipped"] += 1
+                outcome.settle(server_id, "staleSkipped")
 
     def _read(
         self, scope: Scope, ids: list[str], outcome: _ScopeResult
@@ -456,6 +648,7 @@ class _Refresh:
                     }
                     if token:
                         request["nextToken"] = token
+                    self.deadline.check(f"DescribeSourceServers of {scope}")
                     outcome.describe_calls += 1
                     response = client.describe_source_servers(**request)
                     items = response.get("items")
@@ -505,24 +698,29 @@ class _Refresh:
             servers[arn] = record
 
     # --- the result --------------------------------------------------------------------------
-    def _summary(
+    def _outcome(
         self,
         results: list[_ScopeResult],
         unattributed: int,
         started: float,
         oldest_event: float | None,
-    ) -> dict[str, Any]:
+        *,
+        deadline_reached: bool,
+    ) -> RefreshOutcome:
         counts = dict.fromkeys(COUNTS, 0)
         for outcome in results:
             for name, value in outcome.counts.items():
                 counts[name] += value
         counts["unattributed"] = unattributed
+        unrefreshed = {r.scope: r.unsettled() for r in results if r.error_code is not None}
         failures = [
             {
                 "accountId": r.scope.account_id,
                 "region": r.scope.region,
                 "errorCode": r.error_code,
                 "message": r.error_message,
+                # What is to be asked again (its events are delivered again).
+                "sourceServerIDs": unrefreshed[r.scope][:FILTER_MAX_IDS],
             }
             for r in results
             if r.error_code is not None
@@ -534,6 +732,8 @@ class _Refresh:
         else:
             status = "SUCCEEDED"
         changes = [change for r in results for change in r.changes]
+        # Whatever is still being published now is counted failed (ChangeFeed.counts).
+        counts["changesPublished"], counts["changesFailed"] = self.feed.counts()
         result: dict[str, Any] = {
             "operation": OPERATION,
             "status": status,
@@ -544,6 +744,7 @@ class _Refresh:
             ][:MAX_FAILURES],
             "counts": counts,
             "apiCalls": {"describeSourceServers": sum(r.describe_calls for r in results)},
+            "deadlineReached": deadline_reached,
             "failures": failures[:MAX_FAILURES],
             "changes": changes[:MAX_CHANGES],
             "moreChanges": max(0, len(changes) - MAX_CHANGES),
@@ -552,19 +753,16 @@ class _Refresh:
         event_age_ms = (
             max(0.0, (time.time() - oldest_event) * 1000) if oldest_event is not None else None
         )
-        published = self._feed(changes)
-        counts["changesPublished"] = published.published
-        counts["changesFailed"] = published.failed
         self._publish(result, duration_ms, event_age_ms)
-        return result
+        return RefreshOutcome(
+            result,
+            frozenset(unrefreshed),
+            frozenset((scope, sid) for scope, ids in unrefreshed.items() for sid in ids),
+        )
 
-    def _feed(self, changes: list[dict[str, Any]]) -> PublishResult:
-        """Publish every change (not only those the result lists) to the change feed: named
-        by the DRS event that asked for the server (`eventId`), or by this refresh's id
-        (`runId`) for an operator's call. Never raises; off without INVENTORY_EVENT_BUS."""
-        bus = inventory_event_bus()
-        if bus is None or not changes:
-            return PublishResult()
+    def _feed_changes(self, changes: list[dict[str, Any]]) -> list[Change]:
+        """The feed's events of `changes`: each named by the DRS event that asked for the
+        server (`eventId`), or by this refresh's id (`runId`) for an operator's call."""
         feed: list[Change] = []
         for change in changes:
             event_id = self.event_ids.get(change["sourceServerArn"], "")
@@ -580,15 +778,20 @@ class _Refresh:
                     origin=event_id or self.refresh_id,
                 )
             )
-        events = self.factory.client("events", self.factory.home_region)
-        return publish_changes(feed, events_client=events, bus_name=bus)
+        return feed
 
     @staticmethod
     def _publish(result: dict[str, Any], duration_ms: float, event_age_ms: float | None) -> None:
         counts = result["counts"]
-        logger.info(
+        level = logger.warning if result["deadlineReached"] else logger.info
+        level(
             "refresh finished",
-            extra={"status": result["status"], "counts": counts, "durationMs": int(duration_ms)},
+            extra={
+                "status": result["status"],
+                "counts": counts,
+                "durationMs": int(duration_ms),
+                "deadlineReached": result["deadlineReached"],
+            },
         )
         durations = {"RefreshDurationMs": duration_ms}
         if event_age_ms is not None:
@@ -605,6 +808,7 @@ class _Refresh:
                 "RefreshServersFailed": counts["failed"],
                 "RefreshEventsUnattributed": counts["unattributed"],
                 "RefreshScopesFailed": len(result["failures"]),
+                "RefreshDeadlineReached": int(result["deadlineReached"]),
             },
             durations_ms=durations,
         )

@@ -17,41 +17,33 @@ from __future__ import annotations
 import queue
 import threading
 import time
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from change_feed import ChangeFeed
-from inventory_sync.deadline import Deadline, remaining_seconds
+from inventory_sync.deadline import Deadline
 from inventory_sync.exceptions import DeadlineReachedError, SyncFailedError
 from inventory_sync.lease import DRY_RUN_LEASE, SYNC_LEASE, Lease
 from inventory_sync.models import Plan, Scope, ScopeOutcome, ScopeStatus, SyncSettings
 from inventory_sync.params import OPERATION, SyncRequest, parse_sync_params
 from inventory_sync.pipeline import RunContext, deadline_outcome, sync_scope
 from inventory_sync.report import RunFacts, iso, publish, summary
+from inventory_sync.run_setup import Clock, RunSetup, name_sessions
 from inventory_sync.sdk_fast_paths import JSON_LISTING, WIRE_BATCH_WRITES, FastPaths
 from inventory_sync.status import StatusRecorder
 from inventory_sync.store import SyncStore
 from inventory_sync.sweep import SweepResult, sweep
-from shared.aws import (
-    AccountAccess,
-    ClientFactory,
-    deployment_name,
-    error_code,
-    hub_source_identity,
-    make_config,
-)
+from shared.aws import AccountAccess, ClientFactory, error_code
 from shared.config import drs_regions, inventory_event_bus, sync_lease_table, table_names
 from shared.exceptions import InvalidParameterError
 from shared.observability import get_logger
 from shared.validation import listed
 
 logger = get_logger("data-management-handler")
-Clock = Callable[[], datetime]
+# AssumeRole sessions: drs-inventory-<environment>-<run id>.
+SESSION_PREFIX = "drs-inventory"
 # What a run that finished early may spend of its own remaining time on its last writes.
 FINAL_SPARE_SECONDS = 5.0
 
@@ -72,19 +64,12 @@ def sync_source_server_inventory(
     and SyncFailedError when no scope has a true answer (after region status is recorded).
     """
     request = parse_sync_params(params)
-    settings = settings or SyncSettings.from_env()
-    deadline = Deadline.for_run(
-        remaining_seconds(context), settings.max_run_seconds, settings.deadline_reserve_seconds
+    setup = RunSetup.for_invocation(
+        context, session_prefix=SESSION_PREFIX, factory=factory, settings=settings, clock=clock
     )
-    factory = factory or ClientFactory(
-        config=make_config(max_pool_connections=settings.max_concurrency + 4)
-    )
-    factory.tune(deadline.client_config(factory.config))
-    return SyncRun(request, factory, settings, deadline, clock or _utc_now).execute()
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
+    return SyncRun(
+        request, setup.factory, setup.settings, setup.deadline, setup.clock, run_id=setup.run_id
+    ).execute()
 
 
 class SyncRun:
@@ -97,19 +82,19 @@ class SyncRun:
         settings: SyncSettings,
         deadline: Deadline,
         clock: Clock,
+        *,
+        run_id: str | None = None,
     ) -> None:
+        """`factory`, `settings`, `deadline` and `clock` as RunSetup makes them; `run_id` the
+        setup's (its factory already names sessions after it), or None: a new one, and the
+        factory's sessions named after it here."""
         self.request = request
         self.factory = factory
         self.settings = settings
         self.deadline = deadline
         self.clock = clock
         self.dry_run = request.dry_run
-        self.run_id = uuid.uuid4().hex
-        # Sessions a target account's CloudTrail can trace to this environment and run.
-        factory.identify(
-            f"drs-inventory-{deployment_name()}-{self.run_id}",
-            hub_source_identity() if settings.set_source_identity else None,
-        )
+        self.run_id = run_id or name_sessions(factory, SESSION_PREFIX, settings)
         self.started = clock()
         self.run_time = iso(self.started)
         self.tables = table_names()
