@@ -34,6 +34,7 @@ def test_a_stall_event_publishes_one_changed_event_naming_the_drs_event(
     assert published["detail"]["eventId"] == event["id"]
     assert "runId" not in published["detail"]
     assert "replicationState" in published["detail"]["changedFields"]
+    assert published["time"] == event["time"]  # when DRS saw it, not when it was published
 
     # The same event again (at-least-once delivery): nothing changed, nothing published.
     again = deliver(world, sqs_batch(event))

@@ -9,6 +9,7 @@ before the context ran out, what the result reports, and the batchItemFailures.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -271,6 +272,7 @@ def test_a_refused_put_events_is_counted_and_no_message_is_retried(
     world: World,
     subscriber: Subscriber,  # noqa: F811
     moto_server: LocalMotoServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     servers = ids(world.add_servers(*HEALTHY, 2, ec2_fraction=0.0))
     moto_server.set_fault(MotoFault("events", "PutEvents", error_code="AccessDeniedException"))
@@ -282,3 +284,10 @@ def test_a_refused_put_events_is_counted_and_no_message_is_retried(
     counts = answer["refresh"]["counts"]
     assert (counts["written"], counts["changesPublished"], counts["changesFailed"]) == (2, 0, 2)
     assert subscriber.events() == []
+    # ... and the loss reaches the ChangeFeedFailures alarm's metric, as the sync's does
+    metrics = [
+        json.loads(line)
+        for line in capsys.readouterr().out.splitlines()
+        if '"_aws"' in line and "RefreshServersRead" in line
+    ]
+    assert [m["ChangeFeedFailures"] for m in metrics] == [[2.0]]  # EMF: a list of values

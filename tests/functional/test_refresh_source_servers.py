@@ -318,19 +318,50 @@ def test_a_role_that_cannot_be_assumed_fails_its_scope_only(world: World) -> Non
 
 
 # --- at-least-once delivery ----------------------------------------------------------------------
-def test_the_same_batch_twice_writes_nothing_the_second_time(world: World) -> None:
+def test_the_same_batch_twice_changes_nothing_but_the_read_stamp(world: World) -> None:
     ids = [s["sourceServerID"] for s in world.add_servers(TARGET_B, "us-west-2", 6)]
     batch = sqs_batch(*(drs_event(TARGET_B, "us-west-2", sid) for sid in ids))
     first = deliver(world, batch)
     assert first["refresh"]["counts"]["written"] == 6
     stored = world.raw_items(world.tables.inventory)
+    stamps = {i["sourceServerArn"]["S"]: i["lastSyncTime"]["S"] for i in stored}
 
     second = deliver(world, batch)
 
     assert second["refresh"]["counts"]["written"] == 0
     assert second["refresh"]["counts"]["unchanged"] == 6
     assert second["refresh"]["changes"] == []
-    assert world.raw_items(world.tables.inventory) == stored
+    # The content is the same; only the time of the read that confirmed it moved on (so an
+    # older read still in flight cannot land over it: test_sync_refresh_race.py)
+    after = world.raw_items(world.tables.inventory)
+    assert _without_stamp(after) == _without_stamp(stored)
+    for item in after:
+        assert item["lastSyncTime"]["S"] > stamps[item["sourceServerArn"]["S"]]
+
+
+def _without_stamp(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(
+        ({k: v for k, v in i.items() if k != "lastSyncTime"} for i in items),
+        key=lambda i: i["sourceServerArn"]["S"],
+    )
+
+
+def test_a_listed_record_that_cannot_be_stored_is_never_taken_for_gone(world: World) -> None:
+    # GIVEN two refreshed servers, one of which DRS now lists with an ARN that is not one
+    servers = world.add_servers(HUB, "us-east-1", 2, ec2_fraction=0.0)
+    ids = [s["sourceServerID"] for s in servers]
+    operator_refresh(world, accountId=HUB, region="us-east-1", sourceServerIDs=ids)
+    broken = next(
+        r for r in world.simulator.source_servers(HUB, "us-east-1") if r["sourceServerID"] == ids[0]
+    )
+    world.simulator.add_source_servers(HUB, "us-east-1", [{**broken, "arn": "not-an-arn"}])
+
+    result = operator_refresh(world, accountId=HUB, region="us-east-1", sourceServerIDs=ids)
+
+    # THEN it is counted failed (not retried: DRS would answer the same), kept, not Removed
+    assert result["counts"]["failed"] == 1 and result["counts"]["softDeleted"] == 0, result
+    assert "deletedAt" not in item(world, HUB, "us-east-1", ids[0])
+    assert [c["kind"] for c in result["changes"] if c["sourceServerID"] == ids[0]] == []
 
 
 # --- records that name nothing we can refresh ----------------------------------------------------

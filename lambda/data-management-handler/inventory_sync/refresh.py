@@ -102,6 +102,7 @@ MAX_PAGES = 20  # of one filtered call: 200 ids fill at most a page or two
 MAX_CHANGES = 500  # `changes` entries a result lists (the rest counted in `moreChanges`)
 MAX_FAILURES = 100  # `failures` entries a result lists
 MAX_CONCURRENCY = 8  # scopes read at once
+UNIDENTIFIED = ""  # in refused ids: a listed record without a usable sourceServerID
 DEADLINE_MESSAGE = "the refresh's deadline came before these servers were refreshed"
 
 PARAMS = {
@@ -332,6 +333,7 @@ class _Refresh:
         self.clock = setup.clock
         self.refresh_id = setup.run_id
         self.event_ids: dict[str, str] = {}  # source server ARN -> the event that asked
+        self.event_times: dict[str, datetime] = {}  # ... and that event's `time`
         self.store = SyncStore(
             self.factory.client("dynamodb", self.factory.home_region, validate=False),
             table_names(),
@@ -369,6 +371,11 @@ class _Refresh:
                 source_server_arn(ref.scope, ref.source_server_id): ref.event_id
                 for ref in refs
                 if ref.event_id
+            }
+            self.event_times = {
+                source_server_arn(ref.scope, ref.source_server_id): moment
+                for ref in refs
+                if ref.event_id and (moment := _moment(ref.event_time)) is not None
             }
             self.unattributed = unattributed
             worker = threading.Thread(
@@ -562,13 +569,15 @@ class _Refresh:
         self.deadline.check(f"refresh of {scope.account_id}/{scope.region}")
         read_at = self.clock()
         read_time, read_epoch = iso(read_at), read_at.timestamp()
-        servers = self._read(scope, ids, outcome)
+        refused_ids: set[str] = set()
+        servers = self._read(scope, ids, outcome, refused_ids)
         if servers is None:
             return  # DRS gave no complete answer: nothing is written, nothing soft-deleted
         self.deadline.check(f"refresh of {scope.account_id}/{scope.region}")  # a late answer
         outcome.counts["read"] = len(servers)
         arns = {source_server_arn(scope, sid): sid for sid in ids} | {a: "" for a in servers}
-        stored = self.store.inventory_items(list(arns))
+        # Consistent: a write another refresh or the sync just made must be seen here.
+        stored = self.store.inventory_items(list(arns), consistent=True)
         enrichment = enrich(
             list(servers.values()),
             self.ec2_sources.get(scope.account_id, frozenset({scope.account_id})),
@@ -583,13 +592,11 @@ class _Refresh:
             if origin is not None and ec2 is None and origin in enrichment.unavailable:
                 ec2 = (previous or {}).get("ec2")  # could not look: keep what we knew
             digest = content_digest(server, scope, ec2, read_epoch)
-            if (
+            unchanged = (
                 previous is not None
                 and "deletedAt" not in previous
                 and previous.get(CONTENT_DIGEST) == digest
-            ):
-                outcome.settle(server_id, "unchanged")
-                continue
+            )
             try:
                 item = inventory_item(server, scope, read_time, ec2, digest)
             except InventorySyncError as exc:  # one record DynamoDB cannot hold: that one only
@@ -599,8 +606,14 @@ class _Refresh:
                     extra={"accountId": scope.account_id, "arn": arn, "reason": str(exc)},
                 )
                 continue
+            # Unchanged too is written (conditionally, its read time stamped): an older read
+            # in flight (a sync's, a slower refresh's) then finds a later write and is kept
+            # out; without the stamp it would land last and undo what this read confirmed.
             if not self.store.put_inventory_item_unless_newer(item):
                 outcome.settle(server_id, "staleSkipped")
+                continue
+            if unchanged:
+                outcome.settle(server_id, "unchanged")
                 continue
             if previous is None:
                 outcome.changes.append(_change("Added", item))
@@ -613,6 +626,15 @@ class _Refresh:
             outcome.settle(server_id, "written")
         expires_at = int(read_epoch) + self.settings.soft_delete_ttl_days * 86400
         listed_ids = {server["sourceServerID"] for server in servers.values()}
+        listed_ids |= refused_ids  # listed, if not storable: never taken for gone
+        if UNIDENTIFIED in refused_ids:
+            # A record without a usable id could be any asked-for server: none is taken for
+            # gone (nor retried: DRS would answer the same); the next full sync decides.
+            refused_ids |= set(ids) - listed_ids
+            listed_ids |= refused_ids
+        for server_id in ids:
+            if server_id in refused_ids:
+                outcome.settle(server_id, "failed")
         for arn, server_id in arns.items():
             # Gone means: its id was asked for and DRS's complete answer did not list it.
             if not server_id or server_id in listed_ids:
@@ -628,10 +650,12 @@ class _Refresh:
                 outcome.settle(server_id, "staleSkipped")
 
     def _read(
-        self, scope: Scope, ids: list[str], outcome: _ScopeResult
+        self, scope: Scope, ids: list[str], outcome: _ScopeResult, refused_ids: set[str]
     ) -> dict[str, dict[str, Any]] | None:
         """The requested servers DRS lists now, by ARN; None when the answer is not
-        complete (an AWS failure, a malformed answer), after recording the failure."""
+        complete (an AWS failure, a malformed answer), after recording the failure. The ids
+        of listed records that cannot be stored go to `refused_ids` (UNIDENTIFIED for one
+        without a usable id)."""
         servers: dict[str, dict[str, Any]] = {}
         wanted = set(ids)
         try:
@@ -656,7 +680,7 @@ class _Refresh:
                         outcome.fail(MALFORMED_RESPONSE, reader_message(MALFORMED_RESPONSE))
                         return None
                     for record in items:
-                        self._keep(record, scope, wanted, servers)
+                        self._keep(record, scope, wanted, servers, refused_ids)
                     token = response.get("nextToken")
                     if not token:
                         break
@@ -684,7 +708,11 @@ class _Refresh:
 
     @staticmethod
     def _keep(
-        record: Any, scope: Scope, wanted: set[str], servers: dict[str, dict[str, Any]]
+        record: Any,
+        scope: Scope,
+        wanted: set[str],
+        servers: dict[str, dict[str, Any]],
+        refused_ids: set[str],
     ) -> None:
         try:
             arn = record_identity(record, scope)
@@ -693,6 +721,8 @@ class _Refresh:
                 "record rejected",
                 extra={"accountId": scope.account_id, "region": scope.region, "reason": str(exc)},
             )
+            server_id = record.get("sourceServerID") if isinstance(record, dict) else None
+            refused_ids.add(server_id if isinstance(server_id, str) else UNIDENTIFIED)
             return
         if record["sourceServerID"] in wanted:
             servers[arn] = record
@@ -776,6 +806,7 @@ class _Refresh:
                     fields=tuple(change["fields"]),
                     origin_key="eventId" if event_id else "runId",
                     origin=event_id or self.refresh_id,
+                    observed_at=self.event_times.get(change["sourceServerArn"]),
                 )
             )
         return feed
@@ -809,6 +840,7 @@ class _Refresh:
                 "RefreshEventsUnattributed": counts["unattributed"],
                 "RefreshScopesFailed": len(result["failures"]),
                 "RefreshDeadlineReached": int(result["deadlineReached"]),
+                "ChangeFeedFailures": counts.get("changesFailed", 0),
             },
             durations_ms=durations,
         )
@@ -826,13 +858,20 @@ def _change(kind: str, item: dict[str, Any], fields: list[str] | None = None) ->
     }
 
 
-def _epoch(value: str | None) -> float | None:
+def _moment(value: str | None) -> datetime | None:
+    """An event's ISO-8601 `time` (None when absent or not a time)."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _epoch(value: str | None) -> float | None:
+    moment = _moment(value)
+    return moment.timestamp() if moment is not None else None
 
 
 __all__ = [

@@ -205,10 +205,11 @@ class SyncStore:
                 yield from_attribute_map(raw)
 
     def inventory_items(
-        self, arns: Iterable[str], projection: str | None = None
+        self, arns: Iterable[str], projection: str | None = None, *, consistent: bool = False
     ) -> dict[str, dict[str, Any]]:
         """The stored items of `arns` (whole, or the attributes `projection` names), by ARN,
-        read with BatchGetItem (100 keys a request, unprocessed keys retried with backoff).
+        read with BatchGetItem (100 keys a request, unprocessed keys retried with backoff;
+        strongly consistent reads with `consistent`).
         An ARN with no item, or still unprocessed after the retries, is absent from the
         answer. Raises ClientError for any other failure."""
         found: dict[str, dict[str, Any]] = {}
@@ -222,6 +223,8 @@ class SyncStore:
             }
             if projection is not None:
                 request["ProjectionExpression"] = projection
+            if consistent:
+                request["ConsistentRead"] = True
             for attempt in range(MAX_BATCH_ATTEMPTS):
                 response = self._client.batch_get_item(RequestItems={table: request})
                 self._count(reads=1)
