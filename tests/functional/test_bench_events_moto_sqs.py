@@ -76,3 +76,31 @@ def test_an_event_rule_delivering_to_a_queue_that_is_behind_does_not_walk_it(
     assert answer["FailedEntryCount"] == 0
     assert visible_reads[0] == 0
     assert _count(sqs, queue_url) == BACKLOG + 10
+
+
+def test_receiving_from_a_queue_that_is_behind_walks_it_once_not_per_message(
+    moto_endpoint: str, visible_reads: list[int]
+) -> None:
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="behind")["QueueUrl"]
+    for start in range(0, BACKLOG, 10):
+        sqs.send_message_batch(
+            QueueUrl=queue_url,
+            Entries=[{"Id": str(i), "MessageBody": f"m{start + i}"} for i in range(10)],
+        )
+
+    visible_reads[0] = 0
+    received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10)["Messages"]
+    assert len(received) == 10
+    # moto finds the visible messages in one pass; its retention check per message returned
+    # (GetQueueAttributes MessageRetentionPeriod) no longer counts the queue each time.
+    assert visible_reads[0] < 3 * BACKLOG
+
+    # Asked for, the counts are made: 10 in flight, the rest waiting.
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessagesNotVisible", "MessageRetentionPeriod"],
+    )["Attributes"]
+    assert attributes["ApproximateNumberOfMessagesNotVisible"] == "10"
+    assert int(attributes["MessageRetentionPeriod"]) > 0
+    assert _count(sqs, queue_url) == BACKLOG - 10
