@@ -21,19 +21,31 @@ change was made (the start of the simulator call). A server's later change may o
 earlier one before the poller sees it ("overtaken": fine, the inventory moved on). After the
 burst, it waits (at most `--drain` seconds) for every server's last change to show.
 
-Figures: events sent and shown, p50/p90/p99/max latency, DescribeSourceServers calls (the
-simulator's count) per event, refresh invocations (the runner's SQS deliveries), items
-written (the refreshes' own `counts.written`), lost updates (final item state != the
+The simulator queues each change's event and returns; its emitter puts them on the buses in
+PutEvents of up to 10, one call per (account, region) at a time (each server's order kept).
+"Events sent" are the events PutEvents accepted, and the achieved rate is their number over
+the time from the burst's start to the last one accepted: the target is met at 90% of
+`--rate` or more. The changes' own pace (how far behind schedule they started) is shown too.
+
+Figures: events sent (achieved rate) and shown, p50/p90/p99/max latency, DescribeSourceServers
+calls (the simulator's count) per event, refresh invocations (the runner's SQS deliveries),
+items written (the refreshes' own `counts.written`), lost updates (final item state != the
 simulator's final state after the drain), reordered (an item that went back to an older
-state). Targets: p99 < 60 s; at most one DescribeSourceServers per (account, region) per
-refresh batch (calls <= the sum over batches of the scopes each batch names).
+state). Targets: the rate (above); p99 < 60 s; at most one DescribeSourceServers per
+(account, region) per refresh batch (calls <= the sum over batches of the scopes each batch
+names).
 
 The throttled scope of `make demo` is not throttled here: every seeded scope syncs. The hub
 account's own servers are left out of the burst (`--include-hub` puts them in): the demo
 deploys the forwarding rule (cfn/target-account-role.yaml) in the target accounts only, so
 DRS events in the hub account's own regions reach no rule, and their changes wait for the
 next full sync.
-The poller's resolution is its interval plus a scan: latencies are upper bounds.
+The poller's resolution is its interval plus a scan: latencies are upper bounds. The local
+moto answers one request at a time; the last row shows which operations held it longest
+between the burst's start and the drain's end (the poller's own Scans among them).
+
+Ctrl-C (or SIGTERM) stops the burst, then event delivery, the poller and both servers, and
+exits 130. The exit status is 0 only when every target is met and nothing was lost.
 
 Usage: python -m scripts.bench.events [--rate 100] [--seconds 30] [--servers-per-scope N]
        [--drain 60] [--poll 0.5] [--json FILE] [--log-dir DIR]

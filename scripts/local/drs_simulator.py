@@ -37,7 +37,8 @@ records them, DeleteSourceServer, DisconnectSourceServer, TagResource and UntagR
 an endpoint nothing is put. The bulk setters (servers, fleet, churn) emit nothing: they seed.
 A change queues its event and returns; `EventEmitter`'s threads put the queued events, up to
 10 per PutEvents, one call per (account, region) at a time so each server's events keep their
-order (`/_sim/events`: counts and lag; `/_sim/events/flush`: wait until all are put).
+order, up to EVENT_SENDERS calls in flight (`/_sim/events`: counts and lag;
+`/_sim/events/flush`: wait until all are put).
 
 As a process: `python -m scripts.local.drs_simulator --port 0 --sts-endpoint URL` prints
 `DRS_ENDPOINT=http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
@@ -604,7 +605,7 @@ def _decode_token(token: str, operation: str, caller: _Caller) -> str:
 # ---- DRS's events on their way to EventBridge -------------------------------------------------
 
 PUT_EVENTS_MAX_ENTRIES = 10  # EventBridge's limit of entries per PutEvents
-EVENT_SENDERS = 4  # PutEvents calls in flight at once, for different (account, region)s
+EVENT_SENDERS = 8  # PutEvents calls in flight at once, for different (account, region)s
 EVENT_FLUSH_ON_STOP_SECONDS = 2.0  # what stop() gives the queued events before dropping them
 
 

@@ -7,20 +7,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto.sqs import models as sqs_models
 
+if TYPE_CHECKING:
+    from mypy_boto3_events.type_defs import PutEventsRequestEntryTypeDef
+
 BACKLOG = 120
+ENTRY: PutEventsRequestEntryTypeDef = {"Source": "aws.drs", "DetailType": "test", "Detail": "{}"}
 
 
 @pytest.fixture
 def visible_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """How often moto asks a message whether it is visible (once per message per count)."""
     reads = [0]
-    visible = sqs_models.Message.visible.fget
+    visible_property: Any = sqs_models.Message.visible  # a property: moto's stubs say method
+    visible = visible_property.fget
 
     def counted(self: Any) -> bool:
         reads[0] += 1
@@ -67,12 +72,11 @@ def test_an_event_rule_delivering_to_a_queue_that_is_behind_does_not_walk_it(
     ]["QueueArn"]
     events.put_rule(Name="all", EventPattern=json.dumps({"source": ["aws.drs"]}))
     events.put_targets(Rule="all", Targets=[{"Id": "q", "Arn": queue_arn}])
-    entry = {"Source": "aws.drs", "DetailType": "DRS test", "Detail": "{}"}
     for _ in range(BACKLOG // 10):
-        events.put_events(Entries=[entry] * 10)
+        events.put_events(Entries=[ENTRY] * 10)
 
     visible_reads[0] = 0
-    answer = events.put_events(Entries=[entry] * 10)
+    answer = events.put_events(Entries=[ENTRY] * 10)
     assert answer["FailedEntryCount"] == 0
     assert visible_reads[0] == 0
     assert _count(sqs, queue_url) == BACKLOG + 10
