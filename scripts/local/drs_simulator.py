@@ -35,6 +35,10 @@ bus of that account and region (`scripts.local.drs_events`): a replication stall
 ("DRS Source Server Data Replication Stalled Change"), a launch result, and, as CloudTrail
 records them, DeleteSourceServer, DisconnectSourceServer, TagResource and UntagResource. Without
 an endpoint nothing is put. The bulk setters (servers, fleet, churn) emit nothing: they seed.
+A change queues its event and returns; `EventEmitter`'s threads put the queued events, up to
+10 per PutEvents, one call per (account, region) at a time so each server's events keep their
+order, up to EVENT_SENDERS calls in flight (`/_sim/events`: counts and lag;
+`/_sim/events/flush`: wait until all are put).
 
 As a process: `python -m scripts.local.drs_simulator --port 0 --sts-endpoint URL` prints
 `DRS_ENDPOINT=http://127.0.0.1:PORT` and serves until SIGTERM/SIGINT.
@@ -598,6 +602,238 @@ def _decode_token(token: str, operation: str, caller: _Caller) -> str:
     return after
 
 
+# ---- DRS's events on their way to EventBridge -------------------------------------------------
+
+PUT_EVENTS_MAX_ENTRIES = 10  # EventBridge's limit of entries per PutEvents
+EVENT_SENDERS = 8  # PutEvents calls in flight at once, for different (account, region)s
+EVENT_FLUSH_ON_STOP_SECONDS = 2.0  # what stop() gives the queued events before dropping them
+
+
+@dataclass
+class _QueuedEvent:
+    entry: dict[str, Any]
+    queued_at: float  # wall time the change queued it
+
+
+@dataclass
+class EventEmitterStats:
+    """What the emitter did since it started (or its last `reset`), wall times in seconds."""
+
+    queued: int = 0
+    put: int = 0  # entries EventBridge accepted
+    failed: int = 0  # entries refused, or in a call that failed
+    dropped: int = 0  # entries still queued when the emitter was closed
+    calls: int = 0  # PutEvents calls made
+    first_put_at: float | None = None  # when the first accepted entry's call answered
+    last_put_at: float | None = None
+    lag_total: float = 0.0  # sum over accepted entries of (call answered - queued)
+    lag_max: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queued": self.queued,
+            "put": self.put,
+            "failed": self.failed,
+            "dropped": self.dropped,
+            "calls": self.calls,
+            "firstPutAt": self.first_put_at,
+            "lastPutAt": self.last_put_at,
+            "lagTotalSeconds": round(self.lag_total, 4),
+            "lagMaxSeconds": round(self.lag_max, 4),
+        }
+
+
+class EventEmitter:
+    """Puts DRS's events on the default bus of their (account, region) in moto, off the
+    caller's thread: `put` queues an entry and returns; `senders` threads (started at the
+    first `put`) take up to PUT_EVENTS_MAX_ENTRIES queued entries of one (account, region) per
+    PutEvents call, the (account, region) whose oldest entry waited longest first.
+
+    One call per (account, region) is in flight at a time and entries leave in the order they
+    were queued, so one server's events reach its bus in the order of its changes (moto offers
+    a call's entries to the rules in order; EventBridge itself promises no order). Nothing is
+    batched on purpose: a call takes what queued while the previous one was in flight, so at a
+    trickle each event goes alone and at once. Best effort, as DRS's own delivery: a refused
+    entry or a failed call (after botocore's retries) is logged and counted, not retried.
+
+    Args:
+        endpoint: the local moto.
+        senders: threads, hence calls in flight at once.
+        on_put: called (from a sender thread) with each accepted entry's record.
+    """
+
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        senders: int = EVENT_SENDERS,
+        on_put: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.senders = senders
+        self._on_put = on_put
+        self._changed = threading.Condition()
+        self._queues: dict[tuple[str, str], list[_QueuedEvent]] = {}
+        self._busy: set[tuple[str, str]] = set()  # (account, region)s with a call in flight
+        self._in_flight = 0  # entries in calls that have not answered yet
+        self._threads: list[threading.Thread] = []
+        self._closing = False
+        self._stats = EventEmitterStats()
+        # One session for every client (sessions are not thread-safe: clients are made under
+        # the lock); moto's own keys, as the account comes from a header, not from the keys.
+        self._session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._clients_lock = threading.Lock()
+
+    def put(self, account_id: str, region: str, entry: dict[str, Any]) -> None:
+        """Queue `entry` for the default bus of (account, region); return at once."""
+        with self._changed:
+            self._queues.setdefault((account_id, region), []).append(
+                _QueuedEvent(entry, time.time())
+            )
+            self._stats.queued += 1
+            if not self._threads:
+                self._start_senders()
+            self._changed.notify()
+
+    def pending(self) -> int:
+        """Entries queued or in a call that has not answered yet."""
+        with self._changed:
+            return self._pending()
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every queued entry was put (or failed); False after `timeout` s."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._pending() == 0, timeout)
+
+    def stats(self) -> dict[str, Any]:
+        with self._changed:
+            return {**self._stats.to_dict(), "pending": self._pending()}
+
+    def reset_stats(self) -> None:
+        with self._changed:
+            self._stats = EventEmitterStats()
+
+    def close(self, flush_timeout: float = EVENT_FLUSH_ON_STOP_SECONDS) -> None:
+        """Give the queued entries `flush_timeout` s, drop what is left (counted and logged)
+        and end the senders (a call under way finishes first). A later `put` starts anew."""
+        self.flush(flush_timeout)
+        with self._changed:
+            self._closing = True
+            dropped = sum(len(queue) for queue in self._queues.values())
+            self._queues.clear()
+            self._stats.dropped += dropped
+            self._changed.notify_all()
+            threads, self._threads = self._threads, []
+        if dropped:
+            LOG.warning("dropped %d DRS events still queued at stop", dropped)
+        for thread in threads:
+            thread.join(30)
+        with self._changed:
+            self._closing = False
+
+    def _pending(self) -> int:
+        return self._in_flight + sum(len(queue) for queue in self._queues.values())
+
+    def _start_senders(self) -> None:
+        for number in range(self.senders):
+            thread = threading.Thread(
+                target=self._send_loop, name=f"drs-events-{number}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def _next_batch(self) -> tuple[tuple[str, str], list[_QueuedEvent]] | None:
+        """Under the lock: the entries of the ready (account, region) that waited longest,
+        marked busy; None when the emitter is closing."""
+        while not self._closing:
+            ready = [key for key, queue in self._queues.items() if queue and key not in self._busy]
+            if ready:
+                key = min(ready, key=lambda k: self._queues[k][0].queued_at)
+                queue = self._queues[key]
+                batch, queue[:] = queue[:PUT_EVENTS_MAX_ENTRIES], queue[PUT_EVENTS_MAX_ENTRIES:]
+                self._busy.add(key)
+                self._in_flight += len(batch)
+                return key, batch
+            self._changed.wait()
+        return None
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._changed:
+                taken = self._next_batch()
+            if taken is None:
+                return
+            key, batch = taken
+            try:
+                accepted = self._put_events(key, batch)
+            finally:
+                with self._changed:
+                    self._busy.discard(key)
+                    self._in_flight -= len(batch)
+                    self._changed.notify_all()
+            for record in accepted:
+                if self._on_put is not None:
+                    self._on_put(record)
+
+    def _client(self, account_id: str, region: str) -> Any:
+        from scripts.local.accounts import account_client
+
+        with self._clients_lock:
+            key = (account_id, region)
+            if key not in self._clients:
+                self._clients[key] = account_client(
+                    "events", account_id, region, endpoint=self.endpoint, session=self._session
+                )
+            return self._clients[key]
+
+    def _put_events(self, key: tuple[str, str], batch: list[_QueuedEvent]) -> list[dict[str, Any]]:
+        """One PutEvents with `batch`; the records of the entries it accepted (counted)."""
+        account_id, region = key
+        try:
+            answer = self._client(account_id, region).put_events(
+                Entries=[queued.entry for queued in batch]
+            )
+        except Exception:  # best effort, as DRS's own delivery
+            LOG.exception("could not put %d DRS events for %s/%s", len(batch), account_id, region)
+            with self._changed:
+                self._stats.calls += 1
+                self._stats.failed += len(batch)
+            return []
+        answered = time.time()
+        accepted: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
+        for queued, result in zip(batch, answer["Entries"], strict=True):
+            if "EventId" not in result:
+                refused.append(result)
+                continue
+            accepted.append(
+                {
+                    "account": account_id,
+                    "region": region,
+                    "eventId": result["EventId"],
+                    "queuedAt": queued.queued_at,
+                    "putAt": answered,
+                    **queued.entry,
+                }
+            )
+        if refused:
+            LOG.error("PutEvents refused %d DRS events: %s", len(refused), refused)
+        with self._changed:
+            stats = self._stats
+            stats.calls += 1
+            stats.put += len(accepted)
+            stats.failed += len(refused)
+            if accepted:
+                stats.first_put_at = stats.first_put_at or answered
+                stats.last_put_at = answered
+            for record in accepted:
+                lag = answered - record["queuedAt"]
+                stats.lag_total += lag
+                stats.lag_max = max(stats.lag_max, lag)
+        return accepted
+
+
 # ---- the simulator ----------------------------------------------------------------------------
 
 
@@ -666,9 +902,12 @@ class DrsSimulator:
         self._http: _SimulatorHttpServer | None = None
         self._thread: threading.Thread | None = None
         self.events_endpoint = events_endpoint
-        self._events_clients: dict[tuple[str, str], Any] = {}
-        self._events_lock = threading.Lock()
-        self.events_put: list[dict[str, Any]] = []  # what went onto a bus, in order
+        self.events_put: list[dict[str, Any]] = []  # what went onto a bus, as it answered
+        self._emitter = (
+            EventEmitter(events_endpoint, on_put=self.events_put.append)
+            if events_endpoint
+            else None
+        )
 
     # -- lifecycle --
 
@@ -707,6 +946,8 @@ class DrsSimulator:
             self._thread.join(timeout=10)
         self._http = None
         self._thread = None
+        if self._emitter is not None:
+            self._emitter.close()
 
     def __enter__(self) -> DrsSimulator:
         self.start()
@@ -1032,40 +1273,24 @@ class DrsSimulator:
         self._put_event(account_id, region, entry)
 
     def _put_event(self, account_id: str, region: str, entry: dict[str, Any]) -> None:
-        """PutEvents `entry` on the default bus of (account, region), as DRS and CloudTrail do
-        (best effort: a failure is logged, the change stands). No endpoint: nothing."""
-        if self.events_endpoint is None:
-            return
-        from scripts.local.accounts import account_client
+        """Queue `entry` for the default bus of (account, region), as DRS and CloudTrail put
+        their events after the change (best effort; see `EventEmitter`). No endpoint: nothing."""
+        if self._emitter is not None:
+            self._emitter.put(account_id, region, entry)
 
-        with self._events_lock:
-            key = (account_id, region)
-            if key not in self._events_clients:
-                # moto's own keys: the simulator's process may have no AWS credentials at all,
-                # and the account comes from the header, not from the keys.
-                session = boto3.Session(
-                    aws_access_key_id="testing", aws_secret_access_key="testing"
-                )
-                self._events_clients[key] = account_client(
-                    "events", account_id, region, endpoint=self.events_endpoint, session=session
-                )
-            client = self._events_clients[key]
-            try:
-                answer = client.put_events(Entries=[entry])
-            except Exception:  # best effort, as DRS's own delivery
-                LOG.exception("could not put %s for %s/%s", entry["DetailType"], account_id, region)
-                return
-            if answer.get("FailedEntryCount"):
-                LOG.error("PutEvents refused %s: %s", entry["DetailType"], answer["Entries"])
-                return
-            self.events_put.append(
-                {
-                    "account": account_id,
-                    "region": region,
-                    "eventId": answer["Entries"][0]["EventId"],
-                    **entry,
-                }
-            )
+    def event_stats(self) -> dict[str, Any]:
+        """The emitter's counts and times (`EventEmitterStats.to_dict`, and `pending`)."""
+        return self._emitter.stats() if self._emitter is not None else {}
+
+    def reset_event_stats(self) -> None:
+        """Start the emitter's counts and times afresh (what is queued stays queued)."""
+        if self._emitter is not None:
+            self._emitter.reset_stats()
+
+    def flush_events(self, timeout: float = 30.0) -> bool:
+        """Wait until every event queued so far is on its bus (or failed); False after
+        `timeout` seconds."""
+        return self._emitter.flush(timeout) if self._emitter is not None else True
 
     # -- callers --
 
@@ -1493,6 +1718,14 @@ class DrsSimulator:
         if route == ("DELETE", "counts", 1):
             self.reset_counts()
             return _json_response(200, {})
+        if route == ("GET", "events", 1):
+            return _json_response(200, self.event_stats())
+        if route == ("DELETE", "events", 1):
+            self.reset_event_stats()
+            return _json_response(200, {})
+        if route == ("POST", "events", 2) and parts[1] == "flush":
+            flushed = self.flush_events(float(body.get("timeout", 30.0)))
+            return _json_response(200, {"flushed": flushed, **self.event_stats()})
         if route == ("POST", "access-keys", 1):
             self.map_access_key(body["accessKeyId"], body["accountId"])
             return _json_response(200, {})
@@ -1870,6 +2103,18 @@ class SimulatorControl:
 
     def reset_counts(self) -> None:
         self._call("DELETE", "counts")
+
+    def event_stats(self) -> dict[str, Any]:
+        """See `DrsSimulator.event_stats`."""
+        return dict(self._call("GET", "events"))
+
+    def reset_event_stats(self) -> None:
+        self._call("DELETE", "events")
+
+    def flush_events(self, timeout: float = 30.0) -> dict[str, Any]:
+        """See `DrsSimulator.flush_events`: its `event_stats` with `flushed` (True when
+        nothing is left to put)."""
+        return dict(self._call("POST", "events/flush", {"timeout": timeout}))
 
     def reset(self) -> None:
         self._call("POST", "reset")
