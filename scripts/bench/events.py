@@ -35,11 +35,9 @@ state). Targets: the rate (above); p99 < 60 s; at most one DescribeSourceServers
 (account, region) per refresh batch (calls <= the sum over batches of the scopes each batch
 names).
 
-The throttled scope of `make demo` is not throttled here: every seeded scope syncs. The hub
-account's own servers are left out of the burst (`--include-hub` puts them in): the demo
-deploys the forwarding rule (cfn/target-account-role.yaml) in the target accounts only, so
-DRS events in the hub account's own regions reach no rule, and their changes wait for the
-next full sync.
+The throttled scope of `make demo` is not throttled here: every seeded scope syncs, the hub
+account's own among them (the demo's deploy forwards the hub's DRS events from each of its
+regions: scripts/deploy.sh --hub-event-regions).
 The poller's resolution is its interval plus a scan: latencies are upper bounds. The local
 moto answers one request at a time; the last row shows which operations held it longest
 between the burst's start and the drain's end (the poller's own Scans among them).
@@ -212,9 +210,8 @@ class RefreshCounts:
                     self.totals[name] = self.totals.get(name, 0) + value
 
 
-def pick_servers(dynamodb: Any, include_hub: bool = False) -> list[Server]:
-    """Every live item, interleaved by scope (consecutive changes land in different scopes);
-    the hub account's own only with `include_hub` (see `--include-hub`)."""
+def pick_servers(dynamodb: Any) -> list[Server]:
+    """Every live item, interleaved by scope (consecutive changes land in different scopes)."""
     by_scope: dict[tuple[str, str], list[Server]] = {}
     for page in dynamodb.get_paginator("scan").paginate(
         TableName=demo.INVENTORY_TABLE, ConsistentRead=True
@@ -229,8 +226,6 @@ def pick_servers(dynamodb: Any, include_hub: bool = False) -> list[Server]:
                 item["sourceServerID"]["S"],
                 item.get("replicationState", {}).get("S", ""),
             )
-            if server.account_id == demo.HUB.account_id and not include_hub:
-                continue
             by_scope.setdefault((server.account_id, server.region), []).append(server)
     scopes = [sorted(v, key=lambda s: s.arn) for _, v in sorted(by_scope.items())]
     servers: list[Server] = []
@@ -398,7 +393,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             sync_counts = delivery.invocation.payload.get("counts", {})
             stage(f"full sync: {sync_counts.get('serversSeen')} servers seen")
             dynamodb = runner.client("dynamodb")
-            servers = pick_servers(dynamodb, args.include_hub)
+            servers = pick_servers(dynamodb)
             if not servers:
                 raise demo.DemoError("the full sync left no items to change")
             scopes = sorted({(s.account_id, s.region) for s in servers})
@@ -616,12 +611,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=float,
         default=POLL_SECONDS,
         help="pause between inventory scans (s); each scan holds the local moto about 1 s",
-    )
-    parser.add_argument(
-        "--include-hub",
-        action="store_true",
-        help="also change the hub account's own servers (no forwarding rule there: their "
-        "events never reach the hub bus, so their changes show as lost)",
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--log-dir", type=Path, help="keep the servers' logs in this folder")
