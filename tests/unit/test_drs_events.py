@@ -143,7 +143,8 @@ def test_what_names_no_server_of_its_own_account_and_region_is_unattributed(even
 
 def test_several_servers_in_one_event_are_each_refreshed_once() -> None:
     other = ARN.replace(SID, "s-0000000000000000a")
-    found = servers_of_event(service_event("DRS Source Server Launch Result", {}, [ARN, other, ARN]))
+    event = service_event("DRS Source Server Launch Result", {}, [ARN, other, ARN])
+    found = servers_of_event(event)
     assert [ref.source_server_id for ref in found] == [SID, "s-0000000000000000a"]  # type: ignore[union-attr]
 
 
