@@ -50,9 +50,11 @@ Package and deploy aws-drs-orchestration to environment ENV (dev|test|qa|uat|sta
                      events bus (target accounts forward theirs with
                      cfn/target-account-role.yaml): each gets the stack
                      PROJECT-ENV-drs-event-forwarding, from that template with RoleRegion
-                     none (forwarding only, no role). all: every DRS region; none: no
-                     region. Default: the hub region. A region left out keeps any stack
-                     deployed there before; its changes wait for the full sync
+                     none (forwarding only, no role). Each must be a DRS region of the
+                     deploy (--drs-regions): events from others are dropped. all: every
+                     DRS region; none: no region. Default: the hub region. A region left
+                     out keeps any stack deployed there before; its changes wait for the
+                     full sync
   -h, --help         print this help
 
 Optional environment:
@@ -686,6 +688,20 @@ choose_drs_regions() {
   info "$DRS_REGIONS_CHOSEN (botocore $version's endpoint list for drs)"
 }
 
+# --hub-event-regions LIST must name DRS regions of this deploy (DRS_REGIONS_CHOSEN): the
+# data-management-handler drops events from any other region as unattributed, so their
+# forwarding would be paid for and lost. Before anything is packaged or deployed.
+check_hub_event_regions() {
+  local region outside=()
+  case "$HUB_EVENT_REGIONS_GIVEN" in ""|all|none) return ;; esac
+  for region in ${HUB_EVENT_REGIONS_GIVEN//,/ }; do
+    [[ ",$DRS_REGIONS_CHOSEN," == *",$region,"* ]] || outside+=("$region")
+  done
+  [ "${#outside[@]}" -eq 0 ] || die "--hub-event-regions: $(IFS=,; echo "${outside[*]}")" \
+    "not among the DRS regions $DRS_REGIONS_CHOSEN (their events would be dropped as" \
+    "unattributed): add them with --drs-regions or leave them out"
+}
+
 # stack_parameter SHORT_NAME PARAMETER: the deployed value of PARAMETER in the stack (empty
 # when the stack or the parameter does not exist).
 stack_parameter() {
@@ -833,6 +849,7 @@ deploy_all() {
   local params=() dmh_arn
   read_stack_statuses
   choose_drs_regions
+  check_hub_event_regions
   choose_target_scope
   package_functions
   ensure_bucket

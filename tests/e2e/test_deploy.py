@@ -394,6 +394,31 @@ def test_hub_event_regions_adds_a_forwarding_stack_per_region_and_keeps_the_rest
     assert target["Arn"] == HUB_DRS_BUS_ARN  # cross-region: to the hub region's bus
 
 
+def test_hub_event_regions_outside_the_drs_regions_are_refused_before_packaging(
+    endpoint: str, repo: Path
+) -> None:
+    # An environment never deployed: the refusal must come before anything is created.
+    result = run_deploy(
+        "dev",
+        "--endpoint-url",
+        endpoint,
+        "--drs-regions",
+        "us-east-1,us-west-2",
+        "--hub-event-regions",
+        "us-east-1,eu-west-1,ap-south-1",
+        root=repo,
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    (error,) = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert error.startswith(
+        "deploy.sh: error: --hub-event-regions: ap-south-1,eu-west-1 not among the DRS regions "
+        "us-east-1,us-west-2 (their events would be dropped as unattributed)"
+    )
+    assert "==> package" not in result.stdout
+    assert "==> stack" not in result.stdout
+
+
 def test_without_ssm_parameters_the_deploying_machines_botocore_lists_the_regions(
     deployment: subprocess.CompletedProcess[str], endpoint: str, repo: Path
 ) -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from drs_events import Unattributed, is_sqs_batch, servers_of_event, servers_of_record
+from drs_events import (
+    SERVER_DETAIL_TYPES,
+    Unattributed,
+    is_sqs_batch,
+    servers_of_event,
+    servers_of_record,
+)
 from inventory_sync.refresh import ServerRef
 
 ACCOUNT = "111122223333"
@@ -61,8 +67,6 @@ EXPECTED = [ServerRef(ACCOUNT, REGION, SID, WHEN, "9da9af57-9253-4406-87cb-7cc40
         ("DRS Source Server Launch Result", {"state": "RECOVERY_LAUNCH_FAILED", "job-id": "j"}),
         ("DRS Source Server Data Replication Stalled Change", {"state": "STALLED"}),
         ("DRS Source Server Data Replication Stalled Change", {"state": "NOT_STALLED"}),
-        ("DRS PIT Snapshot Taken", {"state": "SUCCESS"}),
-        ("DRS Recovery Instance Failback State Change", {"state": "FAILBACK_COMPLETED"}),
     ],
 )
 def test_service_events_name_their_servers_in_resources(
@@ -78,6 +82,27 @@ def test_service_events_name_their_servers_in_resources(
 def test_events_about_other_resources_are_unattributed(detail_type: str) -> None:
     found = servers_of_event(service_event(detail_type, {}, [ARN]))
     assert isinstance(found, Unattributed)
+
+
+def test_a_failback_state_change_names_a_recovery_instance_so_is_unattributed() -> None:
+    # As DRS sends it: `resources` holds the recovery instance's ARN (its EC2 instance id),
+    # not a source server's. The templates do not forward it; the full sync covers failback.
+    recovery_instance = f"arn:aws:drs:{REGION}:{ACCOUNT}:recovery-instance/i-0123456789abcdef0"
+    event = service_event(
+        "DRS Recovery Instance Failback State Change",
+        {"state": "FAILBACK_COMPLETED"},
+        [recovery_instance],
+    )
+    assert isinstance(servers_of_event(event), Unattributed)
+
+
+@pytest.mark.parametrize(
+    "detail_type", ["DRS PIT Snapshot Taken", "DRS Recovery Instance Failback State Change"]
+)
+def test_detail_types_left_to_the_full_sync_are_unattributed(detail_type: str) -> None:
+    # Even naming a source server (a PIT snapshot does), they are not refreshed on.
+    assert detail_type not in SERVER_DETAIL_TYPES
+    assert isinstance(servers_of_event(service_event(detail_type, {}, [ARN])), Unattributed)
 
 
 @pytest.mark.parametrize(
@@ -106,8 +131,8 @@ def test_tag_calls_name_their_server_by_arn(name: str) -> None:
         service_event("DRS Source Server Launch Result", {}, [ARN.replace(REGION, "eu-west-1")]),
         service_event("DRS Source Server Launch Result", {}, ["arn:aws:drs:x"]),
         service_event("DRS Source Server Launch Result", {}, {"not": "a list"}),  # type: ignore[arg-type]
-        {**service_event("DRS PIT Snapshot Taken", {}, [ARN]), "account": "12345"},
-        {**service_event("DRS PIT Snapshot Taken", {}, [ARN]), "source": "aws.ec2"},
+        {**service_event("DRS Source Server Launch Result", {}, [ARN]), "account": "12345"},
+        {**service_event("DRS Source Server Launch Result", {}, [ARN]), "source": "aws.ec2"},
         "a string",
         None,
     ],
@@ -118,7 +143,8 @@ def test_what_names_no_server_of_its_own_account_and_region_is_unattributed(even
 
 def test_several_servers_in_one_event_are_each_refreshed_once() -> None:
     other = ARN.replace(SID, "s-0000000000000000a")
-    found = servers_of_event(service_event("DRS PIT Snapshot Taken", {}, [ARN, other, ARN]))
+    event = service_event("DRS Source Server Launch Result", {}, [ARN, other, ARN])
+    found = servers_of_event(event)
     assert [ref.source_server_id for ref in found] == [SID, "s-0000000000000000a"]  # type: ignore[union-attr]
 
 
@@ -131,7 +157,7 @@ def test_records_whose_body_is_no_event_are_unattributed(record: Any) -> None:
 
 
 def test_a_record_body_is_the_eventbridge_event_as_json() -> None:
-    event = service_event("DRS PIT Snapshot Taken", {}, [ARN])
+    event = service_event("DRS Source Server Launch Result", {}, [ARN])
     assert servers_of_record({"body": json.dumps(event)}) == [
         ServerRef(ACCOUNT, REGION, SID, WHEN, event["id"])
     ]

@@ -50,6 +50,20 @@ def test_the_rule_matches_exactly_what_the_handler_understands() -> None:
     assert target["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["DrsEventsDeadLetterQueue", "Arn"]}
 
 
+@pytest.mark.parametrize(
+    "detail_type", ["DRS PIT Snapshot Taken", "DRS Recovery Instance Failback State Change"]
+)
+def test_events_left_to_the_full_sync_are_neither_accepted_nor_forwarded(detail_type: str) -> None:
+    # A failback state change names a recovery instance (never attributed); a PIT snapshot,
+    # every ~10 minutes per replicating server, changes nothing the inventory stores.
+    hub = stack().resource_properties("DrsEventsRule")["EventPattern"]
+    forwarding = load_template("target-account-role.yaml")["Resources"]["DrsEventForwardingRule"]
+    for pattern in (hub, forwarding["Properties"]["EventPattern"]):
+        service, _ = pattern["$or"]
+        assert detail_type not in service["detail-type"]
+    assert detail_type not in SERVER_DETAIL_TYPES
+
+
 def test_target_accounts_forward_exactly_what_the_hub_rule_accepts() -> None:
     # A forwarded event the hub's rule drops is paid for and lost; one the hub accepts but
     # no account forwards is a freshness promise nobody keeps.
@@ -105,34 +119,64 @@ def test_the_mapping_batches_to_the_data_management_handler_with_partial_failure
     assert 0 < mapping["MaximumBatchingWindowInSeconds"] <= 60
 
 
+ORG = "o-abcd123456"
+ORG_CONDITION = {"StringEquals": {"aws:PrincipalOrgID": ORG}}
+
+
 @pytest.mark.parametrize(
-    ("parameters", "organization", "accounts"),
+    ("parameters", "principal", "condition"),
     [
-        ({"TargetOrganizationId": "o-abcd123456"}, True, False),
-        ({"TargetAccountIds": "111111111111,222222222222"}, False, True),
-        ({"TargetOrganizationId": "o-abcd123456", "TargetAccountIds": "111111111111"}, True, True),
-        ({}, False, False),
+        pytest.param({"TargetOrganizationId": ORG}, "*", ORG_CONDITION, id="organization only"),
+        pytest.param(
+            {"TargetAccountIds": "111111111111,222222222222"},
+            {"AWS": ["111111111111", "222222222222"]},
+            None,
+            id="accounts only",
+        ),
+        pytest.param(
+            {"TargetOrganizationId": ORG, "TargetAccountIds": "111111111111,222222222222"},
+            {"AWS": ["111111111111", "222222222222"]},
+            ORG_CONDITION,
+            id="listed AND in the organization",
+        ),
     ],
 )
 def test_the_bus_accepts_only_the_organization_or_the_listed_accounts(
-    parameters: dict[str, str], organization: bool, accounts: bool
+    parameters: dict[str, str], principal: Any, condition: dict[str, Any] | None
 ) -> None:
+    # The lambda stack's scope (AssumeTargetAccountRoles): with both, an account must be
+    # listed AND in the organization. One statement holds both halves, so neither alone grants.
     evaluated = stack(**parameters)
-    assert evaluated.condition("AcceptEventsFromOrganization") is organization
-    assert evaluated.condition("AcceptEventsFromAccounts") is accounts
-    template = resources()
-    assert template["DrsEventBusOrganizationPolicy"]["Condition"] == "AcceptEventsFromOrganization"
-    assert template["DrsEventBusAccountsPolicy"]["Condition"] == "AcceptEventsFromAccounts"
-    if organization:
-        statement = evaluated.resource_properties("DrsEventBusOrganizationPolicy")["Statement"]
-        assert statement["Action"] == "events:PutEvents"
-        assert statement["Condition"] == {
-            "StringEquals": {"aws:PrincipalOrgID": parameters["TargetOrganizationId"]}
-        }
-    if accounts:
-        statement = evaluated.resource_properties("DrsEventBusAccountsPolicy")["Statement"]
-        assert statement["Principal"] == {"AWS": parameters["TargetAccountIds"].split(",")}
-        assert statement["Action"] == "events:PutEvents"
+    assert evaluated.condition("AcceptEventsFromTargets")
+    policies = [
+        logical_id
+        for logical_id, resource in resources().items()
+        if resource["Type"] == "AWS::Events::EventBusPolicy"
+    ]
+    # Two policies on one bus would be put in parallel (ConcurrentModificationException).
+    assert policies == ["DrsEventBusPolicy"]
+    assert resources()["DrsEventBusPolicy"]["Condition"] == "AcceptEventsFromTargets"
+    policy = evaluated.resource_properties("DrsEventBusPolicy")
+    assert policy["EventBusName"] == f"{PROJECT}-drs-events-{ENV}"
+    statement = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert statement["Action"] == "events:PutEvents"
+    assert statement["Resource"] == {"Fn::GetAtt": ["DrsEventBus", "Arn"]}
+    assert statement["Principal"] == principal
+    assert statement.get("Condition") == condition
+
+
+def test_without_a_target_scope_the_bus_has_no_policy() -> None:
+    # Only the hub's own account (its forwarding roles' IAM policies) may put events then.
+    assert not stack().condition("AcceptEventsFromTargets")
+
+
+def test_the_bus_policy_and_the_assume_role_grant_name_the_same_scope() -> None:
+    # Both stacks take the scope as the same two parameters, with the same patterns.
+    lambda_parameters = load_template("lambda-stack.yaml")["Parameters"]
+    event_parameters = load_template("eventbridge-stack.yaml")["Parameters"]
+    for name in ("TargetOrganizationId", "TargetAccountIds"):
+        assert event_parameters[name]["AllowedPattern"] == lambda_parameters[name]["AllowedPattern"]
 
 
 def test_deploy_passes_the_event_stack_the_lambda_stacks_target_scope() -> None:

@@ -148,6 +148,16 @@ def test_every_service_detail_type_is_forwarded(detail_type: str) -> None:
     assert forwarded(delivered({**entry, "DetailType": detail_type}))
 
 
+@pytest.mark.parametrize("detail_type", drs_events.NOT_FORWARDED_DETAIL_TYPES)
+def test_events_that_name_no_source_server_or_change_nothing_stay_in_the_account(
+    detail_type: str,
+) -> None:
+    # A failback state change names a recovery instance; a PIT snapshot changes nothing the
+    # hub stores: forwarding either would cost an event, a message and a DescribeSourceServers.
+    entry = drs_events.stalled_change(ACCOUNT, REGION, "s-1", stalled=True)
+    assert not forwarded(delivered({**entry, "DetailType": detail_type}))
+
+
 def test_the_template_and_the_module_name_the_same_events() -> None:
     """Both sides of the contract spelled once each; they must list the same names."""
     service, api = forwarding_pattern()["$or"]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests.support.cfn import CFN_DIR, load_template
-from tests.support.cfn_eval import Evaluator, ParameterError
+from tests.support.cfn_eval import PSEUDO_PARAMETERS, Evaluator, ParameterError
 from tests.unit.test_templates import ENV, LAMBDA_DIR, LAMBDA_PARAMS, as_list, role_statements
 
 TARGET = "target-account-role.yaml"
@@ -156,6 +156,40 @@ def test_role_region_none_forwards_events_without_a_role_id_or_principal() -> No
     # ... and a stack that would create nothing at all is refused
     with pytest.raises(ParameterError, match="HubEventBusArn is required"):
         target_stack(RoleRegion="none", ExternalId="", HubPrincipalArn="")
+
+
+@pytest.mark.parametrize("role_region", ["", "none", "us-east-1", "eu-west-1"])
+def test_the_forwarding_target_is_the_hub_bus_through_a_role_that_may_only_put_there(
+    role_region: str,
+) -> None:
+    # EventBridge requires a RoleArn on a target that is an event bus in another account or
+    # region (moto and the local AWS deliver without one: this test is the check).
+    identity = {} if role_region != "none" else {"ExternalId": "", "HubPrincipalArn": ""}
+    stack = target_stack(RoleRegion=role_region, HubEventBusArn=HUB_BUS_ARN, **identity)
+    assert stack.template["Resources"]["DrsEventForwardingRole"]["Condition"] == "ForwardDrsEvents"
+    (target,) = stack.resource_properties("DrsEventForwardingRule")["Targets"]
+    assert target["Arn"] == HUB_BUS_ARN
+    assert target["RoleArn"] == {"Fn::GetAtt": ["DrsEventForwardingRole", "Arn"]}
+
+    role = stack.resource_properties("DrsEventForwardingRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "events.amazonaws.com"}
+    assert trust["Action"] == "sts:AssumeRole"
+    this_account = PSEUDO_PARAMETERS["AWS::AccountId"]  # the stack's own account
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": this_account}}
+    assert "ManagedPolicyArns" not in role
+    statements = [s for policy in role["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+    assert [(s["Effect"], as_list(s["Action"]), as_list(s["Resource"])) for s in statements] == [
+        ("Allow", ["events:PutEvents"], [HUB_BUS_ARN])
+    ]
+    assert all("NotAction" not in s and "NotResource" not in s for s in statements)
+
+
+def test_without_a_hub_bus_nothing_is_forwarded() -> None:
+    stack = target_stack()
+    assert not stack.condition("ForwardDrsEvents")
+    for logical_id in ("DrsEventForwardingRule", "DrsEventForwardingRole"):
+        assert stack.template["Resources"][logical_id]["Condition"] == "ForwardDrsEvents"
 
 
 @pytest.mark.parametrize("value", ["", "12345678901", "1234567890123", "o-abcdefghij"])

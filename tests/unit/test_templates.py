@@ -823,6 +823,7 @@ def test_alarms_watch_the_resources_the_other_stacks_create() -> None:
         functions.resource_properties("AsyncFailureQueue")["QueueName"],
         eventbridge_stack().resource_properties("InventorySyncDeadLetterQueue")["QueueName"],
         eventbridge_stack().resource_properties("DrsEventsDeadLetterQueue")["QueueName"],
+        eventbridge_stack().resource_properties("DrsEventsQueue")["QueueName"],
     }
     errors = _alarm("DataManagementHandlerErrorsAlarm")
     watched_queues = {
@@ -831,6 +832,7 @@ def test_alarms_watch_the_resources_the_other_stacks_create() -> None:
             "InventorySyncDeadLetterAlarm",
             "AsyncFailureQueueAlarm",
             "DrsEventsDeadLetterAlarm",
+            "DrsEventsQueueAgeAlarm",
         )
     }
 
@@ -842,6 +844,28 @@ def test_alarms_watch_the_resources_the_other_stacks_create() -> None:
         }
     ]
     assert watched_queues == queue_names
+
+
+def test_drs_events_left_unconsumed_alarm_before_they_expire() -> None:
+    # A stopped event source mapping never moves a message to the DLQ: the messages expire.
+    # The alarm watches their age: above what retries alone reach (so it means "not
+    # consumed", the DLQ alarm covers "failing"), and long before the retention drops them.
+    queue = eventbridge_stack().resource_properties("DrsEventsQueue")
+    age = _alarm("DrsEventsQueueAgeAlarm")
+    assert (age["Namespace"], age["MetricName"], age["Statistic"]) == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        "Maximum",
+    )
+    assert age["Dimensions"] == [{"Name": "QueueName", "Value": queue["QueueName"]}]
+    assert age["ComparisonOperator"] == "GreaterThanThreshold"
+    assert age["TreatMissingData"] == "notBreaching"  # an idle queue reports nothing
+    assert (age["Period"], age["EvaluationPeriods"]) == (300, 3)
+    retried_for = queue["VisibilityTimeout"] * queue["RedrivePolicy"]["maxReceiveCount"]
+    detected_after = age["Threshold"] + age["Period"] * age["EvaluationPeriods"]
+    assert retried_for < age["Threshold"]
+    assert detected_after <= queue["MessageRetentionPeriod"] / 4
+    assert age["OKActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_every_alarm_notifies_the_topic_and_email_is_optional() -> None:
