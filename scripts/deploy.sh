@@ -781,7 +781,13 @@ verify_schedule() {
 deploy_hub_event_forwarding() {
   local regions region bus partition stack status
   case "$HUB_EVENT_REGIONS_GIVEN" in
-    "") regions="$REGION" ;;
+    "")
+      if [[ ",$DRS_REGIONS_CHOSEN," != *",$REGION,"* ]]; then
+        stage "hub DRS event forwarding: none (the hub region $REGION is not a DRS region;" \
+          "--hub-event-regions names others)"
+        return
+      fi
+      regions="$REGION" ;;
     all) regions="$DRS_REGIONS_CHOSEN" ;;
     none) stage "hub DRS event forwarding: none (--hub-event-regions none)"; return ;;
     *) regions="$HUB_EVENT_REGIONS_GIVEN" ;;

@@ -47,14 +47,16 @@ class Floor:
 def dynamodb_minimum(
     minimum: MinimumCalls, scopes: int, churn: Mapping[str, Any] | None = None
 ) -> int:
-    """The fewest DynamoDB requests a run can make: its inventory batches (every server in
-    the cold run; the servers that changed in a steady one), one region-status write per
-    scope (each written as it finishes) and one conditional soft-delete per removed server."""
+    """The fewest DynamoDB requests a run can make: its inventory writes (every server in
+    batches in the cold run; in a steady one, the new servers in batches and each changed
+    server the inventory held with a conditional PutItem of its own), one region-status write
+    per scope (each written as it finishes) and one conditional soft-delete per removed
+    server."""
     if churn is None:
         return minimum.inventory_batches_per_scope + scopes
     replaced = int(churn.get("replaced", 0))
-    changed = int(churn.get("stateChanged", 0)) + replaced
-    return math.ceil(changed / DYNAMODB_BATCH_SIZE) + scopes + replaced
+    state_changed = int(churn.get("stateChanged", 0))
+    return math.ceil(replaced / DYNAMODB_BATCH_SIZE) + state_changed + scopes + replaced
 
 
 def latency_floor(
@@ -82,9 +84,10 @@ def latency_floor(
         f"floor = ({symbolic}) / concurrency = ({numeric}) / {concurrency} = {seconds:.2f} s; "
         "DescribeSourceServers_min = 1 per empty or uninitialised scope + ceil(servers / 1,000) "
         "per active scope; AssumeRole_min = target accounts; DescribeInstances_min = sum over "
-        "origins (account, region) of ceil(instances / 200); DynamoDB_min = inventory batches "
-        "(sum per scope of ceil(servers / 25) cold, ceil(changed servers / 25) steady) + one "
-        "status write per scope + one soft-delete per removed server"
+        "origins (account, region) of ceil(instances / 200); DynamoDB_min = inventory writes "
+        "(sum per scope of ceil(servers / 25) batches cold; steady: ceil(new servers / 25) "
+        "batches + one conditional PutItem per changed stored server) + one status write per "
+        "scope + one soft-delete per removed server"
     )
     return Floor(seconds, formula)
 
@@ -218,14 +221,17 @@ def _batch_target(
             f"<= {minimum.inventory_batches_per_scope:,} (sum per scope of ceil(n/25)); "
             f"servers/25 = {spec.servers / DYNAMODB_BATCH_SIZE:,.1f}",
         )
-    # A steady run writes what changed: full batches but at most one partial one per scope.
+    # A steady run writes what changed: new servers in full batches but at most one partial
+    # one per scope, stored ones one conditional PutItem each; nothing written twice.
     bound = inventory["items"] // DYNAMODB_BATCH_SIZE + len(spec.active_scopes)
+    puts = inventory.get("conditionalPuts", 0)
+    landed = run["serversWritten"] + run.get("serversKeptNewer", 0)
     return Target(
         "inventory writes in full batches of 25",
-        inventory["calls"] <= bound and inventory["items"] == run["serversWritten"],
-        measured,
-        f"<= floor(items/25) + active scopes = {bound:,}; items == servers written "
-        f"({run['serversWritten']:,})",
+        inventory["calls"] <= bound and inventory["items"] + puts == landed,
+        f"{measured}; {puts:,} conditional PutItem",
+        f"<= floor(batched items/25) + active scopes = {bound:,}; batched items + PutItem == "
+        f"servers written + kept newer ({landed:,})",
     )
 
 
@@ -490,6 +496,10 @@ def render(result: Mapping[str, Any]) -> str:
         lambda r: f"{r['inventoryBatchWrites']['calls']:,}",
     )
     add("  of which full (25 items)", lambda r: f"{r['inventoryBatchWrites']['fullBatches']:,}")
+    add(
+        "  inventory PutItem (stored servers)",
+        lambda r: f"{r['inventoryBatchWrites'].get('conditionalPuts', 0):,}",
+    )
     add("  UpdateItem", lambda r: f"{r['botocoreCalls'].get('dynamodb.UpdateItem', 0):,}")
     add("DynamoDB write units (index writes incl.)", lambda r: f"{_write_units(r):,.0f}")
     add("DynamoDB read units", lambda r: f"{r['capacity']['readUnits']:,.1f}")

@@ -129,7 +129,9 @@ def _run_record(
     by_operation: dict[str, int] = {}
     for (operation, _account, _region), count in measured["simulatorCounts"].items():
         by_operation[operation] = by_operation.get(operation, 0) + count
-    batches = answer["batchWrites"].get(inventory_table, {"calls": 0, "items": 0, "sizes": {}})
+    batches = answer["batchWrites"].get(
+        inventory_table, {"calls": 0, "items": 0, "sizes": {}, "puts": 0}
+    )
     servers = spec.servers
     fakes = measured["fakes"]
     return {
@@ -154,9 +156,12 @@ def _run_record(
             "items": batches["items"],
             "fullBatches": int(batches["sizes"].get(str(25), 0)),
             "sizes": batches["sizes"],
+            # Servers the inventory held: one conditional PutItem each (never a batch)
+            "conditionalPuts": batches.get("puts", 0),
         },
         "serversSeen": counts.get("serversSeen", 0),
         "serversWritten": counts.get("serversWritten", 0),
+        "serversKeptNewer": counts.get("serversKeptNewer", 0),
         "serversNew": counts.get("serversNew", 0),
         "serversSoftDeleted": counts.get("serversSoftDeleted", 0),
         "scopesByStatus": counts.get("scopesByStatus", {}),

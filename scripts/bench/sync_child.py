@@ -51,17 +51,20 @@ _original_new_session = shared.aws.new_session
 
 
 class CallCounter:
-    """AWS API calls by "service.Operation", and BatchWriteItem sizes per table (thread-safe)."""
+    """AWS API calls by "service.Operation", BatchWriteItem sizes and PutItem requests per
+    table (thread-safe)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.calls: Counter[str] = Counter()
         self.batch_sizes: dict[str, Counter[int]] = defaultdict(Counter)
+        self.puts: Counter[str] = Counter()
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
             self.batch_sizes.clear()
+            self.puts.clear()
 
     def record(self, params: dict[str, Any], model: Any, **_: Any) -> None:
         name = f"{model.service_model.service_name}.{model.name}"
@@ -70,6 +73,8 @@ class CallCounter:
             if model.name == "BatchWriteItem":
                 for table, requests in params.get("RequestItems", {}).items():
                     self.batch_sizes[table][len(requests)] += 1
+            elif model.name == "PutItem":
+                self.puts[str(params.get("TableName"))] += 1
 
     def snapshot(self) -> tuple[dict[str, int], dict[str, dict[str, Any]]]:
         with self._lock:
@@ -79,9 +84,12 @@ class CallCounter:
                     "calls": sum(sizes.values()),
                     "items": sum(size * n for size, n in sizes.items()),
                     "sizes": {str(size): n for size, n in sorted(sizes.items())},
+                    "puts": self.puts.get(table, 0),
                 }
                 for table, sizes in sorted(self.batch_sizes.items())
             }
+            for table, puts in self.puts.items():  # tables written with PutItem alone
+                batches.setdefault(table, {"calls": 0, "items": 0, "sizes": {}, "puts": puts})
         return calls, batches
 
 
