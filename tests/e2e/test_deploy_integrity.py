@@ -332,7 +332,9 @@ def test_prod_stacks_get_termination_protection_and_no_other_environment_does(
     result = run_deploy("prod", "--endpoint-url", endpoint, "--drs-regions", "us-east-1", root=repo)
 
     assert result.returncode == 0, result.stdout + result.stderr
-    stacks = [f"{PROJECT}-prod{suffix}" for suffix in STACK_SUFFIXES]
+    # Every stack of the environment, the hub region's DRS event forwarding among them
+    suffixes = (*STACK_SUFFIXES[:3], "-drs-event-forwarding", *STACK_SUFFIXES[3:])
+    stacks = [f"{PROJECT}-prod{suffix}" for suffix in suffixes]
     assert protection_calls(repo) == [
         f"--region us-east-1 cloudformation update-termination-protection --stack-name {stack} "
         "--enable-termination-protection"

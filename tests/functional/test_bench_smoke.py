@@ -64,9 +64,10 @@ def test_latency_floor_is_the_stated_formula() -> None:
     latencies = Latencies(drs_ms=100, ec2_ms=50, sts_ms=20, dynamodb_ms=5)
     floor = latency_floor(minimum, latencies, 16, cold)
     assert floor.seconds == pytest.approx((dss * 0.1 + 39 * 0.02 + 30 * 0.05 + cold * 0.005) / 16)
-    # Steady: only what changed is written (600 state changes + 30 replaced), 30 soft-deletes.
+    # Steady: only what changed is written: the 30 replaced servers (new to the inventory) in
+    # 2 batches, the 600 state changes one conditional PutItem each; 30 soft-deletes.
     steady = dynamodb_minimum(minimum, len(org.scopes), {"stateChanged": 600, "replaced": 30})
-    assert steady == 26 + 1120 + 30
+    assert steady == 2 + 600 + 1120 + 30
 
 
 def test_harness_runs_a_tiny_fleet_cold_then_steady(tmp_path: Path) -> None:
@@ -125,7 +126,10 @@ def test_harness_runs_a_tiny_fleet_cold_then_steady(tmp_path: Path) -> None:
         assert run["simulatorCalls"]["DescribeSourceServers"] == minimum.describe_source_servers
         assert run["botocoreCalls"]["sts.AssumeRole"] == minimum.assume_role
         assert run["botocoreCalls"]["ec2.DescribeInstances"] <= minimum.describe_instances
-        assert run["inventoryBatchWrites"]["items"] == run["serversWritten"]
+        writes = run["inventoryBatchWrites"]
+        # servers new to the inventory in batches, the ones it held a conditional PutItem each
+        assert writes["items"] == run["serversNew"]
+        assert writes["items"] + writes["conditionalPuts"] == run["serversWritten"]
         assert run["scopesByStatus"] == {"ACTIVE": 3, "NOT_INITIALIZED": 1}
         assert run["cpuSeconds"] > 0 and run["peakRssMiB"] > 0
         assert set(run["fakesCpuSeconds"]) == {"moto", "simulator", "total"}
