@@ -14,6 +14,11 @@ receives):
   assumed, the table refused a write) before all of its servers were refreshed: reported,
   retried; a later delivery reads DRS again. A record whose servers were all written (or
   found unchanged, or gone) before its scope failed is not reported.
+  Lambda leaves a reported record invisible for the rest of the queue's visibility timeout
+  (960 s: longer than the function may run); each is made visible again sooner, after
+  RETRY_SECONDS x its receive count (30 s, 60 s, ... at most 900 s), so a throttled scope
+  is read again within a minute, and a message that keeps failing reaches the DLQ in
+  minutes, not hours. If that call fails, the record simply comes back later.
 - a record whose servers the refresh had not finished when its deadline came (a hung DRS,
   DynamoDB or EventBridge call; see refresh.py): reported, retried. The invocation returns
   before Lambda's timeout, so SQS deletes the records that were done instead of
@@ -32,7 +37,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from inventory_sync.refresh import OPERATION, ServerRef, refresh_batch
+from shared.aws import ClientFactory, make_config
 from shared.observability import get_logger
 from shared.validation import ACCOUNT_ID, REGION, SOURCE_SERVER_ARN, SOURCE_SERVER_ID
 
@@ -65,6 +73,8 @@ SERVER_DETAIL_TYPES = frozenset(
         # server) changes nothing the inventory stores. Neither is forwarded (the templates).
     }
 )
+RETRY_SECONDS = 30  # a failed record is visible again after this x its receive count
+MAX_RETRY_SECONDS = 900
 MAX_BODY_CHARS = 256 * 1024  # SQS's message size limit: anything longer is not ours
 
 
@@ -196,7 +206,42 @@ def _handle_records(
         for message_id, message_refs in by_message.items()
         if not all(outcome.refreshed(ref) for ref in message_refs)
     )
+    _retry_soon(
+        [r for r in records if isinstance(r, dict) and r.get("messageId") in failed],
+        refresh_options,
+    )
     return {
         "batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],
         "refresh": outcome.result,
     }
+
+
+def _retry_soon(records: list[dict[str, Any]], refresh_options: dict[str, Any]) -> None:
+    """Make each failed record visible again after RETRY_SECONDS x its receive count."""
+    if not records:
+        return
+    factory = refresh_options.get("factory") or ClientFactory(config=make_config())
+    for record in records:
+        try:
+            region, account, name = _queue_of(record)
+            sqs = factory.client("sqs", region)
+            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            received = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
+            sqs.change_message_visibility(
+                QueueUrl=url,
+                ReceiptHandle=record["receiptHandle"],
+                VisibilityTimeout=min(MAX_RETRY_SECONDS, RETRY_SECONDS * max(1, received)),
+            )
+        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
+            logger.warning(
+                "failed record left to its visibility timeout",
+                extra={"messageId": record.get("messageId"), "error": str(exc)},
+            )
+
+
+def _queue_of(record: dict[str, Any]) -> tuple[str, str, str]:
+    """(region, account, queue name) of the record's eventSourceARN."""
+    parts = str(record["eventSourceARN"]).split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not a queue ARN: {record['eventSourceARN']!r}")
+    return parts[3], parts[4], parts[5]
