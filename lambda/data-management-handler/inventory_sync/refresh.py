@@ -22,8 +22,11 @@ Rules:
   scope, not already deleted, `lastSyncTime` earlier than this read). A failed, throttled
   or refused call soft-deletes nothing; a server listed again while soft-deleted is
   revived (the whole item is rewritten, so `deletedAt`/`expiresAt` go).
-- **Idempotent.** An unchanged server (same content digest, not soft-deleted) costs no
-  write, so a redelivered event writes nothing the second time.
+- **Idempotent.** An unchanged server (same content digest, not soft-deleted) changes
+  nothing but its `lastSyncTime`, stamped with this read by the same conditional write: an
+  older read still in flight (a sync's, a slower refresh's) then finds the later stamp and
+  is kept out, instead of landing last and undoing what this read confirmed. A redelivered
+  event publishes nothing. Stored items are read with strongly consistent reads.
 - **A deadline, as the sync's** (run_setup.RunSetup): the refresh works until
   SYNC_DEADLINE_RESERVE_SECONDS (default 30, at most a quarter of the time left) before
   Lambda's timeout and at most the sync's max run (840 s by default), so with the
@@ -42,11 +45,12 @@ Rules:
   carries the time it read DRS, so a refresh that read after the sync started (and saw the
   server alive) keeps the sync from hiding it; the next sync decides again from its own
   listing. A refresh that read before the sync started wrote an older stamp: the sync's
-  later, complete listing is the newer truth, and its soft-delete goes through. The sync's
-  upserts are unconditional batch writes stamped with the sync's start time, not its read
-  time: a sync write can replace a refresh's newer read in the minutes a scope takes, and a
-  refresh can then overwrite that sync write with its own read; either way the next event
-  or sync reads DRS again, and nothing is ever soft-deleted without a complete answer.
+  later, complete listing is the newer truth, and its soft-delete goes through. The sync
+  writes the servers it found stored with the same conditional PutItem (stamped with its
+  start), and keeps an item stamped after its start: a refresh's newer read is never
+  replaced by the sync's. Left open: a server new to the inventory when the sync read its
+  scope, which a refresh adds before the sync's batch write lands, can get the sync's
+  slightly older read until the next event or sync.
 """
 
 from __future__ import annotations
