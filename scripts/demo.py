@@ -803,8 +803,14 @@ def run_demo(progress: Progress, stack: LocalStack, *, verbose: bool) -> list[Ch
             )
 
         with progress.stage("DRS events: a replication stall reaches the inventory within seconds"):
-            for line in event_driven_refresh(runner, stack.control):
-                progress.detail(line)
+            feed_queue = subscribe_to_change_feed(runner)
+            runner.start_event_delivery()
+            # A target account's event (cross-account), then the hub's own in another region
+            # (forwarded by the stack deploy.sh --hub-event-regions made there)
+            for account, region in ((PAYMENTS, HUB_REGION), (HUB, "us-west-2")):
+                lines = event_driven_refresh(runner, stack.control, feed_queue, account, region)
+                for line in lines:
+                    progress.detail(line)
 
         with progress.stage("Task 7.1 checklist: schedule -> data-management-handler -> DynamoDB"):
             checks = task_7_1_checks(runner, trigger)
@@ -851,31 +857,34 @@ def subscribe_to_change_feed(runner: LocalRunner) -> str:
 
 
 def event_driven_refresh(
-    runner: LocalRunner, control: SimulatorControl, account: Account = PAYMENTS
+    runner: LocalRunner,
+    control: SimulatorControl,
+    queue_url: str,
+    account: Account = PAYMENTS,
+    region: str = HUB_REGION,
 ) -> list[str]:
-    """Stall one CONTINUOUS server of `account` in HUB_REGION through the DRS simulator, which
-    puts DRS's own event on that account's bus; the forwarding rule (from the target-account
-    template) carries it to the hub's bus, whose rule queues it; the runner's SQS poller
-    invokes the data-management-handler (refresh_source_servers), as Lambda's event source
-    mapping does. Returns the lines to show: how long the inventory took to say STALLED, and
-    the change feed's event. Raises DemoError when either does not come within
-    EVENT_WAIT_SECONDS."""
+    """Stall one CONTINUOUS server of `account` in `region` through the DRS simulator, which
+    puts DRS's own event on that account's bus in that region; the forwarding rule (from the
+    target-account template) carries it to the hub's bus, whose rule queues it; the runner's
+    SQS poller (started by the caller) invokes the data-management-handler
+    (refresh_source_servers), as Lambda's event source mapping does. Returns the lines to
+    show: how long the inventory took to say STALLED, and the change feed's event (read from
+    `queue_url`, the change feed's subscriber). Raises DemoError when either does not come
+    within EVENT_WAIT_SECONDS."""
     dynamodb = runner.client("dynamodb")
-    queue_url = subscribe_to_change_feed(runner)
-    runner.start_event_delivery()
     items = dynamodb.scan(TableName=INVENTORY_TABLE)["Items"]
     server = next(
         item
         for item in sorted(items, key=lambda i: i["sourceServerArn"]["S"])
         if item["accountId"]["S"] == account.account_id
-        and item["region"]["S"] == HUB_REGION
+        and item["region"]["S"] == region
         and item.get("replicationState", {}).get("S") == "CONTINUOUS"
     )
     arn = server["sourceServerArn"]["S"]
     server_id = server["sourceServerID"]["S"]
     started = time.monotonic()
-    control.set_replication_state(account.account_id, HUB_REGION, server_id, STALLED)
-    lines = [f"DRS: {account.label} {HUB_REGION} {server_id} -> {STALLED} (DRS's event put)"]
+    control.set_replication_state(account.account_id, region, server_id, STALLED)
+    lines = [f"DRS: {account.label} {region} {server_id} -> {STALLED} (DRS's event put)"]
     while True:
         item = dynamodb.get_item(
             TableName=INVENTORY_TABLE, Key={"sourceServerArn": {"S": arn}}, ConsistentRead=True

@@ -213,18 +213,19 @@ def test_demo_shows_a_drs_event_refresh_the_inventory_and_reach_the_change_feed(
     hub, refreshes that server without a full sync, and the change feed announces it."""
     output = demo_run[0].stdout
 
-    stalled = re.search(
-        r"^\s+DRS: 111122223333 payments-prod us-east-1 (s-[0-9a-f]{17}) -> STALLED", output, re.M
-    )
-    assert stalled, output
-    took = re.search(r"the inventory says STALLED after ([\d.]+) s", output)
-    assert took and float(took.group(1)) < 60.0
-    assert re.search(
+    # A target account's server, then one of the hub account's own in another region
+    for source in ("111122223333 payments-prod us-east-1", "123456789012 dr-hub us-west-2"):
+        stalled = re.search(rf"^\s+DRS: {source} (s-[0-9a-f]{{17}}) -> STALLED", output, re.M)
+        assert stalled, output
+    took = re.findall(r"the inventory says STALLED after ([\d.]+) s", output)
+    assert len(took) == 2 and all(float(seconds) < 60.0 for seconds in took), took
+    feed = re.findall(
         r"change feed \(aws-drs-orchestration-inventory-qa\): DRS Inventory Server Changed, "
         r"changedFields \[[^]]*'replicationState'[^]]*\], eventId [0-9a-f-]{36}$",
         output,
         re.M,
     )
+    assert len(feed) == 2, output
 
 
 def test_demo_leaves_nothing_running(
