@@ -29,6 +29,11 @@ receives):
   (`counts.unattributed`, metric RefreshEventsUnattributed) and logged with its messageId,
   and deleted with the batch: retrying it five times would only move it to the DLQ and
   alarm for an event that carries nothing to do. The next full sync covers whatever it was.
+
+A refreshed record of an API call DRS carries out over time (StartReplication,
+StopReplication, DisconnectSourceServer, RetryDataReplication: ASYNC_API_CALLS) may have
+read a state on its way; its event is put back on the queue once, delayed
+REREAD_DELAY_SECONDS and marked, so the server is read again when the state has moved on.
 """
 
 from __future__ import annotations
@@ -73,6 +78,13 @@ SERVER_DETAIL_TYPES = frozenset(
         # server) changes nothing the inventory stores. Neither is forwarded (the templates).
     }
 )
+# Calls whose effect DRS applies over time: the refresh on their event may read a state on
+# its way (INITIATING, STOPPING), and no event follows when it gets there.
+ASYNC_API_CALLS = frozenset(
+    {"StartReplication", "StopReplication", "DisconnectSourceServer", "RetryDataReplication"}
+)
+REREAD_DELAY_SECONDS = 120  # their event comes back once, this much later (SQS DelaySeconds)
+REREAD_MARK = "drsOrchestrationRereadOf"  # on the event put back: never put back again
 RETRY_SECONDS = 30  # a failed record is visible again after this x its receive count
 MAX_RETRY_SECONDS = 900
 MAX_BODY_CHARS = 256 * 1024  # SQS's message size limit: anything longer is not ours
@@ -210,10 +222,51 @@ def _handle_records(
         [r for r in records if isinstance(r, dict) and r.get("messageId") in failed],
         refresh_options,
     )
+    _read_again_later(
+        [r for r in records if isinstance(r, dict) and r.get("messageId") not in failed],
+        refresh_options,
+    )
     return {
         "batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed],
         "refresh": outcome.result,
     }
+
+
+def _read_again_later(records: list[dict[str, Any]], refresh_options: dict[str, Any]) -> None:
+    """For each refreshed record of an API call whose effect DRS applies over time
+    (ASYNC_API_CALLS), put its event back on the queue once, delayed REREAD_DELAY_SECONDS
+    and marked (REREAD_MARK), so the server is read again after the state has moved on."""
+    later = [(r, e) for r in records if (e := _async_call_event(r)) is not None]
+    if not later:
+        return
+    factory = refresh_options.get("factory") or ClientFactory(config=make_config())
+    for record, event in later:
+        try:
+            sqs, url = _queue(record, factory)
+            sqs.send_message(
+                QueueUrl=url,
+                MessageBody=json.dumps({**event, REREAD_MARK: record.get("messageId") or "?"}),
+                DelaySeconds=REREAD_DELAY_SECONDS,
+            )
+        except (ClientError, BotoCoreError, KeyError, ValueError) as exc:
+            logger.warning(
+                "second read not scheduled",
+                extra={"messageId": record.get("messageId"), "error": str(exc)},
+            )
+
+
+def _async_call_event(record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's event when it is a first delivery of an ASYNC_API_CALLS call."""
+    try:
+        event = json.loads(record.get("body") or "")
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(event, dict) or event.get(REREAD_MARK):
+        return None
+    detail = event.get("detail")
+    if event.get("detail-type") != CLOUDTRAIL_DETAIL_TYPE or not isinstance(detail, dict):
+        return None
+    return event if detail.get("eventName") in ASYNC_API_CALLS else None
 
 
 def _retry_soon(records: list[dict[str, Any]], refresh_options: dict[str, Any]) -> None:
@@ -223,9 +276,7 @@ def _retry_soon(records: list[dict[str, Any]], refresh_options: dict[str, Any]) 
     factory = refresh_options.get("factory") or ClientFactory(config=make_config())
     for record in records:
         try:
-            region, account, name = _queue_of(record)
-            sqs = factory.client("sqs", region)
-            url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+            sqs, url = _queue(record, factory)
             received = int(record.get("attributes", {}).get("ApproximateReceiveCount", 1))
             sqs.change_message_visibility(
                 QueueUrl=url,
@@ -239,9 +290,12 @@ def _retry_soon(records: list[dict[str, Any]], refresh_options: dict[str, Any]) 
             )
 
 
-def _queue_of(record: dict[str, Any]) -> tuple[str, str, str]:
-    """(region, account, queue name) of the record's eventSourceARN."""
+def _queue(record: dict[str, Any], factory: ClientFactory) -> tuple[Any, str]:
+    """An SQS client and the URL of the queue the record came from (its eventSourceARN)."""
     parts = str(record["eventSourceARN"]).split(":")
     if len(parts) != 6 or parts[2] != "sqs":
         raise ValueError(f"not a queue ARN: {record['eventSourceARN']!r}")
-    return parts[3], parts[4], parts[5]
+    region, account, name = parts[3], parts[4], parts[5]
+    sqs = factory.client("sqs", region)
+    url = sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    return sqs, str(url)

@@ -526,10 +526,12 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
         "logs:PutLogEvents",
         "sqs:SendMessage",
         "events:PutEvents",
-        # the DRS events queue's event source mapping (refresh_source_servers)
+        # the DRS events queue's event source mapping (refresh_source_servers), and the
+        # function's own calls on it: a failed record's visibility, a second read's message
         "sqs:ChangeMessageVisibility",
         "sqs:DeleteMessage",
         "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
         "sqs:ReceiveMessage",
     }
     events_queue = "arn:aws:sqs:us-east-1:123456789012:aws-drs-orchestration-drs-events-qa"
@@ -537,9 +539,12 @@ def test_data_management_handler_role_has_exactly_what_the_sync_and_registry_use
         "ChangeMessageVisibility",
         "DeleteMessage",
         "GetQueueAttributes",
+        "GetQueueUrl",
         "ReceiveMessage",
     ):
         assert by_action[f"sqs:{action}"] == [events_queue]
+    # SendMessage: the async-failure destination and the events queue, nothing else
+    assert len(by_action["sqs:SendMessage"]) == 2 and events_queue in by_action["sqs:SendMessage"]
     wildcard_resources = {action for action, resources in by_action.items() if "*" in resources}
     assert wildcard_resources == {
         "drs:DescribeSourceServers",
