@@ -323,6 +323,48 @@ def test_a_run_that_finished_early_spends_its_spare_time_on_a_throttled_status_t
     assert world.lease() is None
 
 
+def test_a_status_flush_still_retrying_when_the_run_ends_is_not_left_behind(
+    world: World, moto_server: LocalMotoServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN one scope that finishes at once while the others take ~1.5 s, and a status table
+    # whose first six requests come back unprocessed with the longest waits (~3 s of
+    # retries): the background flush of that first scope is still retrying when the run
+    # is done (a fresh-clone CI run returned SUCCEEDED with that scope's row missing)
+    class _LongestWaits:
+        @staticmethod
+        def uniform(low: float, high: float) -> float:
+            return high
+
+    monkeypatch.setattr(store_module, "random", _LongestWaits)
+    build_fleet(world, per_scope=2)
+    world.simulator.set_latency(1500)
+    world.simulator.set_latency(1, account_id=ALL_SCOPES[0][0], region=ALL_SCOPES[0][1])
+    moto_server.set_fault(
+        MotoFault(
+            service="dynamodb",
+            operation="BatchWriteItem",
+            table_name=world.tables.region_status,
+            kind="unprocessed",
+            count=6,
+        )
+    )
+
+    # WHEN the sync runs
+    summary = world.sync(settings=settings(deadline_reserve_seconds=0))
+    rows = world.region_status()  # read at once: what is there when the invocation returns
+    moto_server.clear_faults()
+
+    # THEN every scope's row is there, from this run, or the run says which is not
+    unrecorded = {
+        (f["accountId"], f["region"]) for f in summary["failures"] if not f["statusRecorded"]
+    }
+    for scope in ALL_SCOPES:
+        row = rows.get(scope)
+        recorded = row is not None and row["runId"] == summary["runId"]
+        assert recorded != (scope in unrecorded), (scope, row, summary["failures"])
+    assert summary["counts"]["statusWriteFailed"] == len(unrecorded)
+
+
 # --- a hung call and the Lambda deadline -----------------------------------------------------
 
 HANG_TIMEOUT_MS = 6000

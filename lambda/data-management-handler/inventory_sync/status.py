@@ -79,6 +79,7 @@ class StatusRecorder:
         self._oldest: float | None = None
         self.recorded: set[Scope] = set()
         self.failed: set[Scope] = set()
+        self._in_flight: dict[Scope, dict[str, Any]] = {}  # items of writes not yet answered
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_now_and_then, daemon=True)
         self._flusher.start()
@@ -114,12 +115,18 @@ class StatusRecorder:
         result = BatchResult()
         code: str = "UnprocessedItems"
         detail: str | None = None
+        with self._lock:
+            self._in_flight.update(zip(scopes, batch, strict=True))
         try:
             store.put_region_statuses(batch, result)
         except ClientError as exc:
             code, detail = error_code(exc), error_message(exc)
         except (BotoCoreError, DeadlineReachedError) as exc:
             code, detail = type(exc).__name__, str(exc)
+        finally:
+            with self._lock:
+                for scope in scopes:
+                    self._in_flight.pop(scope, None)
         # What landed is recorded, even when the batch stopped half-way; the rest is not.
         landed = {Scope(i["accountId"], i["region"]) for i in result.written_items}
         with self._lock:
@@ -141,9 +148,22 @@ class StatusRecorder:
             },
         )
 
-    def stop(self) -> None:
-        """Stop the background flusher (what is queued stays queued)."""
+    def stop(self, wait: float = 0.0) -> list[dict[str, Any]]:
+        """Stop the background flusher (what is queued stays queued), waiting up to `wait`
+        seconds for a write it has in flight (its retries of a throttled table can take
+        seconds). Returns the items of a write still in flight then: the invocation must not
+        return counting on them."""
         self._stop.set()
+        if self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=max(0.0, wait))
+        with self._lock:
+            return list(self._in_flight.values())
+
+    def unrecorded(self) -> set[Scope]:
+        """Scopes whose status no write of this run landed (a scope whose first write failed
+        and a later one landed is recorded)."""
+        with self._lock:
+            return self.failed - self.recorded
 
     def _flush_now_and_then(self) -> None:
         # A scope that finishes alone (the others still listing) is written within max_wait.

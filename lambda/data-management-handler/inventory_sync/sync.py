@@ -192,7 +192,7 @@ class SyncRun:
                     if scope not in self.outcomes:
                         self.outcomes[scope] = deadline_outcome(scope)
             if not self.dry_run:
-                self._record_remaining(final_store, in_time)
+                self._record_remaining(final_store, in_time, release_deadline)
             if not release_deadline.reached():
                 self.lease.release(final_store.client)
             else:
@@ -207,7 +207,7 @@ class SyncRun:
             plan_limit=self.settings.plan_limit,
             outcomes=ordered,
             sweep=self.sweep_result,
-            status_unwritten=set(self.recorder.failed) if self.recorder else set(),
+            status_unwritten=self.recorder.unrecorded() if self.recorder else set(),
             api_calls={
                 "assumeRole": self.factory.assume_role_calls,
                 "dynamodbReads": self.store.reads + (final_store.reads if final_store else 0),
@@ -251,15 +251,30 @@ class SyncRun:
         store = SyncStore(client, self.tables, gate=lambda: not status_writes.reached())
         return store, last_writes
 
-    def _record_remaining(self, final_store: SyncStore, in_time: bool) -> None:
+    def _record_remaining(
+        self, final_store: SyncStore, in_time: bool, last_writes: Deadline
+    ) -> None:
         recorder = self.recorder
         if recorder is None:
             return
         # The supervisor writes through the bounded final store only (never the run's client,
         # whose timeouts are sized for the work): what the workers queued, then every scope
         # they did not finish, unless a worker's own write of that scope landed first.
-        recorder.stop()
+        # A background flush still retrying is waited for; one still in flight after that is
+        # cut off (the run's gate closes, so it sends nothing more, in this invocation or a
+        # later one that thaws this process) and its items are written here instead.
+        stuck = recorder.stop(wait=last_writes.left() / 2)
+        if stuck:
+            self.deadline.abandon()
+            logger.warning("status flush still in flight: written by the supervisor instead")
         recorder.write_with(final_store, recorder.take_pending())
+        for item in stuck:
+            scope = Scope(item["accountId"], item["region"])
+            try:
+                final_store.put_region_status_unless_recorded(item)
+                recorder.recorded.add(scope)
+            except Exception:  # any failure here is reported as StatusWriteFailed
+                recorder.failed.add(scope)
         if in_time:
             return  # every scope finished and was queued: nothing else to record
         for scope, outcome in self.outcomes.items():
