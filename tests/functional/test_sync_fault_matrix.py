@@ -81,6 +81,18 @@ def no_batch_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store_module, "random", _NoJitter)
 
 
+@pytest.fixture
+def longest_batch_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The store's backoff between unprocessed-item retries draws its longest wait each time."""
+
+    class _LongestWaits:
+        @staticmethod
+        def uniform(low: float, high: float) -> float:
+            return high
+
+    monkeypatch.setattr(store_module, "random", _LongestWaits)
+
+
 # --- the matrix --------------------------------------------------------------------------------
 
 
@@ -288,17 +300,11 @@ def test_status_items_that_stay_unprocessed_make_the_run_partial(
 
 
 def test_a_run_that_finished_early_spends_its_spare_time_on_a_throttled_status_table(
-    world: World, moto_server: LocalMotoServer, monkeypatch: pytest.MonkeyPatch
+    world: World, moto_server: LocalMotoServer, longest_batch_backoff: None
 ) -> None:
     # GIVEN no reserve after the deadline (the tightest setting), a run with time to spare,
     # and a status table that leaves its first five requests unprocessed while the jitter
     # draws its longest waits: the last status writes need ~1.6 s of retries
-    class _LongestWaits:
-        @staticmethod
-        def uniform(low: float, high: float) -> float:
-            return high
-
-    monkeypatch.setattr(store_module, "random", _LongestWaits)
     build_fleet(world, per_scope=2)
     moto_server.set_fault(
         MotoFault(
@@ -324,18 +330,12 @@ def test_a_run_that_finished_early_spends_its_spare_time_on_a_throttled_status_t
 
 
 def test_a_status_flush_still_retrying_when_the_run_ends_is_not_left_behind(
-    world: World, moto_server: LocalMotoServer, monkeypatch: pytest.MonkeyPatch
+    world: World, moto_server: LocalMotoServer, longest_batch_backoff: None
 ) -> None:
     # GIVEN one scope that finishes at once while the others take ~1.5 s, and a status table
     # whose first six requests come back unprocessed with the longest waits (~3 s of
     # retries): the background flush of that first scope is still retrying when the run
     # is done (a fresh-clone CI run returned SUCCEEDED with that scope's row missing)
-    class _LongestWaits:
-        @staticmethod
-        def uniform(low: float, high: float) -> float:
-            return high
-
-    monkeypatch.setattr(store_module, "random", _LongestWaits)
     build_fleet(world, per_scope=2)
     world.simulator.set_latency(1500)
     world.simulator.set_latency(1, account_id=ALL_SCOPES[0][0], region=ALL_SCOPES[0][1])

@@ -13,7 +13,7 @@ The rules that keep the inventory true live here:
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -352,7 +352,7 @@ def _sync_listed(
 def _write_listed(
     scope: Scope,
     items: list[dict[str, Any]],
-    existing_arns: Iterable[str],
+    existing: Mapping[str, Any],
     records: _Records,
     vanished: list[str],
     held: bool,
@@ -366,13 +366,12 @@ def _write_listed(
     ones (those that were go to `removed`). Items new to the inventory go in batches; those it
     holds, one conditional write each, so a refresh's newer write (after the scope index
     was read, which is eventually consistent) is never overwritten with this run's read."""
-    stored = set(existing_arns)
     try:
         run.store.put_inventory_items(
-            [i for i in items if i["sourceServerArn"] not in stored], written
+            [i for i in items if i["sourceServerArn"] not in existing], written
         )
         run.store.put_inventory_items_unless_newer(
-            [i for i in items if i["sourceServerArn"] in stored], written
+            [i for i in items if i["sourceServerArn"] in existing], written
         )
     finally:
         outcome.servers_kept_newer += len(written.kept_newer)
